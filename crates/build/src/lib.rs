@@ -1,0 +1,1 @@
+//! hoist-build (work in progress).

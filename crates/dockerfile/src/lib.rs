@@ -1,0 +1,1 @@
+//! hoist-dockerfile (work in progress).

@@ -1,0 +1,1 @@
+//! hoist-registry (work in progress).

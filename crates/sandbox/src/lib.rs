@@ -1,0 +1,1 @@
+//! hoist-sandbox (work in progress).
