@@ -1,1 +1,158 @@
-//! hoist-build (work in progress).
+//! The hoist build engine: a Dockerfile and a context in, an OCI image out, no daemon.
+//!
+//! - [`build`] runs a whole build from [`BuildOptions`] and writes every `--output`.
+//! - [`options`] holds the validated options, [`output`] the `--output` syntax,
+//!   [`progress`] the displays (terminal, plain, JSON).
+//! - Inside: [`engine`] walks stages and instructions; [`copy`] plans COPY with Docker's
+//!   semantics over a [`tree::SourceTree`] (the context or another stage); [`fsview`] is the
+//!   metadata view of an image's filesystem; [`layers`] manages layer blobs.
+//!
+//! ```no_run
+//! use hoist_build::{build, options::BuildOptions, output::OutputSpec, progress};
+//! let mut opts = BuildOptions::new("fixtures/hello");
+//! opts.outputs.push(OutputSpec::parse("type=oci,dest=/tmp/hello-oci").unwrap());
+//! let result = build(&opts, progress::display(progress::Mode::Plain).as_ref()).unwrap();
+//! println!("{}", result.manifest_digest);
+//! ```
+
+pub mod add;
+pub mod copy;
+pub mod engine;
+pub mod error;
+pub mod export;
+pub mod fsview;
+pub mod history;
+pub mod layers;
+pub mod options;
+pub mod output;
+pub mod progress;
+pub mod resolver;
+pub mod run;
+pub mod tree;
+pub mod user;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use hoist_image::{Digest, Platform};
+
+pub use engine::{BaseResolver, BuiltImage};
+pub use error::{Error, Result};
+pub use options::BuildOptions;
+
+/// What [`build`] returns.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The manifest digest: the image's identity.
+    pub manifest_digest: Digest,
+    /// The config digest (Docker's "image ID").
+    pub config_digest: Digest,
+    /// Size of the manifest in bytes.
+    pub size: u64,
+    /// The image, readable as a source.
+    pub image: BuiltImage,
+}
+
+fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBuf>)> {
+    match &opts.dockerfile {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::io("<stdin>", e))?;
+            Ok(("Dockerfile".into(), s, None))
+        }
+        other => {
+            let path = other
+                .clone()
+                .unwrap_or_else(|| opts.context.join("Dockerfile"));
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            Ok((path.display().to_string(), text, Some(path)))
+        }
+    }
+}
+
+fn read_ignore(
+    opts: &BuildOptions,
+    df_path: Option<&PathBuf>,
+) -> Result<Option<hoist_dockerfile::ignore::Matcher>> {
+    let mut candidates = Vec::new();
+    if let Some(p) = df_path {
+        let mut s = p.as_os_str().to_owned();
+        s.push(".dockerignore");
+        candidates.push(PathBuf::from(s));
+    }
+    candidates.push(opts.context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(text) => {
+                let patterns = hoist_dockerfile::ignore::parse_ignore_file(&text);
+                let m = hoist_dockerfile::ignore::Matcher::new(&patterns)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", c.display())))?;
+                return Ok(Some(m));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(c, e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Run a build with the default resolver (local image transports and registries).
+pub fn build(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<BuildResult> {
+    let resolver = resolver::DefaultResolver::new(opts)?;
+    build_with(opts, progress, &resolver, Some(&resolver))
+}
+
+/// Run a build with a given resolver for base images and pusher for `type=image,push=true`.
+pub fn build_with(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    pusher: Option<&dyn export::Pusher>,
+) -> Result<BuildResult> {
+    let (df_name, text, df_path) = read_dockerfile(opts)?;
+    let df =
+        hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
+    let ignore = read_ignore(opts, df_path.as_ref())?;
+    let context = tree::LocalContext::new(&opts.context, ignore)?;
+    std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
+    let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
+    let scratch = engine::scratch_dir(&opts.cache_dir)?;
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let mut eng = engine::Engine::new(
+        opts,
+        progress,
+        resolver,
+        df,
+        df_name,
+        context,
+        store,
+        scratch.path().to_path_buf(),
+        platform,
+    )?;
+    let target = eng.target_index()?;
+    let state = eng.build_stage(target)?;
+    let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
+    let image = eng.assemble(&state, oci)?;
+    let meta = export::export(
+        &image,
+        &opts.outputs,
+        &opts.tags,
+        scratch.path(),
+        pusher,
+        progress,
+    )?;
+    if let Some(p) = &opts.iidfile {
+        meta.write_iidfile(p)?;
+    }
+    if let Some(p) = &opts.metadata_file {
+        meta.write_metadata_file(p)?;
+    }
+    Ok(BuildResult {
+        manifest_digest: meta.manifest_digest.clone(),
+        config_digest: meta.config_digest.clone(),
+        size: meta.size,
+        image,
+    })
+}

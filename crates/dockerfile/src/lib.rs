@@ -1,1 +1,147 @@
-//! hoist-dockerfile (work in progress).
+//! A Dockerfile front end that means what BuildKit means.
+//!
+//! `hoist-dockerfile` parses every Dockerfile that BuildKit (the engine behind
+//! `docker build`) accepts, into a typed model, and reproduces BuildKit's variable expansion
+//! and `ARG`/`ENV` scoping so a build engine never re-implements those rules. It is a pure
+//! library: no I/O, no dependency on the rest of hoist.
+//!
+//! # API at a glance
+//!
+//! | item | what it does |
+//! | --- | --- |
+//! | [`parse`]`(text, file) -> Result<`[`Dockerfile`]`, `[`Error`]`>` | the whole file |
+//! | [`parse_instruction`]`(text)` | one instruction, e.g. an `ONBUILD` trigger from an image config |
+//! | [`Dockerfile`] `{ directives, global_args, stages }` | the model; `Display`/[`Dockerfile::render`] print it back |
+//! | [`Stage`] `{ name, from, instructions, span }` | a stage; [`From`] holds the unexpanded image and `--platform` |
+//! | [`Instruction`] `{ span, original, kind }` | one instruction; [`InstructionKind`] has typed flags |
+//! | [`lex::ShellLex`] | BuildKit's expansion: `process_word`, `process_words` |
+//! | [`GlobalScope`] | meta ARGs, build args, platform args; `expand_from` |
+//! | [`StageScope`] | per stage: `apply(&Instruction)` expands what BuildKit expands; `run_env`, `config_env`, `history_args` |
+//! | [`ignore`] | `.dockerignore`: `parse_ignore_file`, `Matcher::matches`, `Matcher::may_reinclude_children` |
+//!
+//! [`Error`] holds one or more [`Diagnostic`]s, each with file, line, column, the offending
+//! text and what was expected; it displays as
+//! `Dockerfile:12:5: unknown instruction "FOO" (expected one of ADD, ARG, ...)`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use hoist_dockerfile::{parse, GlobalScope, InstructionKind, Platforms, StageScope, DEFAULT_PATH_ENV};
+//!
+//! let text = "ARG BASE=alpine\nFROM ${BASE}:3.20 AS build\nARG BASE\nENV DIR=/src\nWORKDIR $DIR/$BASE\nRUN echo $DIR\n";
+//! let df = parse(text, "Dockerfile").unwrap();
+//! let build_args = BTreeMap::new();
+//! let global = GlobalScope::new(&df, &build_args, &Platforms::host()).unwrap();
+//! let stage = &df.stages[0];
+//! assert_eq!(global.expand_from(stage).unwrap().0, "alpine:3.20");
+//!
+//! let mut scope = StageScope::new(&global, &[DEFAULT_PATH_ENV.to_string()]);
+//! let mut expanded = Vec::new();
+//! for instr in &stage.instructions {
+//!     expanded.push(scope.apply(instr).unwrap());
+//! }
+//! assert!(matches!(&expanded[2].kind, InstructionKind::Workdir { path } if path == "/src/alpine"));
+//! // shell-form RUN is left to the shell
+//! assert_eq!(expanded[3].to_string(), "RUN echo $DIR");
+//! assert!(scope.run_env().contains(&"BASE=alpine".to_string()));
+//! assert!(!scope.config_env().iter().any(|e| e.starts_with("BASE=")));
+//! ```
+//!
+//! # What "the same thing as BuildKit" covers
+//!
+//! * Parser directives `syntax`, `escape` (`\` or `` ` ``), `check`, case-insensitive, only
+//!   at the top of the file before any instruction, blank line or other comment.
+//! * Line continuations (comment and blank lines inside are skipped), CRLF, a trailing escape
+//!   at end of file; shell form vs JSON (exec) form, and the fallback to shell form when the
+//!   JSON is invalid (a JSON array of non-strings is an error).
+//! * Heredocs on `RUN`, `COPY`, `ADD` (shell form only, also as `ONBUILD` triggers): `<<EOF`,
+//!   `<<-EOF`, quoted delimiters (no expansion), several per instruction, `COPY <<EOF /path`.
+//! * Every instruction and flag, with BuildKit's error messages (`Unknown flag: x`,
+//!   `Duplicate flag specified: x`, `Missing a value on flag: x`, ...).
+//! * Expansion: which instructions are expanded, with which environment (see
+//!   [`StageScope::apply`]); `ENV` expands every pair with the environment from before the
+//!   instruction; `ARG` defaults see earlier ARGs and ENV; `COPY --from` is never expanded.
+//!
+//! # JSON schema (`hoist dockerfile parse --json`)
+//!
+//! The model serializes with serde. Optional fields are omitted when absent; booleans that
+//! are false and empty lists are omitted where marked in the type docs.
+//!
+//! ```text
+//! Dockerfile   { "directives": {"syntax"?, "escape"?, "check"?},
+//!                "global_args": [Instruction],          // ARG instructions before FROM
+//!                "stages": [Stage] }
+//! Stage        { "name"?: string (lower-case), "from": From, "instructions": [Instruction], "span": Span }
+//! From         { "image": string, "platform"?: string, "alias"?: string, "span": Span, "original": string }
+//! Span         { "start_line": n, "end_line": n, "column": n }   // 1-based
+//! Instruction  { "span": Span, "original": string, "instruction": KEYWORD, ...fields of the kind }
+//!   RUN        cmd: Cmd, heredocs?: [Heredoc], mounts?: [Mount], network?: "default"|"none"|"host",
+//!              security?: "sandbox"|"insecure"
+//!   CMD, ENTRYPOINT  cmd: Cmd
+//!   SHELL      shell: [string]
+//!   LABEL      labels: [KeyValue]          ENV  vars: [KeyValue]
+//!   MAINTAINER maintainer: string          EXPOSE  ports: [string] (sorted)
+//!   ARG        args: [{"name", "default"?}]
+//!   ADD        sources: [Source], dest, json?, chown?, chmod?, link?, keep_git_dir?, checksum?,
+//!              unpack?: bool, exclude?: [string]
+//!   COPY       sources: [Source], dest, json?, from?, chown?, chmod?, link?, parents?, exclude?
+//!   VOLUME     volumes: [string], json?    USER  user    WORKDIR  path    STOPSIGNAL  signal
+//!   ONBUILD    expression: string (as stored in the image config), trigger: Instruction
+//!   HEALTHCHECK check: {"type": "none"} | {"type": "cmd", "cmd": Cmd, "interval"?, "timeout"?,
+//!              "start_period"?, "start_interval"? (nanoseconds), "retries"?}
+//! Cmd          {"shell": string} | {"exec": [string]}
+//! KeyValue     {"key", "value", "legacy"?: true}    // legacy = `ENV key value`
+//! Source       {"path": string} | {"heredoc": Heredoc}
+//! Heredoc      {"token": "<<-\"EOF\"", "name": "EOF", "content": string, "chomp": bool, "expand": bool, "fd"?: n}
+//! Mount        {"spec": string, "options": null | {"type": "bind"|"cache"|"tmpfs"|"secret"|"ssh",
+//!              "target"?, "source"?, "from"?, "readonly": bool, "id"?, "sharing"?: "shared"|"private"|"locked",
+//!              "required"?, "mode"?, "uid"?, "gid"?, "size"?, "env"?}}
+//! ```
+//!
+//! Strings are stored as written: variables unexpanded and, where BuildKit keeps them at
+//! parse time (ENV, LABEL, ARG values), quotes too. [`StageScope::apply`] gives the expanded
+//! form.
+
+pub mod error;
+pub mod ignore;
+pub mod lex;
+pub mod model;
+mod mount;
+mod parse;
+mod render;
+pub mod scope;
+
+pub use error::{Diagnostic, Error, Result};
+pub use lex::{EnvLookup, LexError, ShellLex};
+pub use model::*;
+pub use parse::INSTRUCTIONS;
+pub use scope::{exposed_ports, valid_signal, GlobalScope, Platforms, StageScope, DEFAULT_PATH_ENV, PROXY_ARGS};
+
+/// Parses a Dockerfile. `file` names it in diagnostics.
+///
+/// Parsing continues after an error in one instruction, so the error lists every broken
+/// instruction; an unterminated heredoc or a bad directive stops it.
+pub fn parse(text: &str, file: &str) -> Result<Dockerfile> {
+    parse::parse_dockerfile(text, file)
+}
+
+/// Parses a single instruction, such as an `ONBUILD` trigger stored in a base image's config
+/// (which may carry heredoc bodies on the following lines).
+pub fn parse_instruction(text: &str) -> Result<Instruction> {
+    parse::parse_single(text, "ONBUILD")
+}
+
+/// Parses and returns the diagnostics only (what `hoist dockerfile check` prints).
+pub fn check(text: &str, file: &str) -> Vec<Diagnostic> {
+    match parse(text, file) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.diagnostics,
+    }
+}
+
+/// Parses and serializes the model as pretty JSON (what `hoist dockerfile parse --json` prints).
+pub fn parse_to_json(text: &str, file: &str) -> Result<String> {
+    let df = parse(text, file)?;
+    Ok(serde_json::to_string_pretty(&df).unwrap_or_default())
+}

@@ -13,17 +13,43 @@
 
 pub mod digest;
 pub mod error;
+pub mod layer;
 pub mod media_type;
 pub mod source;
 pub mod spec;
+pub mod store;
 
-pub use digest::{Digest, DigestError, Hasher, HashingWriter, VerifyingReader};
+pub mod archive;
+pub mod docker_archive;
+pub mod fsutil;
+pub mod layout;
+pub mod oci_archive;
+pub mod output;
+pub mod rootfs;
+pub mod sink;
+pub mod store_source;
+pub mod transport;
+
+pub use digest::{Algorithm, Digest, DigestError, Hasher, HashingWriter, VerifyingReader};
 pub use error::{BoxError, Error, Result};
 pub use source::{open_verified, read_verified, resolve, ResolvedImage, Source};
 pub use spec::{
     to_canonical_json, ContainerConfig, Descriptor, HealthConfig, History, ImageConfig, Index,
     Manifest, Platform, RootFs,
 };
+pub use store::{BlobStore, BlobWriter};
+
+pub use docker_archive::DockerArchiveSource;
+pub use fsutil::{atomic_write, AtomicDir, AtomicFile};
+pub use layout::OciLayoutSource;
+pub use oci_archive::OciArchiveSource;
+pub use output::{write_output, Dest, OutputKind, OutputSpec};
+pub use rootfs::{unpack_rootfs, write_rootfs_tar, UnpackStats};
+pub use sink::{
+    copy_to_store, write_docker_archive, write_oci_archive, write_oci_layout, ImageMetadata,
+};
+pub use store_source::StoreSource;
+pub use transport::ImageRef;
 
 /// A JSON document (manifest, index or config) with the exact bytes it was read
 /// from or written as. Its digest is always the digest of those bytes, so passing

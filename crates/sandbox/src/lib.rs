@@ -1,1 +1,71 @@
-//! hoist-sandbox (work in progress).
+//! The `RUN` sandbox of hoist: runs a command without a daemon and without root,
+//! isolated in fresh user, mount, pid, ipc and uts (and optionally network)
+//! namespaces on an overlayfs root, and turns what it changed into a layer in time
+//! proportional to the change.
+//!
+//! - [`Sandbox`]: created once per build ([`SandboxConfig`]); [`Sandbox::run`] runs a
+//!   [`RunSpec`], [`Sandbox::unpack_layer`] prepares lower dirs,
+//!   [`Sandbox::diff_layer`] writes the upper dir as a layer.
+//! - [`capabilities`]: what the host allows ([`Capabilities`]), with explanations.
+//! - [`init`]: must be the first call in `main` of every binary that uses the sandbox,
+//!   because the sandbox re-executes that binary as its single-threaded helper.
+//!
+//! ```no_run
+//! use hoist_sandbox::{RunSpec, Sandbox, SandboxConfig};
+//! hoist_sandbox::init();
+//! let sb = Sandbox::new(SandboxConfig::new("/var/tmp/hoist-state"))?;
+//! let dirs = sb.create_run_dirs()?;
+//! let spec = RunSpec::new(vec!["/layers/base".into()], dirs.upper.clone(), dirs.work.clone(),
+//!     vec!["/bin/sh".into(), "-c".into(), "echo hi > /greeting".into()]);
+//! let status = sb.run(&spec, &mut |_stream, line| print!("{}", String::from_utf8_lossy(line)))?;
+//! assert!(status.success());
+//! let layer = sb.diff_layer(&dirs.upper, "/blobs".as_ref(), &Default::default())?;
+//! println!("{}", layer.digest);
+//! sb.remove_tree(&dirs.base)?;
+//! # Ok::<(), hoist_sandbox::Error>(())
+//! ```
+//!
+//! How ids map: as root, a user namespace with the identity mapping of all ids (the
+//! sandbox's capabilities stay inside its namespaces; files keep their real ids). As an
+//! unprivileged user with `/etc/subuid` and `/etc/subgid` ranges, container 0 is the user
+//! and 1..N the subordinate ids (`newuidmap`/`newgidmap`); without ranges only 0 exists.
+//! Unpacking, diffing and removing trees run inside the namespace, so layers always
+//! carry the container's ids.
+
+pub mod caps;
+pub mod error;
+pub mod fallback;
+pub mod fork;
+mod helper;
+pub mod idmap;
+pub mod layers;
+pub mod protocol;
+pub mod rootfs;
+mod sandbox;
+pub mod spec;
+pub mod syscall;
+
+pub use caps::{Capabilities, IdMode, IdRange};
+pub use error::{Error, Result};
+pub use sandbox::{RunDirs, Sandbox, SandboxConfig};
+pub use spec::{
+    CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource,
+};
+
+/// If this process was started as the sandbox helper (`argv[1] == "__hoist-sandbox"`),
+/// run the helper protocol and exit; otherwise return at once. Call it first in
+/// `main`, before any thread is started.
+pub fn init() {
+    let mut args = std::env::args_os();
+    let _ = args.next();
+    if args.next().is_some_and(|a| a == protocol::HELPER_ARG) {
+        helper::main();
+    }
+}
+
+/// Detect what this host allows (root, user namespaces, subordinate id ranges,
+/// `newuidmap`, overlayfs in a user namespace). Probes once per process.
+pub fn capabilities() -> Capabilities {
+    static CAPS: std::sync::OnceLock<Capabilities> = std::sync::OnceLock::new();
+    CAPS.get_or_init(caps::detect).clone()
+}

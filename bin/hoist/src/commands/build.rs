@@ -1,0 +1,203 @@
+//! `hoist build`: the conventions of `docker build`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hoist_build::options::{BuildOptions, NamedContext, PullPolicy, Secret};
+use hoist_build::output::{Output, OutputSpec};
+use hoist_build::progress::{self, Mode};
+use hoist_image::Platform;
+
+/// Flags of `hoist build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` for standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name and tag for the image (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Set a build argument: KEY=VALUE, or KEY to take it from the environment.
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build this stage (name or index) instead of the last.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform (os/arch[/variant]); default: the host's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Output: type=oci|docker|local|tar|image|registry,dest=…,… (repeatable).
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// Progress display: auto, plain, json or quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Write the image's manifest digest to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (digests, size) as JSON to this file.
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
+    /// Extra build context: NAME=DIR, NAME=oci:PATH[:TAG], NAME=docker-image://REF … (repeatable).
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
+    /// Set a label on the final image: KEY=VALUE (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Do not use the step cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// When to contact registries for base images: always, missing, never.
+    #[arg(long, default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
+    pub pull: String,
+    /// Push the image to every -t name (shorthand for --output type=image,push=true).
+    #[arg(long)]
+    pub push: bool,
+    /// Secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (repeatable).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// SSH agent socket for RUN --mount=type=ssh: default|ID[=SOCKET] (repeatable).
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
+    /// Add a host to /etc/hosts in RUN: HOST:IP (repeatable).
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Default network for RUN: default, none or host.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// hoist's cache directory.
+    #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Only print the image digest.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("{flag} {s:?}: expected KEY=VALUE"),
+    }
+}
+
+impl BuildArgs {
+    /// Turn raw flags into validated build options.
+    pub fn to_options(&self) -> Result<BuildOptions> {
+        let mut o = BuildOptions::new(&self.context);
+        o.dockerfile = self.file.clone();
+        for a in &self.build_args {
+            match a.split_once('=') {
+                Some((k, v)) if !k.is_empty() => {
+                    o.build_args.insert(k.to_string(), v.to_string());
+                }
+                Some(_) => bail!("--build-arg {a:?}: empty name"),
+                None => {
+                    // docker build: a bare name takes the value from the environment, if set.
+                    if let Ok(v) = std::env::var(a) {
+                        o.build_args.insert(a.clone(), v);
+                    }
+                }
+            }
+        }
+        o.target = self.target.clone();
+        if let Some(p) = &self.platform {
+            let first = p.split(',').next().unwrap_or_default();
+            if p.contains(',') {
+                bail!("--platform {p:?}: building several platforms at once is not supported yet; build each platform separately");
+            }
+            o.platform = Some(Platform::parse(first).with_context(|| {
+                format!("--platform {p:?}: expected os/arch[/variant], e.g. linux/amd64")
+            })?);
+        }
+        o.tags = self.tags.clone();
+        for s in &self.outputs {
+            o.outputs.push(OutputSpec::parse(s)?);
+        }
+        if self.push {
+            if self.tags.is_empty() {
+                bail!("--push needs at least one -t NAME to push to");
+            }
+            o.outputs.push(OutputSpec::parse("type=image,push=true")?);
+        }
+        if o.outputs
+            .iter()
+            .any(|s| matches!(&s.output, Output::Image { names, .. } if names.is_empty()))
+            && self.tags.is_empty()
+        {
+            bail!("--output type=image needs name=REF or a -t NAME");
+        }
+        for l in &self.labels {
+            let (k, v) = key_value("--label", l)?;
+            o.labels.insert(k, v);
+        }
+        for c in &self.build_contexts {
+            let (k, v) = key_value("--build-context", c)?;
+            o.named_contexts.insert(k, NamedContext::parse(&v));
+        }
+        for s in &self.secrets {
+            o.secrets.push(Secret::parse(s)?);
+        }
+        for s in &self.ssh {
+            let (id, sock) = match s.split_once('=') {
+                Some((id, sock)) => (id.to_string(), PathBuf::from(sock)),
+                None => {
+                    let sock = std::env::var_os("SSH_AUTH_SOCK").with_context(|| {
+                        format!("--ssh {s}: no socket given and SSH_AUTH_SOCK is not set")
+                    })?;
+                    (s.clone(), PathBuf::from(sock))
+                }
+            };
+            o.ssh.insert(id, sock);
+        }
+        for h in &self.add_hosts {
+            let (host, ip) = h
+                .split_once(['=', ':'])
+                .with_context(|| format!("--add-host {h:?}: expected HOST:IP"))?;
+            o.add_hosts.push((host.to_string(), ip.to_string()));
+        }
+        o.network = self.network.clone();
+        o.no_cache = self.no_cache;
+        o.pull = self.pull.parse::<PullPolicy>()?;
+        if let Some(d) = &self.cache_dir {
+            o.cache_dir = d.clone();
+        }
+        o.source_date_epoch = match o.build_args.get("SOURCE_DATE_EPOCH") {
+            Some(v) => Some(parse_epoch("--build-arg SOURCE_DATE_EPOCH", v)?),
+            None => match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) if !v.is_empty() => Some(parse_epoch("SOURCE_DATE_EPOCH", &v)?),
+                _ => None,
+            },
+        };
+        o.iidfile = self.iidfile.clone();
+        o.metadata_file = self.metadata_file.clone();
+        Ok(o)
+    }
+}
+
+fn parse_epoch(what: &str, v: &str) -> Result<i64> {
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|t| *t >= 0)
+        .with_context(|| format!("{what}={v:?}: expected a non-negative number of seconds"))
+}
+
+/// Run `hoist build`.
+pub fn run(args: BuildArgs) -> Result<ExitCode> {
+    let opts = args.to_options()?;
+    let mode: Mode = if args.quiet {
+        Mode::Quiet
+    } else {
+        args.progress.parse().map_err(anyhow::Error::msg)?
+    };
+    let display = progress::display(mode);
+    let result = hoist_build::build(&opts, display.as_ref())?;
+    let _ = BTreeMap::<(), ()>::new();
+    println!("{}", result.manifest_digest);
+    Ok(ExitCode::SUCCESS)
+}

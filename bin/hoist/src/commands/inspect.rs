@@ -1,0 +1,83 @@
+//! `hoist inspect`: an image's digest, manifest, config, layers and history.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hoist_image::{Platform, Source};
+
+/// Flags of `hoist inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+    pub image: String,
+    /// Print the raw root manifest (or index) exactly as stored.
+    #[arg(long, conflicts_with = "config")]
+    pub raw: bool,
+    /// Print the image config exactly as stored.
+    #[arg(long)]
+    pub config: bool,
+    /// Platform to pick from an index (default: the host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// Open any image reference hoist understands.
+pub fn open_source(reference: &str) -> Result<Box<dyn Source>> {
+    match hoist_build::resolver::open_local(reference)? {
+        Some(s) => Ok(s),
+        None => bail!(
+            "cannot open {reference:?}: expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]"
+        ),
+    }
+}
+
+/// Run `hoist inspect`.
+pub fn run(args: InspectArgs) -> Result<ExitCode> {
+    let src = open_source(&args.image)?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p).with_context(|| format!("--platform {p:?}"))?,
+        None => Platform::host(),
+    };
+    let root = src.root()?;
+    if args.raw {
+        use std::io::Write;
+        std::io::stdout().write_all(&root.bytes)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let img = hoist_image::source::resolve_document(src.as_ref(), root.clone(), &platform)?;
+    if args.config {
+        use std::io::Write;
+        std::io::stdout().write_all(&img.config_raw)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = &img.config;
+    let layers: Vec<serde_json::Value> = img
+        .manifest
+        .layers
+        .iter()
+        .zip(cfg.rootfs.diff_ids.iter())
+        .map(|(l, d)| {
+            serde_json::json!({
+                "digest": l.digest.to_string(),
+                "diffID": d.to_string(),
+                "size": l.size,
+                "mediaType": l.media_type,
+            })
+        })
+        .collect();
+    let out = serde_json::json!({
+        "name": src.name(),
+        "digest": root.digest().to_string(),
+        "mediaType": hoist_image::source::document_media_type(&root)?,
+        "manifestDigest": img.manifest_raw.digest().to_string(),
+        "configDigest": img.manifest.config.digest.to_string(),
+        "platform": cfg.platform().to_string(),
+        "created": cfg.created,
+        "config": cfg.config,
+        "layers": layers,
+        "history": cfg.history,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}

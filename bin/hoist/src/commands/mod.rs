@@ -1,0 +1,5 @@
+//! One module per subcommand: flags → validated options → a library call.
+
+pub mod build;
+pub mod dockerfile;
+pub mod inspect;

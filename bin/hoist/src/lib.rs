@@ -1,0 +1,75 @@
+//! The hoist command-line interface, as a library so it can be tested.
+//!
+//! `main` parses the flags with clap, sets up `tracing` logging, runs one subcommand
+//! (one module per subcommand under [`commands`]) and turns the outcome into an exit
+//! code: 0 on success, 1 on error (printed with its causes), 2 on usage errors (clap).
+//! A closed standard output (`hoist … | head`) counts as success.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod commands;
+
+/// hoist: build, move and promote container images without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log level filter (error, warn, info, debug, trace), or a tracing filter directive.
+    #[arg(long, global = true, env = "HOIST_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// hoist's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(commands::build::BuildArgs),
+    /// Check or parse a Dockerfile.
+    #[command(subcommand)]
+    Dockerfile(commands::dockerfile::DockerfileCommand),
+    /// Show an image's manifest, config, layers and history.
+    Inspect(commands::inspect::InspectArgs),
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Run the CLI with the process arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Build(a) => commands::build::run(a),
+        Command::Dockerfile(c) => commands::dockerfile::run(c),
+        Command::Inspect(a) => commands::inspect::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,85 @@
+//! Errors of the build engine.
+
+use std::path::PathBuf;
+
+/// Where in the Dockerfile something went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Dockerfile path as given.
+    pub file: String,
+    /// 1-based line of the instruction.
+    pub line: usize,
+    /// The instruction text (first line).
+    pub text: String,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.text)
+    }
+}
+
+/// Errors of the build engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Dockerfile does not parse or expand.
+    #[error("{0}")]
+    Dockerfile(String),
+    /// An instruction failed; the location names the Dockerfile line.
+    #[error("{location}: {message}")]
+    Step {
+        /// Which instruction.
+        location: Location,
+        /// What went wrong.
+        message: String,
+    },
+    /// A feature this build cannot provide (with the reason).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Invalid options or arguments.
+    #[error("{0}")]
+    Invalid(String),
+    /// A layer could not be read.
+    #[error("{0}")]
+    Layer(String),
+    /// I/O on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// From the image crate.
+    #[error(transparent)]
+    Image(#[from] hoist_image::Error),
+    /// Interrupted (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// An I/O error on a path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Attach an instruction location to an error (unless it has one).
+    pub fn at(self, location: &Location) -> Error {
+        match self {
+            e @ (Error::Step { .. } | Error::Interrupted) => e,
+            other => Error::Step {
+                location: location.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Result alias of the build engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

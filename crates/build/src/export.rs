@@ -1,0 +1,140 @@
+//! Writing a built image to every requested `--output`.
+
+use std::io::Write;
+use std::path::Path;
+
+use hoist_image::layer::ApplyOptions;
+use hoist_image::sink::ImageMetadata;
+use hoist_image::{Source, StoreSource};
+
+use crate::engine::BuiltImage;
+use crate::error::{Error, Result};
+use crate::output::{Output, OutputSpec};
+use crate::progress::{Event, Progress};
+
+/// Pushes images; provided by the registry layer.
+pub trait Pusher {
+    /// Push `src` to every reference in `names`.
+    fn push(&self, src: &dyn Source, names: &[String]) -> Result<()>;
+}
+
+fn tag_of(name: &str) -> Option<String> {
+    // The part after the last ':' that is not in the registry host (a port).
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let no_digest = last.split('@').next().unwrap_or(last);
+    no_digest
+        .split_once(':')
+        .map(|(_, t)| t.to_string())
+        .or_else(|| Some("latest".into()))
+}
+
+/// Write to a path, or to stdout for `-` (through a temp file so a failure writes nothing).
+fn to_file_or_stdout(
+    dest: &Path,
+    scratch: &Path,
+    write: impl FnOnce(&Path) -> hoist_image::Result<()>,
+) -> Result<()> {
+    if dest.as_os_str() != "-" {
+        write(dest)?;
+        return Ok(());
+    }
+    let tmp = scratch.join("stdout.tar");
+    write(&tmp)?;
+    let mut f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut f, &mut out).map_err(|e| Error::io("<stdout>", e))?;
+    out.flush().map_err(|e| Error::io("<stdout>", e))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
+/// Write `image` to every output.
+pub fn export(
+    image: &BuiltImage,
+    outputs: &[OutputSpec],
+    tags: &[String],
+    scratch: &Path,
+    pusher: Option<&dyn Pusher>,
+    progress: &dyn Progress,
+) -> Result<ImageMetadata> {
+    let src =
+        StoreSource::new(image.store.clone(), image.manifest.clone()).with_name("build result");
+    for o in outputs {
+        match &o.output {
+            Output::OciLayout { dest } => {
+                progress.event(Event::Info(&format!(
+                    "exporting OCI layout to {}",
+                    dest.display()
+                )));
+                let tag = tags.first().and_then(|t| tag_of(t));
+                hoist_image::sink::write_oci_layout(&src, dest, tag.as_deref())?;
+            }
+            Output::OciArchive { dest } => {
+                progress.event(Event::Info(&format!(
+                    "exporting OCI archive to {}",
+                    dest.display()
+                )));
+                let tag = tags.first().and_then(|t| tag_of(t));
+                to_file_or_stdout(dest, scratch, |p| {
+                    hoist_image::sink::write_oci_archive(&src, p, tag.as_deref()).map(|_| ())
+                })?;
+            }
+            Output::DockerArchive { dest, names } => {
+                progress.event(Event::Info(&format!(
+                    "exporting docker archive to {}",
+                    dest.display()
+                )));
+                let names = if names.is_empty() { tags } else { names };
+                to_file_or_stdout(dest, scratch, |p| {
+                    hoist_image::sink::write_docker_archive(&src, p, names, &image.platform)
+                        .map(|_| ())
+                })?;
+            }
+            Output::Local { dest } => {
+                progress.event(Event::Info(&format!(
+                    "exporting files to {}",
+                    dest.display()
+                )));
+                let opts = ApplyOptions::default();
+                hoist_image::unpack_rootfs(&src, &image.platform, dest, &opts)?;
+            }
+            Output::Tar { dest } => {
+                progress.event(Event::Info(&format!(
+                    "exporting files as a tar to {}",
+                    dest.display()
+                )));
+                to_file_or_stdout(dest, scratch, |p| {
+                    hoist_image::write_rootfs_tar(&src, &image.platform, p)
+                })?;
+            }
+            Output::Image { names, push } => {
+                let names: Vec<String> = if names.is_empty() {
+                    tags.to_vec()
+                } else {
+                    names.clone()
+                };
+                if *push {
+                    let pusher = pusher.ok_or_else(|| {
+                        Error::Unsupported("pushing needs the registry client".into())
+                    })?;
+                    progress.event(Event::Info(&format!("pushing {}", names.join(", "))));
+                    pusher.push(&src, &names)?;
+                }
+            }
+        }
+    }
+    Ok(ImageMetadata::of(&src, &image.platform)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        assert_eq!(tag_of("app:1.0").as_deref(), Some("1.0"));
+        assert_eq!(tag_of("localhost:5000/app").as_deref(), Some("latest"));
+        assert_eq!(tag_of("localhost:5000/app:v2").as_deref(), Some("v2"));
+        assert_eq!(tag_of("app").as_deref(), Some("latest"));
+    }
+}

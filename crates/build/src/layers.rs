@@ -1,0 +1,214 @@
+//! Layer bookkeeping for the engine: references to blobs in the store, decompression,
+//! chain IDs, reading single files out of layers, and materialising a rootfs.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use hoist_image::layer::{apply_layer, ApplyOptions};
+use hoist_image::media_type::{self, Compression};
+use hoist_image::{BlobStore, Descriptor, Digest};
+
+use crate::error::{Error, Result};
+use crate::fsview::{FsView, Kind};
+
+/// A layer of an image being built: its blob (in the store) and its diff ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRef {
+    /// The compressed blob as listed in the manifest.
+    pub desc: Descriptor,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+/// Open a layer blob from the store, decompressed (gzip/zstd detected by magic bytes).
+pub fn open_uncompressed(store: &BlobStore, layer: &LayerRef) -> Result<Box<dyn Read + Send>> {
+    let f = store.open(&layer.desc.digest)?;
+    decompress(
+        Box::new(f),
+        media_type::layer_compression(&layer.desc.media_type),
+    )
+}
+
+/// Wrap a (possibly) compressed stream in the right decoder. `hint` comes from the media
+/// type; the magic bytes win when they disagree.
+pub fn decompress(
+    r: Box<dyn Read + Send>,
+    hint: Option<Compression>,
+) -> Result<Box<dyn Read + Send>> {
+    let mut br = BufReader::with_capacity(256 << 10, r);
+    let magic = br
+        .fill_buf()
+        .map_err(|e| Error::Layer(format!("reading layer: {e}")))?;
+    let kind = if magic.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        hint.filter(|h| *h == Compression::None)
+            .unwrap_or(Compression::None)
+    };
+    Ok(match kind {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(br)
+                .map_err(|e| Error::Layer(format!("zstd: {e}")))?,
+        ),
+        Compression::None => Box::new(br),
+    })
+}
+
+/// OCI chain ID of a stack of diff IDs.
+pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
+    let mut it = diff_ids.iter();
+    let mut chain = it.next()?.clone();
+    for d in it {
+        chain = Digest::sha256(format!("{chain} {d}").as_bytes());
+    }
+    Some(chain)
+}
+
+/// Read one regular file (exact path, relative) out of a layer, if it is there.
+pub fn read_file_from_layer(
+    store: &BlobStore,
+    layer: &LayerRef,
+    path: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>> {
+    let r = open_uncompressed(store, layer)?;
+    let mut ar = tar::Archive::new(r);
+    for ent in ar
+        .entries()
+        .map_err(|e| Error::Layer(format!("reading layer {}: {e}", layer.desc.digest)))?
+    {
+        let mut ent =
+            ent.map_err(|e| Error::Layer(format!("reading layer {}: {e}", layer.desc.digest)))?;
+        let name = String::from_utf8_lossy(&ent.path_bytes()).into_owned();
+        let name = match hoist_image::layer::normalize_path(&name) {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        if name == path && ent.header().entry_type().is_file() {
+            if ent.size() > limit {
+                return Err(Error::Layer(format!(
+                    "/{path} is larger than {limit} bytes"
+                )));
+            }
+            let mut v = Vec::with_capacity(ent.size() as usize);
+            ent.read_to_end(&mut v)
+                .map_err(|e| Error::Layer(format!("reading /{path}: {e}")))?;
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// Read a small file of an image (following symlinks inside the root) via its view.
+pub fn read_image_file(
+    store: &BlobStore,
+    layers: &[LayerRef],
+    view: &FsView,
+    path: &str,
+) -> Result<Option<Vec<u8>>> {
+    let real = view.resolve(path, true)?;
+    let meta = match view.get(&real) {
+        Some(m) => m.clone(),
+        None => return Ok(None),
+    };
+    let (target, layer) = match &meta.kind {
+        Kind::File(_) => (real.clone(), meta.layer),
+        Kind::Hardlink(t) => match view.get(t) {
+            Some(m) => (t.clone(), m.layer),
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    match layers.get(layer) {
+        Some(l) => read_file_from_layer(store, l, &target, 16 << 20),
+        None => Ok(None),
+    }
+}
+
+/// Build the metadata view of a stack of layers.
+pub fn view_of(store: &BlobStore, layers: &[LayerRef]) -> Result<FsView> {
+    let mut v = FsView::new();
+    for l in layers {
+        let r = open_uncompressed(store, l)?;
+        v.add_layer_tar(r)?;
+    }
+    Ok(v)
+}
+
+/// Unpack a stack of layers into a directory (OCI whiteouts applied), atomically: the
+/// tree is built beside `dest` and renamed into place. Reuses `dest` if it exists.
+pub fn materialize(store: &BlobStore, layers: &[LayerRef], dest: &Path) -> Result<()> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    let parent = dest
+        .parent()
+        .ok_or_else(|| Error::Invalid(format!("{}: no parent directory", dest.display())))?;
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-rootfs-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    let opts = ApplyOptions::default();
+    for l in layers {
+        let f = store.open(&l.desc.digest)?;
+        apply_layer(
+            BufReader::new(f),
+            media_type::layer_compression(&l.desc.media_type),
+            tmp.path(),
+            &opts,
+        )?;
+    }
+    let tmp_path: PathBuf = tmp.keep();
+    match fs::rename(&tmp_path, dest) {
+        Ok(()) => Ok(()),
+        Err(_) if dest.is_dir() => {
+            // Another build made the same tree first.
+            let _ = remove_tree(&tmp_path);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = remove_tree(&tmp_path);
+            Err(Error::io(dest, e))
+        }
+    }
+}
+
+/// Remove a tree even where directories are read-only (as unpacked images often have).
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            for ent in walk_dirs(path) {
+                let _ = fs::set_permissions(&ent, fs::Permissions::from_mode(0o700));
+            }
+            fs::remove_dir_all(path)
+        }
+    }
+}
+
+fn walk_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let _ = fs::set_permissions(
+            &out[i],
+            <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+        );
+        if let Ok(rd) = fs::read_dir(&out[i]) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    out.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}

@@ -1,0 +1,216 @@
+//! Build options: everything `hoist build` can be told, validated.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hoist_image::Platform;
+
+use crate::error::{Error, Result};
+use crate::output::OutputSpec;
+
+/// When to contact the registry for a base image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Always resolve tags against the registry (blobs still come from the cache).
+    Always,
+    /// Use a cached copy of the tag if there is one (the default).
+    #[default]
+    Missing,
+    /// Never contact a registry.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "always" | "true" => Ok(PullPolicy::Always),
+            "missing" | "false" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(Error::Invalid(format!(
+                "--pull: {other:?} (expected always, missing or never)"
+            ))),
+        }
+    }
+}
+
+/// A secret for `RUN --mount=type=secret`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// The id RUN refers to.
+    pub id: String,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Secret({}, <{} bytes redacted>)",
+            self.id,
+            self.value.len()
+        )
+    }
+}
+
+impl Secret {
+    /// Parse `--secret id=ID[,src=FILE|,env=VAR]` (also `type=file|env`, `source=`,
+    /// `required=`). With neither src nor env, the env var named `ID` or, failing that,
+    /// a file named `ID` is used, as buildx does.
+    pub fn parse(spec: &str) -> Result<Secret> {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        let mut ty = None;
+        for field in spec.split(',') {
+            let (k, v) = field.split_once('=').ok_or_else(|| {
+                Error::Invalid(format!("--secret {spec:?}: {field:?} is not KEY=VALUE"))
+            })?;
+            match k {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                "type" => ty = Some(v.to_string()),
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "--secret {spec:?}: unknown key {other:?}"
+                    )))
+                }
+            }
+        }
+        let id = id.ok_or_else(|| Error::Invalid(format!("--secret {spec:?}: missing id=")))?;
+        match ty.as_deref() {
+            Some("env") if src.is_some() && env.is_none() => env = src.take(),
+            None | Some("file") | Some("env") => {}
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "--secret {spec:?}: unknown type {other:?} (expected file or env)"
+                )))
+            }
+        }
+        let value = if let Some(path) = src {
+            std::fs::read(&path).map_err(|e| Error::io(path, e))?
+        } else {
+            let var = env.unwrap_or_else(|| id.clone());
+            match std::env::var_os(&var) {
+                Some(v) => v.into_encoded_bytes(),
+                None => {
+                    return Err(Error::Invalid(format!(
+                        "--secret id={id}: environment variable {var} is not set"
+                    )))
+                }
+            }
+        };
+        Ok(Secret { id, value })
+    }
+}
+
+/// Where a named build context (`--build-context NAME=VALUE`) comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory.
+    Dir(PathBuf),
+    /// An image: `oci:`, `oci-archive:`, `docker-archive:` or `docker-image://REF`.
+    Image(String),
+}
+
+impl NamedContext {
+    /// Parse the VALUE of `--build-context NAME=VALUE`.
+    pub fn parse(value: &str) -> NamedContext {
+        for p in ["oci:", "oci-archive:", "docker-archive:", "oci-layout://"] {
+            if value.starts_with(p) {
+                let v = value.replacen("oci-layout://", "oci:", 1);
+                return NamedContext::Image(v);
+            }
+        }
+        if let Some(r) = value.strip_prefix("docker-image://") {
+            return NamedContext::Image(format!("docker://{r}"));
+        }
+        NamedContext::Dir(PathBuf::from(value))
+    }
+}
+
+/// Everything a build needs to know.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (default `CONTEXT/Dockerfile`); `-` reads standard input.
+    pub dockerfile: Option<PathBuf>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--platform` (default: the host's).
+    pub platform: Option<Platform>,
+    /// `-t` names.
+    pub tags: Vec<String>,
+    /// `--output` specs.
+    pub outputs: Vec<OutputSpec>,
+    /// `--label` values added to the final image.
+    pub labels: BTreeMap<String, String>,
+    /// `--build-context` values.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+    /// `--secret` values.
+    pub secrets: Vec<Secret>,
+    /// `--ssh` agent sockets by id.
+    pub ssh: BTreeMap<String, PathBuf>,
+    /// `--add-host` entries (host, ip).
+    pub add_hosts: Vec<(String, String)>,
+    /// `--network` default for RUN.
+    pub network: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`.
+    pub pull: PullPolicy,
+    /// hoist's cache directory (blobs, unpacked layers, step cache).
+    pub cache_dir: PathBuf,
+    /// `SOURCE_DATE_EPOCH` (from the environment or a build arg).
+    pub source_date_epoch: Option<i64>,
+    /// `--iidfile`.
+    pub iidfile: Option<PathBuf>,
+    /// `--metadata-file`.
+    pub metadata_file: Option<PathBuf>,
+}
+
+impl BuildOptions {
+    /// Options for building `context` with defaults for everything else.
+    pub fn new(context: impl Into<PathBuf>) -> BuildOptions {
+        BuildOptions {
+            context: context.into(),
+            dockerfile: None,
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: None,
+            tags: Vec::new(),
+            outputs: Vec::new(),
+            labels: BTreeMap::new(),
+            named_contexts: BTreeMap::new(),
+            secrets: Vec::new(),
+            ssh: BTreeMap::new(),
+            add_hosts: Vec::new(),
+            network: None,
+            no_cache: false,
+            pull: PullPolicy::default(),
+            cache_dir: default_cache_dir(),
+            source_date_epoch: None,
+            iidfile: None,
+            metadata_file: None,
+        }
+    }
+}
+
+/// `$HOIST_CACHE_DIR`, else `$XDG_CACHE_HOME/hoist`, else `~/.cache/hoist`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HOIST_CACHE_DIR") {
+        return d.into();
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("hoist");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache/hoist");
+    }
+    std::env::temp_dir().join("hoist-cache")
+}

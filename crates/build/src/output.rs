@@ -1,0 +1,323 @@
+//! `--output` specifications in BuildKit's syntax.
+//!
+//! `type=oci,dest=out` (OCI layout directory), `type=oci,dest=out.tar` (OCI archive;
+//! `tar=true|false` overrides the guess from the name), `type=docker,dest=img.tar`
+//! (docker-archive), `type=local,dest=dir` (the final stage's files), `type=tar,dest=fs.tar`
+//! (the same as one tar), `type=image,name=REF[,push=true]` and `type=registry,name=REF`
+//! (push). A bare `PATH` means `type=local,dest=PATH`, and `-` means `type=tar` to stdout.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Layer compression for the built image.
+pub use hoist_image::media_type::Compression;
+
+/// One requested output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An OCI image layout directory.
+    OciLayout {
+        /// Directory.
+        dest: PathBuf,
+    },
+    /// An OCI archive (a layout in a tar file).
+    OciArchive {
+        /// File (`-` for stdout).
+        dest: PathBuf,
+    },
+    /// A docker-archive (`docker load`, `podman load`, Concourse's registry-image).
+    DockerArchive {
+        /// File (`-` for stdout).
+        dest: PathBuf,
+        /// Names to record (`repo:tag`); the build's tags when empty.
+        names: Vec<String>,
+    },
+    /// The final stage's filesystem as a directory.
+    Local {
+        /// Directory.
+        dest: PathBuf,
+    },
+    /// The final stage's filesystem as one tar.
+    Tar {
+        /// File (`-` for stdout).
+        dest: PathBuf,
+    },
+    /// Push to a registry.
+    Image {
+        /// References to push to.
+        names: Vec<String>,
+        /// Whether to push (`type=image` without push only names the image).
+        push: bool,
+    },
+}
+
+/// All settings of one `--output` flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// What to write.
+    pub output: Output,
+    /// `compression=` if given.
+    pub compression: Option<Compression>,
+    /// `compression-level=` if given.
+    pub compression_level: Option<i32>,
+    /// `oci-mediatypes=` if given.
+    pub oci_mediatypes: Option<bool>,
+    /// `annotation.KEY=VALUE` / `annotation-manifest.KEY=VALUE` pairs.
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn split_csv(s: &str) -> Vec<String> {
+    // BuildKit parses the flag as CSV: quotes protect commas.
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::Invalid(format!(
+            "--output: {key}={v:?} is not a boolean (true or false)"
+        ))),
+    }
+}
+
+impl OutputSpec {
+    /// Parse one `--output` value.
+    pub fn parse(s: &str) -> Result<OutputSpec> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::Invalid("--output: empty value".into()));
+        }
+        if s == "-" {
+            return Ok(OutputSpec::simple(Output::Tar { dest: "-".into() }));
+        }
+        if !s.contains('=') {
+            return Ok(OutputSpec::simple(Output::Local { dest: s.into() }));
+        }
+        let mut kv: BTreeMap<String, String> = BTreeMap::new();
+        let mut annotations = BTreeMap::new();
+        for field in split_csv(s) {
+            let (k, v) = field.split_once('=').ok_or_else(|| {
+                Error::Invalid(format!("--output {s:?}: {field:?} is not KEY=VALUE"))
+            })?;
+            let k = k.trim().to_ascii_lowercase();
+            if let Some(a) = k
+                .strip_prefix("annotation.")
+                .or_else(|| k.strip_prefix("annotation-manifest."))
+            {
+                annotations.insert(a.to_string(), v.to_string());
+                continue;
+            }
+            if kv.insert(k.clone(), v.to_string()).is_some() {
+                return Err(Error::Invalid(format!("--output {s:?}: {k} given twice")));
+            }
+        }
+        let ty = kv
+            .remove("type")
+            .ok_or_else(|| Error::Invalid(format!("--output {s:?}: missing type=")))?;
+        let dest = kv.remove("dest").map(PathBuf::from);
+        let need_dest = |ty: &str| {
+            dest.clone()
+                .ok_or_else(|| Error::Invalid(format!("--output type={ty} needs dest=PATH")))
+        };
+        let names: Vec<String> = kv
+            .remove("name")
+            .map(|n| {
+                n.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tar = kv
+            .remove("tar")
+            .map(|v| parse_bool("tar", &v))
+            .transpose()?;
+        let push = kv
+            .remove("push")
+            .map(|v| parse_bool("push", &v))
+            .transpose()?;
+        let output = match ty.as_str() {
+            "oci" => {
+                let dest = need_dest("oci")?;
+                let is_tar = tar.unwrap_or_else(|| {
+                    dest.as_os_str() == "-"
+                        || dest
+                            .extension()
+                            .is_some_and(|e| e == "tar" || e == "gz")
+                        || dest.is_file()
+                });
+                if is_tar {
+                    Output::OciArchive { dest }
+                } else {
+                    Output::OciLayout { dest }
+                }
+            }
+            "docker" => {
+                if tar == Some(false) {
+                    return Err(Error::Invalid(
+                        "--output type=docker,tar=false is not supported: use type=oci for a directory".into(),
+                    ));
+                }
+                Output::DockerArchive {
+                    dest: need_dest("docker")?,
+                    names,
+                }
+            }
+            "local" => Output::Local {
+                dest: need_dest("local")?,
+            },
+            "tar" => Output::Tar {
+                dest: dest.unwrap_or_else(|| "-".into()),
+            },
+            "image" | "registry" => {
+                let push = if ty == "registry" {
+                    true
+                } else {
+                    push.unwrap_or(false)
+                };
+                Output::Image { names, push }
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "--output: unknown type {other:?} (expected oci, docker, local, tar, image or registry)"
+                )))
+            }
+        };
+        let compression = kv
+            .remove("compression")
+            .map(|c| match c.as_str() {
+                "gzip" => Ok(Compression::Gzip),
+                "zstd" => Ok(Compression::Zstd),
+                "uncompressed" | "none" => Ok(Compression::None),
+                other => Err(Error::Invalid(format!(
+                    "--output: unknown compression {other:?} (expected gzip, zstd or uncompressed)"
+                ))),
+            })
+            .transpose()?;
+        let compression_level = kv
+            .remove("compression-level")
+            .map(|l| {
+                l.parse::<i32>().map_err(|_| {
+                    Error::Invalid(format!("--output: compression-level={l:?} is not a number"))
+                })
+            })
+            .transpose()?;
+        let oci_mediatypes = kv
+            .remove("oci-mediatypes")
+            .map(|v| parse_bool("oci-mediatypes", &v))
+            .transpose()?;
+        // Accepted for compatibility with BuildKit; hoist's behaviour already matches.
+        for k in [
+            "force-compression",
+            "rewrite-timestamp",
+            "buildinfo",
+            "unpack",
+            "store",
+        ] {
+            kv.remove(k);
+        }
+        if let Some(k) = kv.keys().next() {
+            return Err(Error::Invalid(format!(
+                "--output {s:?}: unknown attribute {k:?}"
+            )));
+        }
+        Ok(OutputSpec {
+            output,
+            compression,
+            compression_level,
+            oci_mediatypes,
+            annotations,
+        })
+    }
+
+    fn simple(output: Output) -> OutputSpec {
+        OutputSpec {
+            output,
+            compression: None,
+            compression_level: None,
+            oci_mediatypes: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Whether this output needs an image (rather than only the final filesystem).
+    pub fn needs_image(&self) -> bool {
+        !matches!(self.output, Output::Local { .. } | Output::Tar { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_buildkit_syntax() {
+        assert_eq!(
+            OutputSpec::parse("type=oci,dest=out").unwrap().output,
+            Output::OciLayout { dest: "out".into() }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=oci,dest=out.tar").unwrap().output,
+            Output::OciArchive {
+                dest: "out.tar".into()
+            }
+        );
+        assert_eq!(
+            OutputSpec::parse("type=oci,dest=out,tar=true")
+                .unwrap()
+                .output,
+            Output::OciArchive { dest: "out".into() }
+        );
+        assert_eq!(
+            OutputSpec::parse("dir").unwrap().output,
+            Output::Local { dest: "dir".into() }
+        );
+        assert_eq!(
+            OutputSpec::parse("-").unwrap().output,
+            Output::Tar { dest: "-".into() }
+        );
+        let o = OutputSpec::parse(
+            "type=image,\"name=a:1,b:2\",push=true,compression=zstd,annotation.x=y",
+        )
+        .unwrap();
+        assert_eq!(
+            o.output,
+            Output::Image {
+                names: vec!["a:1".into(), "b:2".into()],
+                push: true
+            }
+        );
+        assert_eq!(o.compression, Some(Compression::Zstd));
+        assert_eq!(o.annotations["x"], "y");
+        for bad in [
+            "type=nope,dest=x",
+            "type=oci",
+            "type=oci,dest=x,bogus=1",
+            "type=oci,dest=x,tar=maybe",
+            "dest=x",
+            "type=oci,dest=x,compression=lz4",
+        ] {
+            assert!(OutputSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

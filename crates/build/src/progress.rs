@@ -1,0 +1,309 @@
+//! Build progress: the engine reports events; a [`Progress`] shows them.
+//!
+//! Three displays: a live one for terminals (the running step with a timer, finished
+//! steps kept above it), plain lines for CI logs (`#3 [build 2/5] COPY . /app`,
+//! `#3 DONE 0.4s`, in BuildKit's plain style), and JSON lines for tools.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A build event.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A step starts. `id` is unique in the build.
+    Start {
+        /// Step id.
+        id: usize,
+        /// `[stage 2/5] COPY . /app`.
+        name: &'a str,
+    },
+    /// Output of a running step.
+    Log {
+        /// Step id.
+        id: usize,
+        /// Raw bytes (lines, usually).
+        data: &'a [u8],
+    },
+    /// A step finished.
+    Done {
+        /// Step id.
+        id: usize,
+        /// Whether it came from the cache.
+        cached: bool,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// A step failed.
+    Failed {
+        /// Step id.
+        id: usize,
+        /// Why.
+        message: &'a str,
+    },
+    /// A warning not tied to a step.
+    Warning(&'a str),
+    /// A general message (exporting, pushing).
+    Info(&'a str),
+}
+
+/// A sink for build events. Implementations must be cheap and never fail.
+pub trait Progress: Send + Sync {
+    /// Handle one event.
+    fn event(&self, event: Event<'_>);
+}
+
+/// Which display to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A terminal display when stderr is a terminal and `CI` is unset, else plain.
+    Auto,
+    /// Plain lines.
+    Plain,
+    /// JSON lines.
+    Json,
+    /// Nothing.
+    Quiet,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" | "tty" => Ok(Mode::Auto),
+            "plain" => Ok(Mode::Plain),
+            "json" | "rawjson" => Ok(Mode::Json),
+            "quiet" => Ok(Mode::Quiet),
+            other => Err(format!(
+                "invalid progress mode {other:?} (expected auto, plain, json or quiet)"
+            )),
+        }
+    }
+}
+
+/// Make the display for `mode`, writing to stderr.
+pub fn display(mode: Mode) -> Box<dyn Progress> {
+    match mode {
+        Mode::Auto => {
+            if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+                Box::new(Terminal::new())
+            } else {
+                Box::new(Plain::new())
+            }
+        }
+        Mode::Plain => Box::new(Plain::new()),
+        Mode::Json => Box::new(Json),
+        Mode::Quiet => Box::new(Quiet),
+    }
+}
+
+/// Discards everything.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn event(&self, _: Event<'_>) {}
+}
+
+/// BuildKit-style plain lines.
+pub struct Plain {
+    start: Instant,
+    partial: Mutex<Vec<u8>>,
+}
+
+impl Plain {
+    /// A plain display.
+    pub fn new() -> Plain {
+        Plain {
+            start: Instant::now(),
+            partial: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Default for Plain {
+    fn default() -> Self {
+        Plain::new()
+    }
+}
+
+impl Progress for Plain {
+    fn event(&self, event: Event<'_>) {
+        let mut err = std::io::stderr().lock();
+        let _ = match event {
+            Event::Start { id, name } => writeln!(err, "#{id} {name}"),
+            Event::Log { id, data } => {
+                let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+                partial.extend_from_slice(data);
+                while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=i).collect();
+                    let t = self.start.elapsed().as_secs_f64();
+                    let _ = writeln!(
+                        err,
+                        "#{id} {t:.3} {}",
+                        String::from_utf8_lossy(&line[..line.len() - 1])
+                    );
+                }
+                Ok(())
+            }
+            Event::Done {
+                id, cached: true, ..
+            } => writeln!(err, "#{id} CACHED"),
+            Event::Done { id, elapsed, .. } => {
+                writeln!(err, "#{id} DONE {:.1}s", elapsed.as_secs_f64())
+            }
+            Event::Failed { id, message } => writeln!(err, "#{id} ERROR: {message}"),
+            Event::Warning(w) => writeln!(err, "WARNING: {w}"),
+            Event::Info(m) => writeln!(err, "#- {m}"),
+        };
+    }
+}
+
+/// JSON lines (one object per event) on stderr.
+pub struct Json;
+impl Progress for Json {
+    fn event(&self, event: Event<'_>) {
+        let v = match event {
+            Event::Start { id, name } => serde_json::json!({"event":"start","id":id,"name":name}),
+            Event::Log { id, data } => {
+                serde_json::json!({"event":"log","id":id,"data":String::from_utf8_lossy(data)})
+            }
+            Event::Done {
+                id,
+                cached,
+                elapsed,
+            } => {
+                serde_json::json!({"event":"done","id":id,"cached":cached,"seconds":elapsed.as_secs_f64()})
+            }
+            Event::Failed { id, message } => {
+                serde_json::json!({"event":"error","id":id,"message":message})
+            }
+            Event::Warning(w) => serde_json::json!({"event":"warning","message":w}),
+            Event::Info(m) => serde_json::json!({"event":"info","message":m}),
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{v}");
+    }
+}
+
+/// A live terminal display: finished steps scroll up, the running step shows a timer and
+/// its last output line.
+pub struct Terminal {
+    state: Mutex<TermState>,
+}
+
+struct TermState {
+    start: Instant,
+    running: Option<(usize, String, Instant)>,
+    last_line: String,
+    partial: Vec<u8>,
+    drawn: bool,
+}
+
+impl Terminal {
+    /// A terminal display.
+    pub fn new() -> Terminal {
+        Terminal {
+            state: Mutex::new(TermState {
+                start: Instant::now(),
+                running: None,
+                last_line: String::new(),
+                partial: Vec::new(),
+                drawn: false,
+            }),
+        }
+    }
+}
+
+impl Default for Terminal {
+    fn default() -> Self {
+        Terminal::new()
+    }
+}
+
+fn width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+impl TermState {
+    fn clear(&mut self, err: &mut impl Write) {
+        if self.drawn {
+            let _ = write!(err, "\r\x1b[2K\x1b[1A\x1b[2K");
+            self.drawn = false;
+        }
+    }
+    fn draw(&mut self, err: &mut impl Write) {
+        if let Some((id, name, started)) = &self.running {
+            let w = width();
+            let _ = write!(
+                err,
+                "\x1b[1m=> #{id} {}\x1b[0m {:.1}s\n   \x1b[2m{}\x1b[0m",
+                clip(name, w.saturating_sub(16)),
+                started.elapsed().as_secs_f64(),
+                clip(&self.last_line, w.saturating_sub(4))
+            );
+            self.drawn = true;
+        }
+        let _ = err.flush();
+    }
+}
+
+impl Progress for Terminal {
+    fn event(&self, event: Event<'_>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        st.clear(&mut err);
+        match event {
+            Event::Start { id, name } => {
+                st.running = Some((id, name.to_string(), Instant::now()));
+                st.last_line.clear();
+            }
+            Event::Log { data, .. } => {
+                st.partial.extend_from_slice(data);
+                while let Some(i) = st.partial.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = st.partial.drain(..=i).collect();
+                    let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                    let _ = writeln!(err, "   {text}");
+                    st.last_line = text;
+                }
+            }
+            Event::Done {
+                id,
+                cached,
+                elapsed,
+            } => {
+                let name = st
+                    .running
+                    .take()
+                    .filter(|r| r.0 == id)
+                    .map(|r| r.1)
+                    .unwrap_or_default();
+                if cached {
+                    let _ = writeln!(err, "\x1b[34m=> CACHED #{id} {name}\x1b[0m");
+                } else {
+                    let _ = writeln!(
+                        err,
+                        "\x1b[34m=> #{id} {name}\x1b[0m {:.1}s",
+                        elapsed.as_secs_f64()
+                    );
+                }
+            }
+            Event::Failed { id, message } => {
+                st.running = None;
+                let _ = writeln!(err, "\x1b[31m=> ERROR #{id}: {message}\x1b[0m");
+            }
+            Event::Warning(w) => {
+                let _ = writeln!(err, "\x1b[33mWARNING: {w}\x1b[0m");
+            }
+            Event::Info(m) => {
+                let t = st.start.elapsed().as_secs_f64();
+                let _ = writeln!(err, "=> {m} ({t:.1}s)");
+            }
+        }
+        st.draw(&mut err);
+    }
+}

@@ -1,0 +1,280 @@
+//! Source trees COPY and ADD read from: the local build context (filtered by
+//! `.dockerignore`) and the filesystem of another stage or image.
+//!
+//! Both present paths relative to their root, metadata in the container's terms, and
+//! contents as files on disk, so the COPY planner ([`crate::copy`]) is written once.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use hoist_dockerfile::ignore::Matcher;
+
+use crate::error::{Error, Result};
+use crate::fsview::{self, FsView, Kind};
+
+/// Metadata of a source path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrcMeta {
+    /// What it is.
+    pub kind: Kind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner (the container's view; 0 for context files).
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time (seconds).
+    pub mtime: i64,
+}
+
+impl SrcMeta {
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+}
+
+/// A tree of files COPY can read.
+pub trait SourceTree {
+    /// Metadata of `rel` without following a final symlink; `None` if absent or excluded.
+    fn stat(&self, rel: &str) -> Result<Option<SrcMeta>>;
+    /// Names in directory `rel`, sorted bytewise (excluded ones omitted).
+    fn list(&self, rel: &str) -> Result<Vec<String>>;
+    /// The file on disk holding the content of regular file `rel`.
+    fn content_path(&self, rel: &str) -> PathBuf;
+    /// Whether ownership of the tree is meaningful (a stage) or not (the context).
+    fn preserves_owner(&self) -> bool;
+    /// Resolve symlinks in `rel` inside the tree (following the last component too).
+    fn resolve(&self, rel: &str) -> Result<String>;
+}
+
+/// The local build context: a directory, with `.dockerignore` applied.
+pub struct LocalContext {
+    root: PathBuf,
+    ignore: Option<Matcher>,
+}
+
+impl LocalContext {
+    /// Open a context directory with an optional ignore matcher.
+    pub fn new(root: impl Into<PathBuf>, ignore: Option<Matcher>) -> Result<LocalContext> {
+        let root = root.into();
+        let md = fs::metadata(&root).map_err(|e| Error::io(&root, e))?;
+        if !md.is_dir() {
+            return Err(Error::Invalid(format!(
+                "build context {} is not a directory",
+                root.display()
+            )));
+        }
+        Ok(LocalContext { root, ignore })
+    }
+
+    /// The context directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn excluded(&self, rel: &str) -> bool {
+        match &self.ignore {
+            Some(m) => !rel.is_empty() && m.matches(rel),
+            None => false,
+        }
+    }
+
+    /// Whether `rel` is excluded. The matcher implements BuildKit's
+    /// `MatchesOrParentMatches`: a path is excluded when it or a parent matches, with
+    /// later `!` exceptions re-including it.
+    fn excluded_with_parents(&self, rel: &str) -> bool {
+        self.excluded(rel)
+    }
+}
+
+fn meta_of(md: &fs::Metadata, path: &Path) -> Result<SrcMeta> {
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File(md.len())
+    } else if ft.is_symlink() {
+        let t = fs::read_link(path).map_err(|e| Error::io(path, e))?;
+        Kind::Symlink(t.to_string_lossy().into_owned())
+    } else {
+        Kind::Special
+    };
+    Ok(SrcMeta {
+        kind,
+        mode: md.permissions().mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        mtime: md.mtime(),
+    })
+}
+
+impl SourceTree for LocalContext {
+    fn stat(&self, rel: &str) -> Result<Option<SrcMeta>> {
+        if self.excluded_with_parents(rel) {
+            // An excluded directory may still contain re-included children (`!dir/keep`).
+            if let Some(m) = &self.ignore {
+                if !m.may_reinclude_children(rel) {
+                    return Ok(None);
+                }
+                let p = self.root.join(rel);
+                return match fs::symlink_metadata(&p) {
+                    Ok(md) if md.is_dir() => Ok(Some(meta_of(&md, &p)?)),
+                    _ => Ok(None),
+                };
+            }
+            return Ok(None);
+        }
+        let p = self.root.join(rel);
+        match fs::symlink_metadata(&p) {
+            Ok(md) => Ok(Some(meta_of(&md, &p)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    fn list(&self, rel: &str) -> Result<Vec<String>> {
+        let p = self.root.join(rel);
+        let rd = fs::read_dir(&p).map_err(|e| Error::io(&p, e))?;
+        let mut names = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(&p, e))?;
+            let name = match ent.file_name().into_string() {
+                Ok(n) => n,
+                Err(n) => {
+                    return Err(Error::Invalid(format!(
+                        "{}: file name {:?} is not valid UTF-8",
+                        p.display(),
+                        n
+                    )))
+                }
+            };
+            let child = fsview::join(rel, &name);
+            if self.excluded_with_parents(&child) {
+                let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                let keep = is_dir
+                    && self
+                        .ignore
+                        .as_ref()
+                        .is_some_and(|m| m.may_reinclude_children(&child));
+                if !keep {
+                    continue;
+                }
+            }
+            names.push(name);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn content_path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn preserves_owner(&self) -> bool {
+        false
+    }
+
+    fn resolve(&self, rel: &str) -> Result<String> {
+        // Follow symlinks inside the context root, component by component.
+        let mut done: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = rel
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .rev()
+            .collect();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                done.pop();
+                continue;
+            }
+            let cand = if done.is_empty() {
+                c.clone()
+            } else {
+                format!("{}/{}", done.join("/"), c)
+            };
+            let p = self.root.join(&cand);
+            match fs::symlink_metadata(&p) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > 255 {
+                        return Err(Error::Invalid(format!(
+                            "too many levels of symbolic links in {rel}"
+                        )));
+                    }
+                    let t = fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
+                    let t = t.to_string_lossy().into_owned();
+                    if t.starts_with('/') {
+                        done.clear();
+                    }
+                    for x in t.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
+                        todo.push(x.to_string());
+                    }
+                }
+                _ => done.push(c),
+            }
+        }
+        Ok(done.join("/"))
+    }
+}
+
+/// Another stage's (or image's) filesystem: metadata from its [`FsView`], contents from
+/// a directory where its layers were unpacked.
+pub struct StageTree<'a> {
+    view: &'a FsView,
+    rootfs: PathBuf,
+}
+
+impl<'a> StageTree<'a> {
+    /// A tree over `view` whose contents are unpacked at `rootfs`.
+    pub fn new(view: &'a FsView, rootfs: impl Into<PathBuf>) -> StageTree<'a> {
+        StageTree {
+            view,
+            rootfs: rootfs.into(),
+        }
+    }
+}
+
+impl SourceTree for StageTree<'_> {
+    fn stat(&self, rel: &str) -> Result<Option<SrcMeta>> {
+        Ok(self.view.get(rel).map(|m| SrcMeta {
+            kind: m.kind.clone(),
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            mtime: m.mtime,
+        }))
+    }
+
+    fn list(&self, rel: &str) -> Result<Vec<String>> {
+        let depth = if rel.is_empty() {
+            0
+        } else {
+            rel.split('/').count()
+        };
+        let mut names: Vec<String> = self
+            .view
+            .walk(rel)
+            .filter(|(k, _)| !k.is_empty() && k.as_str() != rel)
+            .filter(|(k, _)| k.split('/').count() == depth + 1)
+            .map(|(k, _)| fsview::split(k).1.to_string())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn content_path(&self, rel: &str) -> PathBuf {
+        self.rootfs.join(rel)
+    }
+
+    fn preserves_owner(&self) -> bool {
+        true
+    }
+
+    fn resolve(&self, rel: &str) -> Result<String> {
+        self.view.resolve(rel, true)
+    }
+}

@@ -1,0 +1,8 @@
+FROM alpine
+RUN apt-get update && \
+# a comment inside
+    apt-get install -y \
+
+    curl \
+    # indented comment
+    git

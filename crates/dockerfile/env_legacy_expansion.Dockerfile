@@ -1,0 +1,3 @@
+FROM alpine
+ENV NAME world
+ENV GREETING hello $NAME and "quoted"

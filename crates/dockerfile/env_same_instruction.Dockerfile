@@ -1,0 +1,4 @@
+FROM alpine
+ENV A=old
+ENV A=new B=$A
+ENV C=$A

@@ -1,0 +1,3 @@
+FROM alpine
+ENV PORTS="81 82/udp"
+EXPOSE $PORTS

@@ -1,0 +1,4 @@
+ARG REGISTRY=docker.io
+ARG IMAGE=library/alpine
+ARG TAG
+FROM ${REGISTRY}/${IMAGE}:${TAG:-latest}

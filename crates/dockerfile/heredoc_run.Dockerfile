@@ -1,0 +1,5 @@
+FROM alpine
+RUN <<EOF
+apk add curl
+echo $HOME
+EOF

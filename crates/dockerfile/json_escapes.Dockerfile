@@ -1,0 +1,2 @@
+FROM alpine
+RUN ["printf", "a\\tb\n", "\u00e9"]

@@ -1,0 +1,4 @@
+from alpine as Builder
+run echo hi
+copy . /src
+workdir /src

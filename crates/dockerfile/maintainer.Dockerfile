@@ -1,0 +1,2 @@
+FROM alpine
+MAINTAINER Jane Doe <jane@example.com>

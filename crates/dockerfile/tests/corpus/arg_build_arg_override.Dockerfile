@@ -1,0 +1,4 @@
+FROM alpine
+ARG FOO=default
+ARG BAR
+ENV F=$FOO B=$BAR

@@ -1,0 +1,3 @@
+FROM alpine
+ENV D="/a b"
+COPY x "$D"

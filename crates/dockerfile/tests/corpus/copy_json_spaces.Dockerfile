@@ -1,0 +1,3 @@
+FROM alpine
+COPY ["my file.txt", "other file", "/dest dir/"]
+ADD ["a b", "/c d"]

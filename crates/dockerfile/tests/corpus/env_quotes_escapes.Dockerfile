@@ -1,0 +1,2 @@
+FROM alpine
+ENV Q="a \"quoted\" word" S='it''s' BS=back\\slash

@@ -1,0 +1,2 @@
+FROM alpine
+COPY --from=a --from=b x y

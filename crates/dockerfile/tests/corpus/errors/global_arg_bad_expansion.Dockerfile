@@ -1,0 +1,2 @@
+ARG A=${B
+FROM alpine

@@ -1,0 +1,4 @@
+FROM alpine
+FOO x
+COPY a
+RUN --bogus echo

@@ -1,0 +1,2 @@
+FROM alpine
+RUN --mount=type=nfs,target=/x echo

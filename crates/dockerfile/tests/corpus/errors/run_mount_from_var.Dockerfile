@@ -1,0 +1,3 @@
+FROM alpine
+ARG S=x
+RUN --mount=from=$S,target=/x echo

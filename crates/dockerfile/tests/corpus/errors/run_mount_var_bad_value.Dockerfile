@@ -1,0 +1,3 @@
+FROM alpine
+ARG M=abc
+RUN --mount=type=cache,target=/c,mode=$M echo

@@ -1,0 +1,2 @@
+FROM alpine AS MyStage
+FROM mystage

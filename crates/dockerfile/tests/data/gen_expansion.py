@@ -1,0 +1,219 @@
+# Generates expansion.tsv: mode, extra env, input, expected.
+# mode: w = process_word, ws = process_words (expected words joined by " | "), bt = backtick escape word
+# expected: a value, or "!ERR substring" for an error.
+# Base env: PWD=/home SHELL=bash E= V=/usr/local/bin/app.tar.gz SP="a b  c" KOREAN=한국어 X=x
+cases = r"""
+w		hello	hello
+w		he'll'o	hello
+w		he'llo	!ERR single-quote
+w		he\'llo	he'llo
+w		he\\'llo	!ERR single-quote
+w		abc\tdef	abctdef
+w		"abc\tdef"	abc\tdef
+w		"abc\\tdef"	abc\tdef
+w		'abc\tdef'	abc\tdef
+w		hello\	hello
+w		hello\\	hello\
+w		"hello	!ERR double-quote
+w		"hello\"	!ERR double-quote
+w		"hel'lo"	hel'lo
+w		'hello	!ERR single-quote
+w		'hello\'	hello\
+w		'a\\b'	a\\b
+w		"''"	''
+w		$.	$.
+w		$1	
+w		he$1x	hex
+w		he$.x	he$.x
+w		he$pwd.	he.
+w		he$PWD	he/home
+w		he\$PWD	he$PWD
+w		he\\$PWD	he\/home
+w		"he\$PWD"	he$PWD
+w		"he\\$PWD"	he\/home
+w		\${}	${}
+w		\${}aaa	${}aaa
+w		${}	!ERR bad substitution
+w		he${}xx	!ERR bad substitution
+w		he${hi}	he
+w		he${hi}xx	hexx
+w		he${PWD}	he/home
+w		he${.}	!ERR unsupported modifier (.)
+w		he${XXX:-000}xx	he000xx
+w		he${PWD:-000}xx	he/homexx
+w		he${XXX:-$PWD}xx	he/homexx
+w		he${XXX:-${PWD:-yyy}}xx	he/homexx
+w		he${XXX:-${YYY:-yyy}}xx	heyyyxx
+w		he${XXX:YYY}	!ERR unsupported modifier (:Y)
+w		he${XXX:+${PWD}}xx	hexx
+w		he${PWD:+${XXX}}xx	hexx
+w		he${PWD:+${SHELL}}xx	hebashxx
+w		he${XXX:+000}xx	hexx
+w		he${PWD:+000}xx	he000xx
+w		'he${XX}'	he${XX}
+w		"he${PWD}"	he/home
+w		"he'$PWD'"	he'/home'
+w		"$PWD"	/home
+w		'$PWD'	$PWD
+w		'\$PWD'	\$PWD
+w		'"hello"'	"hello"
+w		he${PWD	!ERR unsupported modifier
+w		he${PWD:=000}xx	!ERR unsupported modifier (:=)
+w		he${PWD:+${PWD}:}xx	he/home:xx
+w		he${XXX:-\$PWD:}xx	he$PWD:xx
+w		he${XXX:-\${PWD}z}xx	he${PWDz}xx
+w		안녕하세요	안녕하세요
+w		안'녕'하세요	안녕하세요
+w		안녕$KOREAN	안녕한국어
+w		"안녕${KOREAN}"	안녕한국어
+w		${{aaa}	!ERR bad substitution
+w		${aaa}}	}
+w		${aaa:-bbb}}	bbb}
+w		${aaa:-bbb	!ERR missing '}'
+w		${aaa:-bbb}	bbb
+w		${aaa:-${bbb:-ccc}}	ccc
+w		${aaa:-bbb ${foo}	!ERR missing '}'
+w		${aaa:-bbb {foo}	bbb {foo
+w		${:}	!ERR bad substitution
+w		${:-bbb}	!ERR bad substitution
+w		${:+bbb}	!ERR bad substitution
+w		${	!ERR missing '}'
+w		$	$
+w		a$	a$
+w		$$	
+w		$X$X	xx
+w		${X}${X}	xx
+w		$X_	
+w		${X}_	x_
+w		$Xy	
+w		${E-def}	
+w		${E:-def}	def
+w		${U-def}	def
+w		${U:-def}	def
+w		${E+alt}	alt
+w		${E:+alt}	
+w		${U+alt}	
+w		${X+alt}	alt
+w		${X:+alt}	alt
+w		${X?boom}	x
+w		${U?boom}	!ERR U: boom
+w		${U?}	!ERR U: is not allowed to be unset
+w		${E?}	
+w		${E:?}	!ERR E: is not allowed to be empty
+w		${E:?must set}	!ERR E: must set
+w		${U:?}	!ERR U: is not allowed to be unset
+w		${X:?}	x
+w		${V#*/}	usr/local/bin/app.tar.gz
+w		${V##*/}	app.tar.gz
+w		${V%.*}	/usr/local/bin/app.tar
+w		${V%%.*}	/usr/local/bin/app
+w		${V#/usr}	/local/bin/app.tar.gz
+w		${V#nomatch}	/usr/local/bin/app.tar.gz
+w		${V%/*}	/usr/local/bin
+w		${V%%/*}	
+w		${V##*.}	gz
+w		${V#*.}	tar.gz
+w		${V#?}	usr/local/bin/app.tar.gz
+w		${V%??}	/usr/local/bin/app.tar.
+w		${V#\*}	/usr/local/bin/app.tar.gz
+w		${V#\q}	!ERR invalid escape
+w		${U#x}	
+w		${U%x}	
+w		${V/usr/opt}	/opt/local/bin/app.tar.gz
+w		${V//\//:}	:usr:local:bin:app.tar.gz
+w		${V/\//:}	:usr/local/bin/app.tar.gz
+w		${V/local}	!ERR missing '/'
+w		${V/local/}	/usr//bin/app.tar.gz
+w		${V//a/A}	/usr/locAl/bin/App.tAr.gz
+w		${V/a*/X}	/usr/locX
+w		${V/?/_}	_usr/local/bin/app.tar.gz
+w		${X//x/yy}	yy
+w		${U/x/y}	
+w		${V/nomatch/y}	/usr/local/bin/app.tar.gz
+w		${PWD/home/$SHELL}	/bash
+w		${PWD:-'a b'}	/home
+w		${U:-'a b'}	a b
+w		${U:-"$PWD x"}	/home x
+w		"${U:-a b}"	a b
+w		a\ b	a b
+w		"a\ b"	a\ b
+w		"a\"b"	a"b
+w		'a"b'	a"b
+w		"a'b"	a'b
+w		""	
+w		''	
+w		a""b	ab
+w		"$"	$
+w		"$U"	
+w		"${X}y"	xy
+w		\$X	$X
+w		\\$X	\x
+w		${X:-}	x
+w		${U:-}	
+w		$@	
+w		$*	
+w		$#	
+w		$?	
+w		$!	
+w		$0	
+w		$12	
+w		${1}	
+w		${#}	
+w		${#X}	!ERR unsupported modifier (X)
+w		$SP	a b  c
+ws		$SP	a | b | c
+ws		"$SP"	a b  c
+ws		a b   c	a | b | c
+ws		a "b c" d	a | b c | d
+ws		a 'b c' d	a | b c | d
+ws		a\ b c	a b | c
+ws		"" a	a
+ws		a ""	a
+ws		x${U}y	xy
+ws		${U}	
+ws		'' ''	
+ws		"a"'b'c	abc
+ws		$X $X	x | x
+ws		${U:-a b}	a | b
+ws		"${U:-a b}"	a b
+ws		pre${SP}post	prea | b | cpost
+ws		  lead	lead
+w	A=1;B=2	$A$B	12
+w	A=1;A=2	$A	2
+w	EMPTY=	${EMPTY:-z}	z
+w	P=/a/b/c	${P##*/}	c
+w	P=a.b.c	${P%.*}	a.b
+w	P=a.b.c	${P%%.*}	a
+w	P=aaa	${P#a*}	aa
+w	P=aaa	${P##a*}	
+w	P=a*b	${P#a\*}	b
+w	P=a?b	${P/\?/X}	aXb
+w	P=a}b	${P/\}/X}	aXb
+w	P=abc	${P//}	!ERR missing '/'
+w	P=abab	${P//ab/x}	xx
+w	P=abab	${P/ab/x}	xab
+w	P=aXbXc	${P%X*}	aXb
+w	P=aXbXc	${P%%X*}	a
+w	P=abc	${P%}	abc
+w	P=abc	${P#}	abc
+bt		he`$PWD	he$PWD
+bt		"a`"b"	a"b
+bt		a`	a
+bt		a\b	a\b
+bt		"a\b"	a\b
+bt		a``b	a`b
+bt		"$PWD`$"	/home$
+"""
+
+import csv, sys
+rows = []
+for line in cases.strip("\n").split("\n"):
+    parts = line.split("\t")
+    if len(parts) != 4:
+        sys.exit(f"bad line {line!r}")
+    rows.append(parts)
+with open("expansion.tsv", "w") as f:
+    f.write("# mode\tenv\tinput\texpected  (generated by gen_expansion.py; see tests/expansion.rs)\n")
+    for r in rows:
+        f.write("\t".join(r) + "\n")
+print(len(rows), "cases")

@@ -1,0 +1,40 @@
+//! Manual measurement: write a layer for a big tree and report throughput, so
+//! peak memory can be measured with `/usr/bin/time -v`. Ignored by default:
+//!
+//! ```text
+//! HOIST_LAYER_SRC=/tmp/tree HOIST_LAYER_OUT=/tmp/blobs [HOIST_LAYER_COMPRESSION=zstd|none] \
+//!   /usr/bin/time -v target/release/deps/layer_big-* --ignored --nocapture
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hoist_image::layer::{walk, write_layer_blob, Compression, WalkOptions, WriteOptions};
+
+#[test]
+#[ignore = "manual benchmark: needs HOIST_LAYER_SRC"]
+fn write_big_tree() {
+    let src = PathBuf::from(std::env::var("HOIST_LAYER_SRC").expect("HOIST_LAYER_SRC"));
+    let out = std::env::var("HOIST_LAYER_OUT").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir().join("hoist-layer-big"));
+    let compression = match std::env::var("HOIST_LAYER_COMPRESSION").as_deref() {
+        Ok("zstd") => Compression::Zstd,
+        Ok("none") => Compression::None,
+        _ => Compression::Gzip,
+    };
+    let opts = WriteOptions {
+        compression,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let entries = walk(&src, "app", &WalkOptions::default(), &|_, _| true).unwrap();
+    let desc = write_layer_blob(&out, entries, &opts).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{compression:?}: {} bytes uncompressed -> {} bytes in {secs:.2}s ({:.0} MB/s) digest {} diff_id {}",
+        desc.uncompressed_size,
+        desc.size,
+        desc.uncompressed_size as f64 / secs / 1e6,
+        desc.digest,
+        desc.diff_id
+    );
+}

@@ -1,0 +1,295 @@
+//! Errors of the registry client.
+//!
+//! Registry errors keep the distribution spec's error codes
+//! ([`ErrorCode`]) and every error says whether retrying can help
+//! ([`Error::is_retryable`]). No message ever contains a password, a token or a
+//! signed upload URL: requests are named by method and path only.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use hoist_image::Digest;
+
+/// An error code from the OCI distribution spec (the `code` of an error body).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `BLOB_UNKNOWN`
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`
+    ManifestUnknown,
+    /// `NAME_INVALID`
+    NameInvalid,
+    /// `NAME_UNKNOWN`
+    NameUnknown,
+    /// `SIZE_INVALID`
+    SizeInvalid,
+    /// `UNAUTHORIZED`
+    Unauthorized,
+    /// `DENIED`
+    Denied,
+    /// `UNSUPPORTED`
+    Unsupported,
+    /// `TOOMANYREQUESTS`
+    TooManyRequests,
+    /// Any other code, verbatim.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// Parse a code string.
+    pub fn parse(s: &str) -> ErrorCode {
+        match s {
+            "BLOB_UNKNOWN" => ErrorCode::BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => ErrorCode::BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => ErrorCode::BlobUploadUnknown,
+            "DIGEST_INVALID" => ErrorCode::DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => ErrorCode::ManifestBlobUnknown,
+            "MANIFEST_INVALID" => ErrorCode::ManifestInvalid,
+            "MANIFEST_UNKNOWN" => ErrorCode::ManifestUnknown,
+            "NAME_INVALID" => ErrorCode::NameInvalid,
+            "NAME_UNKNOWN" => ErrorCode::NameUnknown,
+            "SIZE_INVALID" => ErrorCode::SizeInvalid,
+            "UNAUTHORIZED" => ErrorCode::Unauthorized,
+            "DENIED" => ErrorCode::Denied,
+            "UNSUPPORTED" => ErrorCode::Unsupported,
+            "TOOMANYREQUESTS" => ErrorCode::TooManyRequests,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+
+    /// The spec's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
+            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            ErrorCode::DigestInvalid => "DIGEST_INVALID",
+            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            ErrorCode::NameInvalid => "NAME_INVALID",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::SizeInvalid => "SIZE_INVALID",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Errors of the registry client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A reference that does not parse.
+    #[error("invalid reference {input:?}: {reason}")]
+    InvalidReference {
+        /// The rejected input.
+        input: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry answered with an error status.
+    #[error("{registry}: {what}: HTTP {status}{}", fmt_codes(codes, message))]
+    Registry {
+        /// The registry host.
+        registry: String,
+        /// The request (`GET /v2/app/manifests/latest`), never with query or credentials.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The spec error codes in the body, if any.
+        codes: Vec<ErrorCode>,
+        /// The registry's message(s), if any.
+        message: String,
+        /// How long the registry asked us to wait (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// Credentials are missing or were refused.
+    #[error("{registry}: authentication failed{}: {detail}", if *.had_credentials { " (credentials refused)" } else { " (no credentials; try `hoist login`)" })]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// Whether credentials were sent.
+        had_credentials: bool,
+        /// What went wrong (never contains a secret).
+        detail: String,
+    },
+    /// A network or TLS failure.
+    #[error("{registry}: {what}: {source}")]
+    Transport {
+        /// The registry host.
+        registry: String,
+        /// The request, never with query or credentials.
+        what: String,
+        /// The underlying error (URL removed).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Content did not match its digest or size.
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was verified.
+        what: String,
+        /// The digest it should have.
+        expected: Digest,
+        /// The digest it has.
+        actual: Digest,
+    },
+    /// The registry broke the protocol (missing header, unexpected status).
+    #[error("{registry}: {message}")]
+    Protocol {
+        /// The registry host.
+        registry: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A credential file or helper failed.
+    #[error("credentials: {0}")]
+    Credentials(String),
+    /// A configuration problem (bad CA file, bad mirror URL).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// An image that is not in the local cache (`--pull=never`).
+    #[error("{0} is not in the local cache and pulling is disabled (--pull=never)")]
+    NotCached(String),
+    /// A local file error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An error from the image layer (a source, the blob store, a document).
+    #[error(transparent)]
+    Image(#[from] hoist_image::Error),
+}
+
+fn fmt_codes(codes: &[ErrorCode], message: &str) -> String {
+    let mut s = String::new();
+    if !codes.is_empty() {
+        s.push(' ');
+        s.push_str(
+            &codes
+                .iter()
+                .map(ErrorCode::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if !message.is_empty() {
+        s.push_str(": ");
+        s.push_str(message);
+    }
+    s
+}
+
+impl Error {
+    /// Whether retrying the same operation may succeed (5xx, 429, dropped connections).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Registry { status, codes, .. } => {
+                *status >= 500
+                    || *status == 429
+                    || *status == 408
+                    || codes.contains(&ErrorCode::TooManyRequests)
+                    || codes.contains(&ErrorCode::BlobUploadUnknown)
+            }
+            Error::Transport { source, .. } => {
+                !(source.is_builder() || source.is_redirect() || is_tls_error(source))
+            }
+            Error::Image(hoist_image::Error::Stream { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// The distribution error codes, if the registry sent any.
+    pub fn codes(&self) -> &[ErrorCode] {
+        match self {
+            Error::Registry { codes, .. } => codes,
+            _ => &[],
+        }
+    }
+
+    /// The HTTP status, for registry errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Registry { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the error means "does not exist" (404, `*_UNKNOWN`).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Registry { status, codes, .. } => {
+                *status == 404
+                    || codes.iter().any(|c| {
+                        matches!(
+                            c,
+                            ErrorCode::ManifestUnknown
+                                | ErrorCode::BlobUnknown
+                                | ErrorCode::NameUnknown
+                        )
+                    })
+            }
+            Error::Image(hoist_image::Error::NotFound(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+fn is_tls_error(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if s.contains("certificate") || s.contains("InvalidCertificate") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl From<Error> for hoist_image::Error {
+    fn from(e: Error) -> hoist_image::Error {
+        match e {
+            Error::Image(inner) => inner,
+            Error::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => hoist_image::Error::DigestMismatch {
+                what,
+                expected,
+                actual,
+            },
+            other if other.is_not_found() => hoist_image::Error::NotFound(other.to_string()),
+            other => hoist_image::Error::Other(Box::new(other)),
+        }
+    }
+}
+
+/// Result alias for the registry crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

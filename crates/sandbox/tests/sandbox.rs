@@ -1,0 +1,737 @@
+//! Integration tests of the sandbox with real namespaces, overlayfs and a busybox root.
+//!
+//! They pass as root (how CI runs them) and as an unprivileged user with subordinate
+//! id ranges: `unprivileged_user_runs_the_suite` re-runs the portable tests as the
+//! `hoisttest` user through `runuser` when that user exists (see
+//! `tests/run-unprivileged.sh`, which creates it).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use hoist_image::layer::{LayerDescriptor, MtimePolicy, WriteOptions};
+use hoist_sandbox::{
+    CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, Sandbox, SandboxConfig,
+    SecretSource,
+};
+
+const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn helper_exe() -> PathBuf {
+    // Under `run-unprivileged.sh` the binaries are copied next to each other.
+    if let Ok(p) = std::env::var("HOIST_SANDBOX_HELPER") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox-helper"))
+}
+
+/// Build a minimal root file system from the static busybox: one symlink per applet,
+/// `/etc/passwd` and `/etc/group`.
+fn busybox_rootfs(dir: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "var", "home",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    std::fs::set_permissions(dir.join("bin/busybox"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
+    let out = std::process::Command::new("/bin/busybox")
+        .arg("--list-full")
+        .output()
+        .expect("busybox-static is installed");
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let p = dir.join(line);
+        if line == "bin/busybox" || p.exists() || std::fs::symlink_metadata(&p).is_ok() {
+            continue;
+        }
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", &p).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\nwheel:x:10:user\nuser:x:1000:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+    sb: Sandbox,
+    base: PathBuf,
+}
+
+fn setup() -> Env {
+    let tmp = tempfile::Builder::new()
+        .prefix("hoist-sbtest-")
+        .tempdir()
+        .unwrap();
+    let base = tmp.path().join("base");
+    busybox_rootfs(&base);
+    let sb = Sandbox::new(SandboxConfig {
+        state_dir: tmp.path().join("state"),
+        helper_exe: helper_exe(),
+    })
+    .unwrap();
+    Env { tmp, sb, base }
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    lines: Vec<(OutputStream, String)>,
+    upper: PathBuf,
+}
+
+impl Env {
+    fn spec(&self, script: &str) -> RunSpec {
+        let dirs = self.sb.create_run_dirs().unwrap();
+        let mut s = RunSpec::new(
+            vec![self.base.clone()],
+            dirs.upper,
+            dirs.work,
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+        );
+        s.env = vec![PATH.into(), "HOME=/root".into()];
+        s
+    }
+
+    fn run(&self, spec: &RunSpec) -> Output {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let mut lines = Vec::new();
+        let status = self
+            .sb
+            .run(spec, &mut |s, l| {
+                let l = String::from_utf8_lossy(l).to_string();
+                match s {
+                    OutputStream::Stdout => stdout.push_str(&l),
+                    OutputStream::Stderr => stderr.push_str(&l),
+                }
+                lines.push((s, l));
+            })
+            .unwrap();
+        Output {
+            status,
+            stdout,
+            stderr,
+            lines,
+            upper: spec.upper_dir.clone(),
+        }
+    }
+
+    fn sh(&self, script: &str) -> Output {
+        self.run(&self.spec(script))
+    }
+
+    fn layer(&self, upper: &Path) -> (LayerDescriptor, BTreeMap<String, TarEntry>) {
+        let blobs = self.tmp.path().join("blobs");
+        let opts = WriteOptions {
+            mtime: MtimePolicy::Preserve,
+            source_date_epoch: Some(1_000_000),
+            ..Default::default()
+        };
+        let d = self.sb.diff_layer(upper, &blobs, &opts).unwrap();
+        let entries = read_layer(&blobs.join("sha256").join(d.digest.hex()));
+        (d, entries)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TarEntry {
+    kind: u8,
+    uid: u64,
+    gid: u64,
+    mode: u32,
+    link: Option<String>,
+    data: Vec<u8>,
+}
+
+fn read_layer(blob: &Path) -> BTreeMap<String, TarEntry> {
+    let f = std::fs::File::open(blob).unwrap();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut out = BTreeMap::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().to_string();
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(
+            path.trim_end_matches('/').to_string(),
+            TarEntry {
+                kind: h.entry_type().as_byte(),
+                uid: h.uid().unwrap(),
+                gid: h.gid().unwrap(),
+                mode: h.mode().unwrap(),
+                link: h
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().to_string()),
+                data,
+            },
+        );
+    }
+    out
+}
+
+fn is_root() -> bool {
+    hoist_sandbox::capabilities().is_root
+}
+
+// ---------------------------------------------------------------------------------
+// Portable tests: run as root and (through the runner below) as an unprivileged user.
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn output_is_streamed_by_line_and_exit_code_reported() {
+    let env = setup();
+    let o = env.sh("echo one; echo two >&2; printf 'three\\nfour'; exit 3");
+    assert_eq!(o.status.code, Some(3));
+    assert!(!o.status.success());
+    assert_eq!(o.stdout, "one\nthree\nfour");
+    assert_eq!(o.stderr, "two\n");
+    assert!(o
+        .lines
+        .contains(&(OutputStream::Stdout, "three\n".to_string())));
+    assert!(o.lines.contains(&(OutputStream::Stdout, "four".to_string())));
+    let o = env.sh("kill -9 $$");
+    assert_eq!(o.status.signal, Some(9));
+    assert_eq!(o.status.code, None);
+}
+
+#[test]
+fn sandbox_cannot_see_host_files_processes_or_credentials() {
+    let env = setup();
+    let marker = env.tmp.path().join("host-secret");
+    std::fs::write(&marker, "secret").unwrap();
+    let state = env.sb.config().state_dir.clone();
+    let script = format!(
+        "test -e {m} && echo SEES_MARKER; test -e {s} && echo SEES_STATE; \
+         test -e /work && echo SEES_WORK; ls /; echo pid=$$; \
+         ls /proc | grep -c '^[0-9]'; env; echo \
+         cat /proc/1/environ | tr '\\0' '\\n'; hostname",
+        m = marker.display(),
+        s = state.display()
+    );
+    let o = env.sh(&script);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(!o.stdout.contains("SEES_"), "{}", o.stdout);
+    // The shell is pid 2 (after the sandbox's init), and only a handful of pids exist.
+    assert!(o.stdout.contains("pid=2\n"), "{}", o.stdout);
+    let npids: usize = o
+        .stdout
+        .lines()
+        .find_map(|l| l.parse().ok())
+        .expect("pid count");
+    assert!(npids <= 4, "{npids} processes visible:\n{}", o.stdout);
+    let host_pid = std::process::id();
+    let o2 = env.sh(&format!("test -e /proc/{host_pid} && echo SEES_HOST_PID; true"));
+    assert!(!o2.stdout.contains("SEES_HOST_PID"));
+    // Nothing of the test's environment (CARGO_*, the host PATH, ...) leaks in.
+    assert!(!o.stdout.contains("CARGO"), "{}", o.stdout);
+    assert!(o.stdout.contains("HOME=/root"));
+    // Only stdin/stdout/stderr are open in the command (ls adds its own fd 3).
+    let mut fds = env.spec("");
+    fds.argv = vec!["/bin/ls".into(), "/proc/self/fd".into()];
+    assert_eq!(env.run(&fds).stdout, "0\n1\n2\n3\n");
+    assert!(o.stdout.trim_end().ends_with("hoist"));
+    // The root listing is the image's.
+    for d in ["bin", "etc", "proc", "dev", "tmp"] {
+        assert!(o.stdout.lines().any(|l| l == d), "{d} missing: {}", o.stdout);
+    }
+    assert!(!o.stdout.lines().any(|l| l == "work" || l == "boot"));
+}
+
+#[test]
+fn dev_proc_and_etc_files_are_set_up() {
+    let env = setup();
+    let mut spec = env.spec(
+        "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c \
+         && ls /dev/pts/ptmx && test -d /dev/shm && cat /etc/hostname && cat /etc/hosts \
+         && test -e /proc/self/status && echo ok",
+    );
+    spec.hostname = "builder".into();
+    spec.extra_hosts = vec![("db.local".into(), "10.1.2.3".into())];
+    let o = env.run(&spec);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(o.stdout.contains("builder\n"));
+    assert!(o.stdout.contains("10.1.2.3\tdb.local"));
+    assert!(o.stdout.ends_with("ok\n"));
+    // The mount points made for /dev, /proc and /etc/{hosts,...} leave no trace.
+    let (_, entries) = env.layer(&o.upper);
+    assert!(entries.is_empty(), "{entries:#?}");
+}
+
+#[test]
+fn user_groups_workdir_and_env() {
+    let env = setup();
+    let mut spec = env.spec("id -u; id -g; id -G; pwd; echo $FOO; touch f; ls -n f");
+    spec.uid = 1000;
+    spec.gid = 1000;
+    spec.groups = vec![10];
+    spec.cwd = "/home/user/work/dir".into();
+    spec.env.push("FOO=bar baz".into());
+    let o = env.run(&spec);
+    assert!(o.status.success(), "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(&lines[..5], &["1000", "1000", "1000 10", "/home/user/work/dir", "bar baz"]);
+    assert!(lines[5].contains(" 1000 ") && lines[5].contains("1000"), "{}", lines[5]);
+    let (_, entries) = env.layer(&o.upper);
+    let f = &entries["home/user/work/dir/f"];
+    assert_eq!((f.uid, f.gid), (1000, 1000));
+    // The missing parts of the working directory belong to the user.
+    assert_eq!(entries["home/user/work"].uid, 1000);
+    assert_eq!(entries["home"].uid, 0);
+}
+
+#[test]
+fn missing_executable_is_an_error() {
+    let env = setup();
+    let mut spec = env.spec("");
+    spec.argv = vec!["no-such-program".into()];
+    let err = env.sb.run(&spec, &mut |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+}
+
+#[test]
+fn layer_diff_has_changes_whiteouts_opaque_dirs_hardlinks_and_container_owners() {
+    let env = setup();
+    let o = env.sh(
+        "echo hi > /new && chown 1:2 /new && ln /new /new2 && rm /bin/ls && mkdir -p /etc/x \
+         && rm -rf /root && mkdir /root && touch /root/f && echo v >> /etc/passwd \
+         && setfattr -n user.test -v yes /new 2>/dev/null; true",
+    );
+    assert!(o.status.success(), "{}", o.stderr);
+    let (d, e) = env.layer(&o.upper);
+    assert!(d.size > 0);
+    let names: Vec<&str> = e.keys().map(|s| s.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "bin",
+            "bin/.wh.ls",
+            "etc",
+            "etc/passwd",
+            "etc/x",
+            "new",
+            "new2",
+            "root",
+            "root/.wh..wh..opq",
+            "root/f"
+        ],
+        "{e:#?}"
+    );
+    // Owners are the container's ids, whoever runs hoist.
+    assert_eq!((e["new"].uid, e["new"].gid), (1, 2));
+    assert_eq!((e["etc/passwd"].uid, e["root/f"].uid), (0, 0));
+    assert_eq!(e["new"].data, b"hi\n");
+    assert_eq!(e["new2"].kind, b'1');
+    assert_eq!(e["new2"].link.as_deref(), Some("new"));
+    assert!(String::from_utf8_lossy(&e["etc/passwd"].data).ends_with("v\n"));
+}
+
+#[test]
+fn a_trivial_run_leaves_an_empty_layer_and_no_mounts_or_processes() {
+    let env = setup();
+    let o = env.sh("sleep 1000 & sleep 1000 & true");
+    assert!(o.status.success());
+    let (_, e) = env.layer(&o.upper);
+    assert!(e.is_empty(), "{e:#?}");
+    // The background sleeps died with the pid namespace.
+    let mut sleeping = 0;
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(c) = std::fs::read(p.path().join("cmdline")) {
+            if c == b"sleep\x001000\x00" {
+                sleeping += 1;
+            }
+        }
+    }
+    assert_eq!(sleeping, 0, "background processes survived the RUN");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.tmp.path().to_str().unwrap()));
+    let run_base = o.upper.parent().unwrap().to_path_buf();
+    env.sb.remove_tree(&run_base).unwrap();
+    assert!(!run_base.exists());
+}
+
+#[test]
+fn run_mounts_bind_tmpfs_secrets_cache_and_ssh() {
+    let env = setup();
+    let ctx = env.tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("input.txt"), "from context\n").unwrap();
+    let cache = env.tmp.path().join("cache");
+    let sock_path = env.tmp.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let mut spec = env.spec(
+        "cat /ctx/input.txt; touch /ctx/x 2>/dev/null && echo CTX_WRITABLE; \
+         echo t > /scratch/t && cat /scratch/t; cat /run/secrets/token; echo; \
+         stat -c %a /run/secrets/token; echo env=$API_KEY; \
+         echo $(cat /var/cache/app/count 2>/dev/null)x > /var/cache/app/count; \
+         test -S /ssh/agent && echo sock=$SSH_AUTH_SOCK; echo done",
+    );
+    spec.mounts = vec![
+        MountSpec::Bind {
+            src: ctx.clone(),
+            target: "/ctx".into(),
+            readonly: true,
+        },
+        MountSpec::Tmpfs {
+            target: "/scratch".into(),
+            size: Some(1 << 20),
+        },
+        MountSpec::SecretFile {
+            source: SecretSource::Bytes(b"hunter2".to_vec()),
+            target: "/run/secrets/token".into(),
+            mode: 0o400,
+            uid: 0,
+            gid: 0,
+        },
+        MountSpec::SecretEnv {
+            name: "API_KEY".into(),
+            value: "k-123".into(),
+        },
+        MountSpec::Cache {
+            src: cache.clone(),
+            target: "/var/cache/app".into(),
+            sharing: CacheSharing::Locked,
+            readonly: false,
+        },
+        MountSpec::Ssh {
+            sock: sock_path.clone(),
+            target: "/ssh/agent".into(),
+        },
+    ];
+    let o = env.run(&spec);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(o.stdout.contains("from context\n"));
+    assert!(!o.stdout.contains("CTX_WRITABLE"));
+    assert!(o.stdout.contains("t\nhunter2\n400\nenv=k-123\n"), "{}", o.stdout);
+    assert!(o.stdout.contains("sock=/ssh/agent\n"), "{}", o.stdout);
+    assert!(o.stdout.ends_with("done\n"));
+    assert!(!ctx.join("x").exists());
+    // The cache persists across runs.
+    assert_eq!(std::fs::read_to_string(cache.join("count")).unwrap(), "x\n");
+    let o2 = env.run(&RunSpec {
+        upper_dir: env.sb.create_run_dirs().unwrap().upper,
+        work_dir: env.sb.create_run_dirs().unwrap().work,
+        ..spec.clone()
+    });
+    assert!(o2.status.success(), "{}", o2.stderr);
+    assert_eq!(std::fs::read_to_string(cache.join("count")).unwrap(), "xx\n");
+    // Neither the secret nor any mount point is in the layer.
+    let (_, e) = env.layer(&o.upper);
+    assert!(e.is_empty(), "{e:#?}");
+    let all = walk_bytes(&o.upper);
+    assert!(!all.windows(7).any(|w| w == b"hunter2"));
+}
+
+fn walk_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            out.extend(walk_bytes(&e.path()));
+        } else if m.is_file() {
+            out.extend(std::fs::read(e.path()).unwrap_or_default());
+        }
+    }
+    out
+}
+
+#[test]
+fn private_cache_in_use_gets_a_fresh_instance() {
+    let env = setup();
+    let cache = env.tmp.path().join("pcache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("mark"), "m").unwrap();
+    let mut spec = env.spec("ls /c");
+    spec.mounts = vec![MountSpec::Cache {
+        src: cache.clone(),
+        target: "/c".into(),
+        sharing: CacheSharing::Private,
+        readonly: false,
+    }];
+    assert_eq!(env.run(&spec).stdout, "mark\n");
+    // Hold the lock as another build would: the run gets an empty instance.
+    let f = std::fs::File::open(&cache).unwrap();
+    hoist_sandbox::fork::flock(std::os::fd::AsRawFd::as_raw_fd(&f), true, false).unwrap();
+    let mut spec2 = env.spec("ls /c | wc -l");
+    spec2.mounts = spec.mounts.clone();
+    assert_eq!(env.run(&spec2).stdout.trim(), "0");
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let env = setup();
+    let mut spec = env.spec("ip -o link show | cut -d: -f2; ip -o addr show lo | grep -c 127.0.0.1");
+    spec.network = Network::None;
+    let o = env.run(&spec);
+    assert!(o.status.success(), "{}", o.stderr);
+    let ifaces: Vec<&str> = o.stdout.lines().map(|l| l.trim()).collect();
+    assert_eq!(ifaces, vec!["lo", "1"], "{}", o.stdout);
+    let mut up = env.spec("ip -o link show lo");
+    up.network = Network::None;
+    assert!(env.run(&up).stdout.contains("UP"));
+}
+
+#[test]
+fn unpacked_layers_stack_with_whiteouts_and_opaque_dirs() {
+    use hoist_image::layer::{write_layer_blob, Entry};
+    let env = setup();
+    // A layer that deletes /bin/ls, makes /etc opaque with one file, and adds /opt/a.
+    let blobs = env.tmp.path().join("in-blobs");
+    let mut entries = vec![
+        Entry::dir("bin"),
+        Entry::file_bytes("bin/.wh.ls", Vec::new()),
+        Entry::dir("etc"),
+        Entry::file_bytes("etc/.wh..wh..opq", Vec::new()),
+        Entry::file_bytes("etc/only", b"o\n".to_vec()),
+        Entry::dir("opt"),
+        Entry::file_bytes("opt/a", b"a\n".to_vec()),
+    ];
+    let mut owned = Entry::file_bytes("opt/owned", b"x".to_vec());
+    owned.uid = 7;
+    owned.gid = 8;
+    entries.push(owned);
+    let opts = WriteOptions {
+        ownership: hoist_image::layer::Ownership::Preserve,
+        ..Default::default()
+    };
+    let d = write_layer_blob(&blobs, entries, &opts).unwrap();
+    let lower = env.tmp.path().join("layer1");
+    env.sb
+        .unpack_layer(&blobs.join("sha256").join(d.digest.hex()), &d.media_type, &lower)
+        .unwrap();
+    let dirs = env.sb.create_run_dirs().unwrap();
+    let mut spec = RunSpec::new(
+        vec![env.base.clone(), lower.clone()],
+        dirs.upper,
+        dirs.work,
+        vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "test -e /bin/ls && echo HAS_LS; ls /etc; cat /opt/a; stat -c %u:%g /opt/owned".into(),
+        ],
+    );
+    spec.env = vec![PATH.into()];
+    let o = env.run(&spec);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert_eq!(o.stdout, "hostname\nhosts\nonly\nresolv.conf\na\n7:8\n");
+    env.sb.remove_tree(&lower).unwrap();
+    assert!(!lower.exists());
+}
+
+#[test]
+fn snapshot_differ_gives_the_same_layer_as_overlay() {
+    let mut env = setup();
+    let script = "echo hi > /new && chown 1:2 /new && ln /new /new2 && rm /bin/ls \
+                  && mkdir -p /etc/x/y && rm -rf /root && mkdir /root && touch /root/f \
+                  && echo v >> /etc/passwd && chmod 700 /home && rm -rf /var \
+                  && ln -s /new /usr/link && mkdir /tmp/t && rmdir /tmp/t";
+    assert!(env.sb.uses_overlay());
+    let a = env.sh(script);
+    assert!(a.status.success(), "{}", a.stderr);
+    env.sb.use_snapshot_differ(true);
+    assert!(!env.sb.uses_overlay());
+    let b = env.sh(script);
+    assert!(b.status.success(), "{}", b.stderr);
+    let (da, ea) = env.layer(&a.upper);
+    let (db, eb) = env.layer(&b.upper);
+    assert_eq!(ea, eb);
+    assert_eq!(da.diff_id, db.diff_id);
+    assert_eq!(da.digest, db.digest);
+    assert!(ea.contains_key(".wh.var") && ea.contains_key("root/.wh..wh..opq"), "{ea:#?}");
+}
+
+#[test]
+fn capabilities_are_explained() {
+    let c = hoist_sandbox::capabilities();
+    let text = c.explain();
+    assert!(text.contains(&format!("uid {}", c.uid)));
+    if !c.is_root {
+        assert!(text.contains("subordinate ids") || text.contains("no subordinate"));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The unprivileged runner.
+// ---------------------------------------------------------------------------------
+
+/// The tests above that must also pass as an unprivileged user.
+const PORTABLE: &[&str] = &[
+    "output_is_streamed_by_line_and_exit_code_reported",
+    "sandbox_cannot_see_host_files_processes_or_credentials",
+    "dev_proc_and_etc_files_are_set_up",
+    "user_groups_workdir_and_env",
+    "missing_executable_is_an_error",
+    "layer_diff_has_changes_whiteouts_opaque_dirs_hardlinks_and_container_owners",
+    "a_trivial_run_leaves_an_empty_layer_and_no_mounts_or_processes",
+    "run_mounts_bind_tmpfs_secrets_cache_and_ssh",
+    "private_cache_in_use_gets_a_fresh_instance",
+    "network_none_has_only_loopback",
+    "unpacked_layers_stack_with_whiteouts_and_opaque_dirs",
+    "snapshot_differ_gives_the_same_layer_as_overlay",
+    "capabilities_are_explained",
+    "single_mapping_explains_what_does_not_work",
+    "killing_hoist_kills_the_sandbox",
+];
+
+/// The tests that must pass with the single-id fallback (no subordinate ranges).
+const SINGLE: &[&str] = &[
+    "output_is_streamed_by_line_and_exit_code_reported",
+    "sandbox_cannot_see_host_files_processes_or_credentials",
+    "missing_executable_is_an_error",
+    "a_trivial_run_leaves_an_empty_layer_and_no_mounts_or_processes",
+    "network_none_has_only_loopback",
+    "single_mapping_explains_what_does_not_work",
+    "capabilities_are_explained",
+];
+
+#[test]
+fn single_mapping_explains_what_does_not_work() {
+    let env = setup();
+    let single = matches!(env.sb.id_mode(), hoist_sandbox::IdMode::Single { .. });
+    // The runner sets this for the user without ranges, so the test cannot pass vacuously.
+    if std::env::var("HOIST_EXPECT_SINGLE").is_ok() {
+        assert!(single, "expected the single mapping: {}", env.sb.capabilities().explain());
+    }
+    if !single {
+        return;
+    }
+    let c = env.sb.capabilities();
+    assert!(c.notes.iter().any(|n| n.contains("/etc/subuid")), "{:?}", c.notes);
+    let o = env.sh("id -u; touch /f; chown 1:1 /f || echo CHOWN_FAILED");
+    assert_eq!(o.stdout, "0\nCHOWN_FAILED\n", "{}", o.stderr);
+    let mut spec = env.spec("true");
+    spec.uid = 1000;
+    let err = env.sb.run(&spec, &mut |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("/etc/subuid"), "{err}");
+}
+
+fn user_exists(name: &str) -> bool {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd.lines().any(|l| l.starts_with(&format!("{name}:")))
+}
+
+/// Run `tests` of this binary as `user` through `runuser`; `false` when skipped.
+fn run_as(user: &str, tests: &[&str], single: bool) -> bool {
+    if !user_exists(user) {
+        println!(
+            "SKIPPED running {} tests as {user:?}: the user does not exist \
+             (create it with crates/sandbox/tests/run-unprivileged.sh)",
+            tests.len()
+        );
+        return false;
+    }
+    // Copy both binaries where the user can execute them.
+    let dir = tempfile::Builder::new()
+        .prefix("hoist-sbunpriv-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let test_bin = dir.path().join("sandbox-tests");
+    let helper = dir.path().join("hoist-sandbox-helper");
+    std::fs::copy(std::env::current_exe().unwrap(), &test_bin).unwrap();
+    std::fs::copy(helper_exe(), &helper).unwrap();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", user, "--", "env"])
+        .arg(format!("HOIST_SANDBOX_HELPER={}", helper.display()))
+        .arg("TMPDIR=/tmp")
+        .args(single.then_some("HOIST_EXPECT_SINGLE=1"))
+        .arg(&test_bin)
+        .arg("--exact")
+        .arg("--test-threads=2")
+        .args(tests)
+        .current_dir("/tmp")
+        .output()
+        .expect("runuser");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("as {user}:\n{stdout}\n{stderr}");
+    assert!(out.status.success(), "run as {user} failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("test result: ok. {} passed", tests.len())),
+        "{stdout}"
+    );
+    true
+}
+
+#[test]
+fn unprivileged_user_runs_the_suite() {
+    if !is_root() {
+        // Already unprivileged: the tests above are running as this user.
+        return;
+    }
+    // With /etc/subuid and /etc/subgid ranges: everything.
+    if run_as("hoisttest", PORTABLE, false) {
+        println!("unprivileged suite passed as hoisttest");
+    }
+    // Without ranges: the single-id fallback.
+    if run_as("hoisttest-nosub", SINGLE, true) {
+        println!("single-mapping suite passed as hoisttest-nosub");
+    }
+}
+
+/// Not run by itself: the child side of `killing_hoist_kills_the_sandbox`.
+#[test]
+#[ignore = "started by killing_hoist_kills_the_sandbox"]
+fn child_runs_a_long_command() {
+    let env = setup();
+    let o = env.sh("sleep 1001");
+    panic!("sleep ended: {:?}", o.status);
+}
+
+fn count_sleep_1001() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            std::fs::read(p.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x001001\x00")
+        })
+        .count()
+}
+
+#[test]
+fn killing_hoist_kills_the_sandbox() {
+    for sig in [libc::SIGKILL, libc::SIGINT] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_runs_a_long_command", "--ignored", "--nocapture"])
+            .env("HOIST_SANDBOX_HELPER", helper_exe())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while count_sleep_1001() == 0 {
+            assert!(start.elapsed().as_secs() < 20, "the sandbox did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Ctrl-C reaches the whole foreground process group; SIGKILL only hoist.
+        // SAFETY: plain kill(2) of our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(child.id() as i32, sig)
+        };
+        child.wait().unwrap();
+        let start = std::time::Instant::now();
+        while count_sleep_1001() > 0 {
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "sandboxed process survived signal {sig}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Shared harness for hoist's end-to-end tests: run the real `hoist` binary in temp dirs
+//! and check what it wrote with independent tools (skopeo, umoci, podman, tar).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("fixtures").join(name)
+}
+
+/// A scratch area for one test: its own cache dir and outputs.
+pub struct Env {
+    /// The temp dir (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let base = std::env::var_os("HOIST_TEST_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&base).unwrap();
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("hoist-e2e-")
+                .tempdir_in(base)
+                .unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `hoist` with this env's cache dir, plain progress, no inherited hoist settings.
+    pub fn hoist(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        c.env("HOIST_CACHE_DIR", self.path("cache"))
+            .env("CI", "1")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("HOIST_LOG");
+        c
+    }
+
+    /// Run hoist, panic with its output unless it succeeds; return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.hoist().args(args).output().unwrap();
+        assert_success(&out, &format!("hoist {}", args.join(" ")));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run hoist expecting failure; return stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.hoist().args(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "hoist {} should have failed; stdout:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run a command and return its stdout, panicking with its output on failure.
+pub fn run(cmd: &mut Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_success(&out, &what);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn is_root() -> bool {
+    rustix_uid() == 0
+}
+
+fn rustix_uid() -> u32 {
+    // SAFETY-free: parse /proc/self/status rather than calling libc.
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// The busybox base image as an OCI layout (tag `latest`), made once with umoci and
+/// cached under target/test-bases (shared by test processes: built in a temp dir and
+/// renamed into place).
+pub fn busybox_base() -> PathBuf {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let dir = repo()
+            .join("target/test-bases")
+            .join(format!("busybox-oci-uid{}", rustix_uid()));
+        if !dir.join("index.json").is_file() {
+            run(Command::new("bash")
+                .arg(repo().join("scripts/make-busybox-base.sh"))
+                .arg(&dir));
+        }
+        dir
+    })
+    .clone()
+}
+
+/// `skopeo inspect` (the image's config summary) as JSON.
+pub fn skopeo_inspect(reference: &str) -> serde_json::Value {
+    let out = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", reference]));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// `skopeo inspect --config`.
+pub fn skopeo_config(reference: &str) -> serde_json::Value {
+    let out =
+        run(Command::new("skopeo").args(["inspect", "--config", "--tls-verify=false", reference]));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// `skopeo inspect --raw` (the manifest bytes).
+pub fn skopeo_raw(reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", reference])
+        .output()
+        .unwrap();
+    assert_success(&out, &format!("skopeo inspect --raw {reference}"));
+    out.stdout
+}
+
+/// Unpack an OCI layout image with umoci; returns the rootfs path.
+pub fn umoci_unpack(layout: &Path, tag: &str, dest: &Path) -> PathBuf {
+    let mut c = Command::new("umoci");
+    c.arg("unpack");
+    if !is_root() {
+        c.arg("--rootless");
+    }
+    c.arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(dest);
+    run(&mut c);
+    dest.join("rootfs")
+}
+
+/// sha256 of a file as `sha256:…`.
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    let data = std::fs::read(p).unwrap();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)))
+}
