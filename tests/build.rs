@@ -202,38 +202,34 @@ fn every_output_type_is_readable_by_independent_tools() {
     assert!(m["containerimage.descriptor"]["size"].as_u64().unwrap() > 0);
 }
 
-fn podman_load(env: &Env, archive: &Path) {
-    let root = env.path("podman-root");
-    let runroot = env.path("podman-run");
-    let out = Command::new("podman")
-        .args([
+fn podman_load(_env: &Env, archive: &Path) {
+    // podman limits the run root path to 50 characters: use a short dir under /tmp.
+    let short = tempfile::Builder::new()
+        .prefix("pm")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = short.path().join("r");
+    let runroot = short.path().join("s");
+    let podman = || {
+        let mut c = Command::new("podman");
+        c.args([
             "--root",
             root.to_str().unwrap(),
             "--runroot",
             runroot.to_str().unwrap(),
         ])
-        .args([
-            "--storage-driver",
-            "vfs",
-            "load",
-            "-i",
-            archive.to_str().unwrap(),
-        ])
+        .args(["--storage-driver", "vfs"]);
+        c
+    };
+    let out = podman()
+        .args(["load", "-i", archive.to_str().unwrap()])
         .output()
         .unwrap();
     assert_success(&out, "podman load");
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("localhost/hello:1.0"), "{text}");
-    let _ = Command::new("podman")
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "--runroot",
-            runroot.to_str().unwrap(),
-        ])
-        .args(["--storage-driver", "vfs", "system", "reset", "-f"])
-        .output();
+    let _ = podman().args(["system", "reset", "-f"]).output();
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -322,7 +318,7 @@ fn multistage_builds_only_needed_stages_and_target_selects() {
     assert!(!out2.join("srv").exists());
     let err = env.fails(&["build", "--target", "unused", ctx.to_str().unwrap()]);
     assert!(
-        err.contains("Dockerfile:5") && err.contains("does-not-exist"),
+        err.contains("Dockerfile:6") && err.contains("does-not-exist"),
         "{err}"
     );
     let err = env.fails(&["build", "--target", "nope", ctx.to_str().unwrap()]);
@@ -363,7 +359,8 @@ fn copy_semantics_match_docker() {
     // --exclude.
     assert!(out.join("excluded/sub/tool.bin").is_file());
     assert!(!out.join("excluded/sub/deep.txt").exists());
-    assert!(!out.join("excluded/file1").exists() || !r("excluded/file1").is_empty());
+    assert!(!out.join("excluded/file2").exists());
+    assert_eq!(r("excluded/file1"), "one\n");
     // Relative destinations follow WORKDIR.
     assert_eq!(r("work/file2"), "two\n");
     assert_eq!(r("work/rel/file2"), "two\n");

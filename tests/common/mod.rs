@@ -6,12 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The repository root.
+/// The repository root (`HOIST_REPO` overrides it, for runs as another user from a copy).
 pub fn repo() -> PathBuf {
+    if let Some(r) = std::env::var_os("HOIST_REPO") {
+        return PathBuf::from(r);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
         .unwrap()
+}
+
+/// The hoist binary under test (`HOIST_BIN` overrides it).
+pub fn hoist_bin() -> PathBuf {
+    std::env::var_os("HOIST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hoist")))
 }
 
 /// A fixture directory.
@@ -45,7 +55,7 @@ impl Env {
 
     /// `hoist` with this env's cache dir, plain progress, no inherited hoist settings.
     pub fn hoist(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        let mut c = Command::new(hoist_bin());
         c.env("HOIST_CACHE_DIR", self.path("cache"))
             .env("CI", "1")
             .env_remove("SOURCE_DATE_EPOCH")
@@ -130,10 +140,15 @@ pub fn skopeo_inspect(reference: &str) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
-/// `skopeo inspect --config`.
+/// `skopeo inspect --config --raw`: the config exactly as stored (skopeo's parsed view drops Docker's Healthcheck and OnBuild).
 pub fn skopeo_config(reference: &str) -> serde_json::Value {
-    let out =
-        run(Command::new("skopeo").args(["inspect", "--config", "--tls-verify=false", reference]));
+    let out = run(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        reference,
+    ]));
     serde_json::from_str(&out).unwrap()
 }
 

@@ -27,7 +27,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if let Some(e) = &self.expected {
             write!(f, " (expected {e})")?;
         }
@@ -62,7 +66,9 @@ impl fmt::Display for Error {
 impl Error {
     /// An error made of one diagnostic.
     pub fn single(d: Diagnostic) -> Self {
-        Error { diagnostics: vec![d] }
+        Error {
+            diagnostics: vec![d],
+        }
     }
 
     /// The first diagnostic (there is always one).

@@ -161,7 +161,9 @@ fn compile(p: &str) -> Result<Vec<Tok>, PatternError> {
                 let mut first = true;
                 loop {
                     let Some(&c) = chars.get(i) else {
-                        return Err(PatternError(format!("syntax error in pattern {p:?}: missing closing ]")));
+                        return Err(PatternError(format!(
+                            "syntax error in pattern {p:?}: missing closing ]"
+                        )));
                     };
                     i += 1;
                     if c == ']' && !first {
@@ -170,7 +172,9 @@ fn compile(p: &str) -> Result<Vec<Tok>, PatternError> {
                     first = false;
                     let lo = if c == '\\' {
                         let Some(&e) = chars.get(i) else {
-                            return Err(PatternError(format!("syntax error in pattern {p:?}: trailing backslash")));
+                            return Err(PatternError(format!(
+                                "syntax error in pattern {p:?}: trailing backslash"
+                            )));
                         };
                         i += 1;
                         e
@@ -182,13 +186,17 @@ fn compile(p: &str) -> Result<Vec<Tok>, PatternError> {
                         i += 2;
                         if hi == '\\' {
                             let Some(&e) = chars.get(i) else {
-                                return Err(PatternError(format!("syntax error in pattern {p:?}: trailing backslash")));
+                                return Err(PatternError(format!(
+                                    "syntax error in pattern {p:?}: trailing backslash"
+                                )));
                             };
                             hi = e;
                             i += 1;
                         }
                         if hi < lo {
-                            return Err(PatternError(format!("syntax error in pattern {p:?}: invalid character class range")));
+                            return Err(PatternError(format!(
+                                "syntax error in pattern {p:?}: invalid character class range"
+                            )));
                         }
                         items.push((lo, hi));
                     } else {
@@ -206,7 +214,14 @@ fn compile(p: &str) -> Result<Vec<Tok>, PatternError> {
 
 /// Does `toks[ti..]` followed by `(/.*)?$` match `s[pos..]`? With `prefix`, does some
 /// continuation of `s` match (used to decide whether a directory can hold matches)?
-fn m(toks: &[Tok], ti: usize, s: &[char], pos: usize, prefix: bool, memo: &mut std::collections::HashSet<(usize, usize)>) -> bool {
+fn m(
+    toks: &[Tok],
+    ti: usize,
+    s: &[char],
+    pos: usize,
+    prefix: bool,
+    memo: &mut std::collections::HashSet<(usize, usize)>,
+) -> bool {
     if prefix && pos == s.len() {
         return toks[ti..].iter().all(|t| *t != Tok::Caret) || ti == toks.len();
     }
@@ -218,9 +233,12 @@ fn m(toks: &[Tok], ti: usize, s: &[char], pos: usize, prefix: bool, memo: &mut s
     }
     let ok = match &toks[ti] {
         Tok::Lit(c) => s.get(pos) == Some(c) && m(toks, ti + 1, s, pos + 1, prefix, memo),
-        Tok::Any => s.get(pos).is_some_and(|c| *c != '/') && m(toks, ti + 1, s, pos + 1, prefix, memo),
+        Tok::Any => {
+            s.get(pos).is_some_and(|c| *c != '/') && m(toks, ti + 1, s, pos + 1, prefix, memo)
+        }
         Tok::Class(neg, items) => {
-            s.get(pos).is_some_and(|c| items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *neg)
+            s.get(pos)
+                .is_some_and(|c| items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *neg)
                 && m(toks, ti + 1, s, pos + 1, prefix, memo)
         }
         Tok::Caret => pos == 0 && m(toks, ti + 1, s, pos, prefix, memo),
@@ -337,7 +355,13 @@ impl Matcher {
     pub fn patterns(&self) -> Vec<String> {
         self.patterns
             .iter()
-            .map(|p| if p.exclusion { format!("!{}", p.text) } else { p.text.clone() })
+            .map(|p| {
+                if p.exclusion {
+                    format!("!{}", p.text)
+                } else {
+                    p.text.clone()
+                }
+            })
             .collect()
     }
 }

@@ -129,7 +129,11 @@ impl ShellLex {
     }
 
     /// Expands `word` as one word (BuildKit `ProcessWord`): quotes removed, spaces kept.
-    pub fn process_word(&self, word: &str, env: &(impl EnvLookup + ?Sized)) -> Result<String, LexError> {
+    pub fn process_word(
+        &self,
+        word: &str,
+        env: &(impl EnvLookup + ?Sized),
+    ) -> Result<String, LexError> {
         self.process(word, env).map(|r| r.word)
     }
 
@@ -143,7 +147,11 @@ impl ShellLex {
     }
 
     /// Expands `word`, returning both forms and the variables used.
-    pub fn process(&self, word: &str, env: &(impl EnvLookup + ?Sized)) -> Result<ProcessResult, LexError> {
+    pub fn process(
+        &self,
+        word: &str,
+        env: &(impl EnvLookup + ?Sized),
+    ) -> Result<ProcessResult, LexError> {
         let env_dyn: &dyn Fn(&str) -> Option<String> = &|k: &str| env.lookup(k);
         let mut sw = ShellWord {
             lex: *self,
@@ -233,7 +241,11 @@ impl ShellWord<'_> {
         c
     }
 
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Res<(String, Vec<String>)> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Res<(String, Vec<String>)> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.process_stop_on_inner(stop);
@@ -242,7 +254,7 @@ impl ShellWord<'_> {
     }
 
     fn process_stop_on_inner(&mut self, stop: Option<char>) -> Res<(String, Vec<String>)> {
-        let mut result = String::new();
+        let mut result = String::with_capacity(self.chars.len() - self.pos);
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
@@ -281,7 +293,9 @@ impl ShellWord<'_> {
             }
         }
         if let Some(s) = stop {
-            return Err(format!("unexpected end of statement while looking for matching {s}"));
+            return Err(format!(
+                "unexpected end of statement while looking for matching {s}"
+            ));
         }
         Ok((result, words.finish()))
     }
@@ -295,7 +309,10 @@ impl ShellWord<'_> {
         loop {
             match self.next() {
                 None => {
-                    return Err("unexpected end of statement while looking for matching single-quote".into())
+                    return Err(
+                        "unexpected end of statement while looking for matching single-quote"
+                            .into(),
+                    )
                 }
                 Some('\'') => {
                     if self.lex.raw_quotes {
@@ -317,7 +334,10 @@ impl ShellWord<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return Err("unexpected end of statement while looking for matching double-quote".into())
+                    return Err(
+                        "unexpected end of statement while looking for matching double-quote"
+                            .into(),
+                    )
                 }
                 Some('"') => {
                     self.next();
@@ -378,7 +398,9 @@ impl ShellWord<'_> {
         self.next(); // '{'
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
-            Some('{') | Some('}') | Some(':') => return Err("syntax error: bad substitution".into()),
+            Some('{') | Some('}') | Some(':') => {
+                return Err("syntax error: bad substitution".into())
+            }
             _ => {}
         }
         let name = self.process_name();
@@ -418,15 +440,31 @@ impl ShellWord<'_> {
                 let set = value.is_some();
                 let value = value.unwrap_or_default();
                 match ch {
-                    Some('-') => Ok(if !set || (null_is_unset && value.is_empty()) { word } else { value }),
-                    Some('+') => Ok(if !set || (null_is_unset && value.is_empty()) { String::new() } else { word }),
+                    Some('-') => Ok(if !set || (null_is_unset && value.is_empty()) {
+                        word
+                    } else {
+                        value
+                    }),
+                    Some('+') => Ok(if !set || (null_is_unset && value.is_empty()) {
+                        String::new()
+                    } else {
+                        word
+                    }),
                     Some('?') => {
                         if !set {
-                            let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
+                            let m = if word.is_empty() {
+                                "is not allowed to be unset".to_string()
+                            } else {
+                                word
+                            };
                             return Err(format!("{name}: {m}"));
                         }
                         if null_is_unset && value.is_empty() {
-                            let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
+                            let m = if word.is_empty() {
+                                "is not allowed to be empty".to_string()
+                            } else {
+                                word
+                            };
                             return Err(format!("{name}: {m}"));
                         }
                         Ok(value)
@@ -524,7 +562,8 @@ fn is_go_digit(c: char) -> bool {
 fn is_nd(c: char) -> bool {
     // Rust has no direct Nd test; approximate with `is_numeric` minus letter-like numbers,
     // which is exact for the decimal digit blocks that matter in practice.
-    c.is_numeric() && !matches!(c, '\u{2150}'..='\u{218F}' | '\u{2460}'..='\u{24FF}' | '\u{00B2}' | '\u{00B3}' | '\u{00B9}' | '\u{00BC}'..='\u{00BE}')
+    c.is_numeric()
+        && !matches!(c, '\u{2150}'..='\u{218F}' | '\u{2460}'..='\u{24FF}' | '\u{00B2}' | '\u{00B3}' | '\u{00B9}' | '\u{00BC}'..='\u{00BE}')
 }
 
 // ---------------------------------------------------------------------------------------
@@ -588,7 +627,13 @@ impl Glob {
         self.m(s, 0, start, &mut failed)
     }
 
-    fn m(&self, s: &[char], ti: usize, pos: usize, failed: &mut std::collections::HashSet<(usize, usize)>) -> Option<usize> {
+    fn m(
+        &self,
+        s: &[char],
+        ti: usize,
+        pos: usize,
+        failed: &mut std::collections::HashSet<(usize, usize)>,
+    ) -> Option<usize> {
         if ti == self.toks.len() {
             return Some(pos);
         }
@@ -641,7 +686,9 @@ impl Glob {
         let mut last_end = 0usize; // char index
         let mut search = 0usize;
         while search <= chars.len() {
-            let Some((a0, a1)) = (search..=chars.len()).find_map(|st| self.match_at(&chars, st).map(|e| (st, e))) else {
+            let Some((a0, a1)) =
+                (search..=chars.len()).find_map(|st| self.match_at(&chars, st).map(|e| (st, e)))
+            else {
                 break;
             };
             out.push_str(&value[offs[last_end]..offs[a0]]);
@@ -710,7 +757,8 @@ fn expand_go_template(t: &str) -> String {
 }
 
 fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Res<String> {
-    let g = Glob::compile(pattern, greedy).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+    let g = Glob::compile(pattern, greedy)
+        .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     let chars: Vec<char> = value.chars().collect();
     Ok(match g.match_at(&chars, 0) {
         Some(e) => chars[e..].iter().collect(),
@@ -719,7 +767,8 @@ fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Res<String> {
 }
 
 fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Res<String> {
-    let mut g = Glob::compile(pattern, greedy).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+    let mut g = Glob::compile(pattern, greedy)
+        .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     g.toks.reverse();
     let mut chars: Vec<char> = value.chars().collect();
     chars.reverse();
@@ -754,11 +803,21 @@ mod tests {
         assert_eq!(l.process_word("$A", &env()).unwrap(), "abc");
         assert_eq!(l.process_word("${P%/*}", &env()).unwrap(), "/usr/local");
         assert_eq!(l.process_word("${P##*/}", &env()).unwrap(), "bin");
-        assert_eq!(l.process_word("${P//\\//_}", &env()).unwrap(), "_usr_local_bin");
+        assert_eq!(
+            l.process_word("${P//\\//_}", &env()).unwrap(),
+            "_usr_local_bin"
+        );
         assert_eq!(l.process_word("${E:-x}", &env()).unwrap(), "x");
         assert_eq!(l.process_word("${E-x}", &env()).unwrap(), "");
-        assert!(l.process_word("${Z:?boom}", &env()).unwrap_err().to_string().contains("Z: boom"));
-        assert_eq!(l.process_words("a  'b c' \"$A d\"", &env()).unwrap(), ["a", "b c", "abc d"]);
+        assert!(l
+            .process_word("${Z:?boom}", &env())
+            .unwrap_err()
+            .to_string()
+            .contains("Z: boom"));
+        assert_eq!(
+            l.process_words("a  'b c' \"$A d\"", &env()).unwrap(),
+            ["a", "b c", "abc d"]
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@
 //!              unpack?: bool, exclude?: [string]
 //!   COPY       sources: [Source], dest, json?, from?, chown?, chmod?, link?, parents?, exclude?
 //!   VOLUME     volumes: [string], json?    USER  user    WORKDIR  path    STOPSIGNAL  signal
-//!   ONBUILD    expression: string (as stored in the image config), trigger: Instruction
+//!   ONBUILD    expression: string (as stored in the image config), trigger: Instruction | null
 //!   HEALTHCHECK check: {"type": "none"} | {"type": "cmd", "cmd": Cmd, "interval"?, "timeout"?,
 //!              "start_period"?, "start_interval"? (nanoseconds), "retries"?}
 //! Cmd          {"shell": string} | {"exec": [string]}
@@ -116,7 +116,9 @@ pub use error::{Diagnostic, Error, Result};
 pub use lex::{EnvLookup, LexError, ShellLex};
 pub use model::*;
 pub use parse::INSTRUCTIONS;
-pub use scope::{exposed_ports, valid_signal, GlobalScope, Platforms, StageScope, DEFAULT_PATH_ENV, PROXY_ARGS};
+pub use scope::{
+    exposed_ports, valid_signal, GlobalScope, Platforms, StageScope, DEFAULT_PATH_ENV, PROXY_ARGS,
+};
 
 /// Parses a Dockerfile. `file` names it in diagnostics.
 ///

@@ -26,7 +26,9 @@ impl Dockerfile {
     /// The stage called `name` (stage names are case-insensitive).
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         let name = name.to_ascii_lowercase();
-        self.stages.iter().find(|s| s.name.as_deref() == Some(name.as_str()))
+        self.stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(name.as_str()))
     }
 
     /// The same model with every source location and original text cleared, for comparing
@@ -135,7 +137,11 @@ impl Instruction {
     pub(crate) fn clear_source_info(&mut self) {
         self.span = Span::default();
         self.original.clear();
-        if let InstructionKind::Onbuild { trigger, .. } = &mut self.kind {
+        if let InstructionKind::Onbuild {
+            trigger: Some(trigger),
+            ..
+        } = &mut self.kind
+        {
             trigger.clear_source_info();
         }
     }
@@ -508,8 +514,9 @@ pub enum InstructionKind {
     Onbuild {
         /// What BuildKit stores in the image config's `OnBuild` list.
         expression: String,
-        /// The trigger, parsed.
-        trigger: Box<Instruction>,
+        /// The trigger, parsed; `None` when it does not parse (BuildKit accepts such a trigger
+        /// and reports it only when a child image runs it).
+        trigger: Option<Box<Instruction>>,
     },
     /// `STOPSIGNAL`.
     Stopsignal {

@@ -10,7 +10,10 @@ pub(crate) fn check_mount_syntax(spec: &str) -> Result<(), String> {
     for f in fields {
         if let Some((k, v)) = f.split_once('=') {
             if k.eq_ignore_ascii_case("from") && has_variable(v) {
-                return Err(format!("'{}' doesn't support variable expansion, define alias stage instead", k.to_lowercase()));
+                return Err(format!(
+                    "'{}' doesn't support variable expansion, define alias stage instead",
+                    k.to_lowercase()
+                ));
             }
         }
     }
@@ -74,7 +77,10 @@ pub(crate) fn parse_mount(
                     if matches!(m.kind, MountType::Secret | MountType::Ssh) {
                         m.required = true;
                     } else {
-                        return Err(format!("unexpected key '{key}' for mount type '{}'", type_name(m.kind)));
+                        return Err(format!(
+                            "unexpected key '{key}' for mount type '{}'",
+                            type_name(m.kind)
+                        ));
                     }
                 }
                 _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
@@ -97,26 +103,38 @@ pub(crate) fn parse_mount(
             "source" | "src" => m.source = Some(value),
             "target" | "dst" | "destination" => m.target = Some(value),
             "readonly" | "ro" => {
-                m.readonly = go_parse_bool(&value).ok_or_else(|| format!("invalid value for {key}: {value}"))?;
+                m.readonly = go_parse_bool(&value)
+                    .ok_or_else(|| format!("invalid value for {key}: {value}"))?;
                 ro_auto = false;
             }
             "readwrite" | "rw" => {
-                let rw = go_parse_bool(&value).ok_or_else(|| format!("invalid value for {key}: {value}"))?;
+                let rw = go_parse_bool(&value)
+                    .ok_or_else(|| format!("invalid value for {key}: {value}"))?;
                 m.readonly = !rw;
                 ro_auto = false;
             }
             "required" => {
                 if matches!(m.kind, MountType::Secret | MountType::Ssh) {
-                    m.required = go_parse_bool(&value).ok_or_else(|| format!("invalid value for {key}: {value}"))?;
+                    m.required = go_parse_bool(&value)
+                        .ok_or_else(|| format!("invalid value for {key}: {value}"))?;
                 } else {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", type_name(m.kind)));
+                    return Err(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        type_name(m.kind)
+                    ));
                 }
             }
             "size" => {
                 if m.kind == MountType::Tmpfs {
-                    m.size = Some(ram_in_bytes(&value).ok_or_else(|| format!("invalid value for {key}: {value}"))?);
+                    m.size = Some(
+                        ram_in_bytes(&value)
+                            .ok_or_else(|| format!("invalid value for {key}: {value}"))?,
+                    );
                 } else {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", type_name(m.kind)));
+                    return Err(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        type_name(m.kind)
+                    ));
                 }
             }
             "id" => m.id = Some(value),
@@ -129,15 +147,31 @@ pub(crate) fn parse_mount(
                 })
             }
             "mode" => {
-                m.mode = Some(parse_uint(&value, 8).ok_or_else(|| format!("invalid value {value} for mode"))?);
+                m.mode = Some(
+                    parse_uint(&value, 8)
+                        .ok_or_else(|| format!("invalid value {value} for mode"))?,
+                );
             }
-            "uid" => m.uid = Some(parse_uint(&value, 10).ok_or_else(|| format!("invalid value {value} for uid"))?),
-            "gid" => m.gid = Some(parse_uint(&value, 10).ok_or_else(|| format!("invalid value {value} for gid"))?),
+            "uid" => {
+                m.uid = Some(
+                    parse_uint(&value, 10)
+                        .ok_or_else(|| format!("invalid value {value} for uid"))?,
+                )
+            }
+            "gid" => {
+                m.gid = Some(
+                    parse_uint(&value, 10)
+                        .ok_or_else(|| format!("invalid value {value} for gid"))?,
+                )
+            }
             "env" => {
                 if m.kind == MountType::Secret {
                     m.env = Some(value);
                 } else {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", type_name(m.kind)));
+                    return Err(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        type_name(m.kind)
+                    ));
                 }
             }
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
@@ -158,7 +192,10 @@ fn type_name(t: MountType) -> &'static str {
 }
 
 fn validate(m: &mut MountOptions, ro_auto: bool) -> Result<(), String> {
-    let file_info_allowed = matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache);
+    let file_info_allowed = matches!(
+        m.kind,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    );
     if !file_info_allowed {
         let t = type_name(m.kind);
         if m.mode.is_some() {
@@ -189,7 +226,10 @@ fn validate(m: &mut MountOptions, ro_auto: bool) -> Result<(), String> {
         }
     }
     if m.sharing.is_some() && m.kind != MountType::Cache {
-        return Err(format!("invalid cache sharing set for {} mount", type_name(m.kind)));
+        return Err(format!(
+            "invalid cache sharing set for {} mount",
+            type_name(m.kind)
+        ));
     }
     Ok(())
 }
@@ -200,61 +240,63 @@ pub(crate) fn parse_csv_record(s: &str) -> Result<Vec<String>, String> {
     if s.is_empty() {
         return Err("EOF".into());
     }
-    let chars: Vec<char> = s.chars().collect();
+    let col = |byte: usize| s[..byte].chars().count() + 1;
+    let b = s.as_bytes();
     let mut fields = Vec::new();
     let mut i = 0;
     loop {
-        let mut field = String::new();
-        if chars.get(i) == Some(&'"') {
+        if b.get(i) == Some(&b'"') {
             i += 1;
+            let mut field = String::new();
+            let mut seg = i;
             loop {
-                match chars.get(i) {
-                    None => return Err(format!("parse error on line 1, column {}: extraneous or missing \" in quoted-field", i + 1)),
-                    Some('"') => {
-                        if chars.get(i + 1) == Some(&'"') {
+                match b.get(i) {
+                    None => return Err(format!("parse error on line 1, column {}: extraneous or missing \" in quoted-field", col(i))),
+                    Some(b'"') => {
+                        field.push_str(&s[seg..i]);
+                        if b.get(i + 1) == Some(&b'"') {
                             field.push('"');
                             i += 2;
+                            seg = i;
                         } else {
                             i += 1;
                             break;
                         }
                     }
-                    Some(&c) => {
-                        field.push(c);
-                        i += 1;
-                    }
+                    Some(_) => i += 1,
                 }
             }
-            match chars.get(i) {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => {
-                    i += 1;
-                    fields.push(field);
-                }
+            fields.push(field);
+            match b.get(i) {
+                None => return Ok(fields),
+                Some(b',') => i += 1,
                 Some(_) => {
-                    return Err(format!("parse error on line 1, column {}: extraneous or missing \" in quoted-field", i + 1))
+                    return Err(format!(
+                    "parse error on line 1, column {}: extraneous or missing \" in quoted-field",
+                    col(i)
+                ))
                 }
             }
         } else {
+            let start = i;
             loop {
-                match chars.get(i) {
+                match b.get(i) {
                     None => {
-                        fields.push(field);
+                        fields.push(s[start..].to_string());
                         return Ok(fields);
                     }
-                    Some(',') => {
+                    Some(b',') => {
+                        fields.push(s[start..i].to_string());
                         i += 1;
-                        fields.push(field);
                         break;
                     }
-                    Some('"') => return Err(format!("parse error on line 1, column {}: bare \" in non-quoted-field", i + 1)),
-                    Some(&c) => {
-                        field.push(c);
-                        i += 1;
+                    Some(b'"') => {
+                        return Err(format!(
+                            "parse error on line 1, column {}: bare \" in non-quoted-field",
+                            col(i)
+                        ))
                     }
+                    Some(_) => i += 1,
                 }
             }
         }
@@ -357,7 +399,10 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
         let mut i = 0;
         let mut v: u128 = 0;
         while i < b.len() && b[i].is_ascii_digit() {
-            v = v.checked_mul(10).and_then(|v| v.checked_add(u128::from(b[i] - b'0'))).ok_or_else(invalid)?;
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u128::from(b[i] - b'0')))
+                .ok_or_else(invalid)?;
             if v > 1 << 63 {
                 return Err(invalid());
             }
@@ -383,7 +428,9 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
             return Err(invalid());
         }
         s = &s[i..];
-        let ulen = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let ulen = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         if ulen == 0 {
             return Err(format!("time: missing unit in duration {}", go_quote(orig)));
         }
@@ -396,7 +443,13 @@ pub(crate) fn parse_go_duration(orig: &str) -> Result<i64, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(format!("time: unknown unit {} in duration {}", go_quote(u), go_quote(orig))),
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    go_quote(u),
+                    go_quote(orig)
+                ))
+            }
         };
         let whole = v.checked_mul(unit).ok_or_else(invalid)?;
         let part = frac * unit / scale;
@@ -445,9 +498,18 @@ mod tests {
         assert_eq!(parse_go_duration("1m30s"), Ok(90_000_000_000));
         assert_eq!(parse_go_duration("1.5h"), Ok(5_400_000_000_000));
         assert_eq!(parse_go_duration("0"), Ok(0));
-        assert_eq!(parse_go_duration("10"), Err("time: missing unit in duration \"10\"".into()));
-        assert_eq!(parse_go_duration("1x"), Err("time: unknown unit \"x\" in duration \"1x\"".into()));
-        assert_eq!(parse_go_duration(""), Err("time: invalid duration \"\"".into()));
+        assert_eq!(
+            parse_go_duration("10"),
+            Err("time: missing unit in duration \"10\"".into())
+        );
+        assert_eq!(
+            parse_go_duration("1x"),
+            Err("time: unknown unit \"x\" in duration \"1x\"".into())
+        );
+        assert_eq!(
+            parse_go_duration(""),
+            Err("time: invalid duration \"\"".into())
+        );
         assert_eq!(format_duration(90_000_000_000), "90s");
     }
 
@@ -464,7 +526,11 @@ mod tests {
     #[test]
     fn mounts() {
         let mut id = |s: &str| Ok(s.to_string());
-        let m = parse_mount("type=cache,target=/root/.cache,sharing=locked,mode=0755", &mut id).unwrap();
+        let m = parse_mount(
+            "type=cache,target=/root/.cache,sharing=locked,mode=0755",
+            &mut id,
+        )
+        .unwrap();
         assert_eq!(m.kind, MountType::Cache);
         assert_eq!(m.mode, Some(0o755));
         assert!(!m.readonly);

@@ -8,13 +8,37 @@ use crate::mount;
 
 /// The instruction keywords BuildKit knows, upper case.
 pub const INSTRUCTIONS: [&str; 18] = [
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER",
-    "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
+
+/// The upper-case keyword for `cmd` if it is a known instruction (case-insensitive).
+fn keyword(cmd: &str) -> Option<&'static str> {
+    INSTRUCTIONS
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(cmd))
+}
 
 /// A logical line turned into BuildKit's node: command, flags, arguments.
 #[derive(Debug, Clone)]
-struct Node {
+struct Node<'a> {
     cmd: String,
     flags: Vec<String>,
     args: Vec<String>,
@@ -22,9 +46,9 @@ struct Node {
     json: bool,
     original: String,
     heredocs: Vec<Heredoc>,
-    sub: Option<Box<Node>>,
+    sub: Option<Box<Node<'a>>>,
     span: Span,
-    first_line: String,
+    first_line: &'a str,
 }
 
 struct Directive {
@@ -41,8 +65,8 @@ struct Ctx<'a> {
 }
 
 /// Result of the line-level pass: nodes in order.
-struct Ast {
-    nodes: Vec<Node>,
+struct Ast<'a> {
+    nodes: Vec<Node<'a>>,
 }
 
 fn is_ws_go_split(c: char) -> bool {
@@ -71,7 +95,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn diag(&self, line: usize, end_line: usize, column: usize, snippet: &str, message: String, expected: Option<String>) -> Diagnostic {
+    fn diag(
+        &self,
+        line: usize,
+        end_line: usize,
+        column: usize,
+        snippet: &str,
+        message: String,
+        expected: Option<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: self.file.to_string(),
             line,
@@ -97,9 +129,18 @@ impl<'a> Ctx<'a> {
             self.dir.done = true;
             return Ok(());
         }
-        let col = token.find('#').map_or(1, |i| token[..i].chars().count() + 1);
+        let col = token
+            .find('#')
+            .map_or(1, |i| token[..i].chars().count() + 1);
         if self.dir.seen.contains(&key) {
-            return Err(self.diag(line_no, line_no, col, token, format!("only one {key} parser directive can be used"), None));
+            return Err(self.diag(
+                line_no,
+                line_no,
+                col,
+                token,
+                format!("only one {key} parser directive can be used"),
+                None,
+            ));
         }
         self.dir.seen.push(key.clone());
         match key.as_str() {
@@ -145,7 +186,9 @@ fn match_directive(line: &str) -> Option<(&str, &str)> {
         return None;
     }
     let name = &rest[..name_len];
-    let rest = rest[name_len..].trim_start_matches(is_sp).strip_prefix('=')?;
+    let rest = rest[name_len..]
+        .trim_start_matches(is_sp)
+        .strip_prefix('=')?;
     let value = rest.trim_start_matches(is_sp).trim_end_matches(is_sp);
     if value.is_empty() || value.contains('\n') {
         return None;
@@ -156,56 +199,75 @@ fn match_directive(line: &str) -> Option<(&str, &str)> {
 /// BuildKit `extractBuilderFlags`: leading `--flag` words (quotes and `\` processed), then the
 /// rest of the line.
 fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
+    // Fast path: most lines have no flags.
+    let trimmed = line.trim_start();
+    if !trimmed.starts_with("--") {
+        return (trimmed.to_string(), Vec::new());
+    }
+    // Byte-wise like BuildKit; every special character is ASCII, so the words stay UTF-8.
     #[derive(PartialEq)]
     enum Ph {
         Spaces,
         Word,
         Quote,
     }
-    let chars: Vec<(usize, char)> = line.char_indices().collect();
+    let b = line.as_bytes();
+    let n = b.len();
     let mut words = Vec::new();
     let mut phase = Ph::Spaces;
-    let mut word = String::new();
-    let mut quote = '\0';
+    let mut word: Vec<u8> = Vec::new();
+    let mut quote = 0u8;
     let mut blank_ok = false;
     let mut pos = 0;
-    let n = chars.len();
+    let to_s = |w: &mut Vec<u8>| String::from_utf8(std::mem::take(w)).unwrap_or_default();
     while pos <= n {
-        let ch = if pos < n { chars[pos].1 } else { '\0' };
+        let ch = if pos < n { b[pos] } else { 0 };
         if phase == Ph::Spaces {
             if pos == n {
                 break;
             }
-            if ch.is_whitespace() {
+            if ch.is_ascii_whitespace() || ch == 0x0b {
                 pos += 1;
                 continue;
             }
-            if ch != '-' || pos + 1 == n || chars[pos + 1].1 != '-' {
-                return (line[chars[pos].0..].to_string(), words);
+            if !line.is_char_boundary(pos) {
+                pos += 1;
+                continue;
+            }
+            if let Some(c) = line[pos..]
+                .chars()
+                .next()
+                .filter(|c| !c.is_ascii() && c.is_whitespace())
+            {
+                pos += c.len_utf8();
+                continue;
+            }
+            if ch != b'-' || pos + 1 == n || b[pos + 1] != b'-' {
+                return (line[pos..].to_string(), words);
             }
             phase = Ph::Word;
         }
         if (phase == Ph::Word || phase == Ph::Quote) && pos == n {
-            if word != "--" && (blank_ok || !word.is_empty()) {
-                words.push(word);
+            if word != b"--" && (blank_ok || !word.is_empty()) {
+                words.push(to_s(&mut word));
             }
             break;
         }
         if phase == Ph::Word {
-            if ch.is_whitespace() {
+            if ch.is_ascii_whitespace() || ch == 0x0b {
                 phase = Ph::Spaces;
-                if word == "--" {
-                    return (line[chars[pos].0..].to_string(), words);
+                if word == b"--" {
+                    return (line[pos..].to_string(), words);
                 }
                 if blank_ok || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
+                    words.push(to_s(&mut word));
                 }
                 word.clear();
                 blank_ok = false;
                 pos += 1;
                 continue;
             }
-            if ch == '\'' || ch == '"' {
+            if ch == b'\'' || ch == b'"' {
                 quote = ch;
                 blank_ok = true;
                 phase = Ph::Quote;
@@ -213,13 +275,13 @@ fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
                 continue;
             }
             let mut c = ch;
-            if ch == '\\' {
+            if ch == b'\\' {
                 if pos + 1 == n {
                     pos += 1;
                     continue;
                 }
                 pos += 1;
-                c = chars[pos].1;
+                c = b[pos];
             }
             word.push(c);
             pos += 1;
@@ -232,14 +294,14 @@ fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
             continue;
         }
         let mut c = ch;
-        if ch == '\\' {
+        if ch == b'\\' {
             if pos + 1 == n {
                 phase = Ph::Word;
                 pos += 1;
                 continue;
             }
             pos += 1;
-            c = chars[pos].1;
+            c = b[pos];
         }
         word.push(c);
         pos += 1;
@@ -248,6 +310,8 @@ fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
 }
 
 /// BuildKit `parseWords`: split on whitespace, keeping quotes and escapes in the words.
+///
+/// Every character is kept but an escape at the very end, so each word is a slice of `rest`.
 pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
     #[derive(PartialEq)]
     enum Ph {
@@ -255,77 +319,68 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
         Word,
         Quote,
     }
-    let chars: Vec<char> = rest.chars().collect();
-    let n = chars.len();
     let mut words = Vec::new();
     let mut phase = Ph::Spaces;
-    let mut word = String::new();
+    let mut start = 0;
     let mut quote = '\0';
     let mut blank_ok = false;
-    let mut pos = 0;
-    while pos <= n {
-        let mut ch = if pos < n { chars[pos] } else { '\0' };
+    let mut it = rest.char_indices().peekable();
+    while let Some((pos, ch)) = it.next() {
         if phase == Ph::Spaces {
-            if pos == n {
-                break;
-            }
             if ch.is_whitespace() {
-                pos += 1;
                 continue;
             }
             phase = Ph::Word;
-        }
-        if (phase == Ph::Word || phase == Ph::Quote) && pos == n {
-            if blank_ok || !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
-            break;
+            start = pos;
         }
         if phase == Ph::Word {
             if ch.is_whitespace() {
                 phase = Ph::Spaces;
-                if blank_ok || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
+                if blank_ok || pos > start {
+                    words.push(rest[start..pos].to_string());
                 }
-                word.clear();
                 blank_ok = false;
-                pos += 1;
                 continue;
             }
             if ch == '\'' || ch == '"' {
                 quote = ch;
                 blank_ok = true;
                 phase = Ph::Quote;
-            }
-            if ch == escape {
-                if pos + 1 == n {
-                    pos += 1;
+                if ch == escape {
+                    // cannot happen with the allowed escape characters
                     continue;
                 }
-                word.push(ch);
-                pos += 1;
-                ch = chars[pos];
+                continue;
             }
-            word.push(ch);
-            pos += 1;
+            if ch == escape {
+                if it.peek().is_none() {
+                    // an escape at the end is dropped
+                    if blank_ok || pos > start {
+                        words.push(rest[start..pos].to_string());
+                    }
+                    return words;
+                }
+                it.next();
+            }
             continue;
         }
         // in quote
         if ch == quote {
             phase = Ph::Word;
+            continue;
         }
         if ch == escape && quote != '\'' {
-            if pos + 1 == n {
-                phase = Ph::Word;
-                pos += 1;
-                continue;
+            if it.peek().is_none() {
+                if blank_ok || pos > start {
+                    words.push(rest[start..pos].to_string());
+                }
+                return words;
             }
-            pos += 1;
-            word.push(ch);
-            ch = chars[pos];
+            it.next();
         }
-        word.push(ch);
-        pos += 1;
+    }
+    if phase != Ph::Spaces && (blank_ok || rest.len() > start) {
+        words.push(rest[start..].to_string());
     }
     words
 }
@@ -356,17 +411,26 @@ fn parse_json(rest: &str) -> JsonResult {
     }
 }
 
-const NOT_STRING_ARRAY: &str = "when using JSON array syntax, arrays must be comprised of strings only";
+const NOT_STRING_ARRAY: &str =
+    "when using JSON array syntax, arrays must be comprised of strings only";
 
 fn split_ws(rest: &str) -> Vec<String> {
     if rest.is_empty() {
         return Vec::new();
     }
-    rest.split(is_ws_go_split).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    rest.split(is_ws_go_split)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses one logical line into a node (BuildKit `newNodeFromLine`).
-fn node_from_line(line: &str, escape: char, span: Span, first_line: &str) -> Result<Node, String> {
+fn node_from_line<'a>(
+    line: &str,
+    escape: char,
+    span: Span,
+    first_line: &'a str,
+) -> Result<Node<'a>, String> {
     let trimmed = line.trim();
     let (cmd, rest) = match trimmed.find(is_ws_go_split) {
         Some(i) => {
@@ -391,11 +455,11 @@ fn node_from_line(line: &str, escape: char, span: Span, first_line: &str) -> Res
         heredocs: Vec::new(),
         sub: None,
         span,
-        first_line: first_line.to_string(),
+        first_line,
     };
-    let lower = cmd.to_ascii_lowercase();
-    match lower.as_str() {
-        "add" | "copy" | "volume" => match parse_json(rest) {
+    let upper = keyword(cmd).unwrap_or("");
+    match upper {
+        "ADD" | "COPY" | "VOLUME" => match parse_json(rest) {
             JsonResult::Json(v) => {
                 node.args = v;
                 node.json = true;
@@ -403,22 +467,18 @@ fn node_from_line(line: &str, escape: char, span: Span, first_line: &str) -> Res
             JsonResult::NotStrings => return Err(NOT_STRING_ARRAY.into()),
             JsonResult::NotJson => node.args = split_ws(rest),
         },
-        "cmd" | "entrypoint" | "run" | "shell" => {
-            if !rest.is_empty() {
-                match parse_json(rest) {
-                    JsonResult::Json(v) => {
-                        node.args = v;
-                        node.json = true;
-                    }
-                    JsonResult::NotStrings => return Err(NOT_STRING_ARRAY.into()),
-                    JsonResult::NotJson => node.args = vec![rest.to_string()],
-                }
+        "CMD" | "ENTRYPOINT" | "RUN" | "SHELL" if !rest.is_empty() => match parse_json(rest) {
+            JsonResult::Json(v) => {
+                node.args = v;
+                node.json = true;
             }
-        }
-        "arg" => node.args = parse_words(rest, escape),
-        "env" | "label" => node.kvs = parse_name_val(rest, &cmd.to_ascii_uppercase(), escape)?,
-        "expose" | "from" => node.args = split_ws(rest),
-        "healthcheck" => {
+            JsonResult::NotStrings => return Err(NOT_STRING_ARRAY.into()),
+            JsonResult::NotJson => node.args = vec![rest.to_string()],
+        },
+        "ARG" => node.args = parse_words(rest, escape),
+        "ENV" | "LABEL" => node.kvs = parse_name_val(rest, upper, escape)?,
+        "EXPOSE" | "FROM" => node.args = split_ws(rest),
+        "HEALTHCHECK" => {
             let sep = rest.find(char::is_whitespace).unwrap_or(rest.len());
             if sep > 0 {
                 let typ = &rest[..sep];
@@ -436,17 +496,13 @@ fn node_from_line(line: &str, escape: char, span: Span, first_line: &str) -> Res
                 }
             }
         }
-        "maintainer" | "stopsignal" | "user" | "workdir" => {
-            if !rest.is_empty() {
-                node.args = vec![rest.to_string()];
-            }
+        "MAINTAINER" | "STOPSIGNAL" | "USER" | "WORKDIR" if !rest.is_empty() => {
+            node.args = vec![rest.to_string()];
         }
-        "onbuild" => {
-            if !rest.is_empty() {
-                let sub = node_from_line(rest, escape, span, first_line)?;
-                node.args.push(sub.cmd.clone());
-                node.sub = Some(Box::new(sub));
-            }
+        "ONBUILD" if !rest.is_empty() => {
+            let sub = node_from_line(rest, escape, span, first_line)?;
+            node.args.push(sub.cmd.clone());
+            node.sub = Some(Box::new(sub));
         }
         _ => {}
     }
@@ -476,7 +532,9 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<KeyValue>, 
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"));
+            return Err(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            ));
         };
         out.push(KeyValue {
             key: k.to_string(),
@@ -510,7 +568,9 @@ pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     lex.raw_quotes = true;
     let raw = lex.process_words(rest, &NoEnv).map_err(|e| e.to_string())?;
     if raw.len() != words.len() {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        ));
     }
     let count = |s: &str| s.matches(['\'', '"']).count();
     let expand = count(&words[0]) == count(&raw[0]);
@@ -524,7 +584,7 @@ pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     }))
 }
 
-fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     let mut lex = ShellLex::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;
@@ -547,7 +607,7 @@ fn can_contain_heredoc(node: &Node) -> bool {
 }
 
 /// The line-level pass (BuildKit `parser.Parse`).
-fn parse_lines(ctx: &mut Ctx<'_>, text: &str) -> Result<Ast, Diagnostic> {
+fn parse_lines<'a>(ctx: &mut Ctx<'_>, text: &'a str) -> Result<Ast<'a>, Diagnostic> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut nodes = Vec::new();
@@ -560,7 +620,7 @@ fn parse_lines(ctx: &mut Ctx<'_>, text: &str) -> Result<Ast, Diagnostic> {
         let token = no_nl.trim_start();
         ctx.directive_line(token, line_no)?;
         let content = if is_comment(token) { "" } else { token };
-        let column = no_nl.chars().count() - token.chars().count() + 1;
+        let column = no_nl[..no_nl.len() - token.len()].chars().count() + 1;
         let (first, mut eol) = ctx.trim_continuation(content);
         if eol && first.is_empty() {
             continue;
@@ -615,11 +675,17 @@ fn parse_lines(ctx: &mut Ctx<'_>, text: &str) -> Result<Ast, Diagnostic> {
                 if !terminated {
                     let mut d = instr_diag(
                         ctx.file,
-                        Span { end_line: i, ..span },
+                        Span {
+                            end_line: i,
+                            ..span
+                        },
                         no_nl,
                         &h.token,
                         format!("unterminated heredoc {:?}", h.token),
-                        Some(format!("a line containing only {:?} before the end of the file", h.name)),
+                        Some(format!(
+                            "a line containing only {:?} before the end of the file",
+                            h.name
+                        )),
                     );
                     d.end_line = i;
                     return Err(d);
@@ -637,7 +703,14 @@ fn parse_lines(ctx: &mut Ctx<'_>, text: &str) -> Result<Ast, Diagnostic> {
     Ok(Ast { nodes })
 }
 
-fn instr_diag(file: &str, span: Span, first_line: &str, snippet: &str, message: String, expected: Option<String>) -> Diagnostic {
+fn instr_diag(
+    file: &str,
+    span: Span,
+    first_line: &str,
+    snippet: &str,
+    message: String,
+    expected: Option<String>,
+) -> Diagnostic {
     let column = if snippet.is_empty() {
         span.column
     } else {
@@ -678,10 +751,17 @@ impl FlagValues {
         self.bools.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
     }
     fn str(&self, n: &str) -> Option<String> {
-        self.strs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone())
+        self.strs
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.clone())
     }
     fn strs(&self, n: &str) -> Vec<String> {
-        self.strss.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()).unwrap_or_default()
+        self.strss
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -703,10 +783,18 @@ fn ierr(msg: impl Into<String>, snippet: impl Into<String>) -> IErr {
 fn parse_flags(raw: &[String], defs: &[(&'static str, FlagType)]) -> Result<FlagValues, IErr> {
     let mut out = FlagValues::default();
     let mut used: Vec<&str> = Vec::new();
-    let names = || defs.iter().map(|(n, _)| format!("--{n}")).collect::<Vec<_>>().join(", ");
+    let names = || {
+        defs.iter()
+            .map(|(n, _)| format!("--{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for arg in raw {
         let Some(body) = arg.strip_prefix("--") else {
-            return Err(ierr(format!("Arg should start with -- : {arg}"), arg.clone()));
+            return Err(ierr(
+                format!("Arg should start with -- : {arg}"),
+                arg.clone(),
+            ));
         };
         if arg == "--" {
             return Ok(out);
@@ -719,11 +807,18 @@ fn parse_flags(raw: &[String], defs: &[(&'static str, FlagType)]) -> Result<Flag
             return Err(IErr {
                 msg: format!("Unknown flag: {name}"),
                 snippet: arg.clone(),
-                expected: Some(if defs.is_empty() { "no flags".into() } else { format!("one of {}", names()) }),
+                expected: Some(if defs.is_empty() {
+                    "no flags".into()
+                } else {
+                    format!("one of {}", names())
+                }),
             });
         };
         if used.contains(&def_name) && ty != FlagType::Strs {
-            return Err(ierr(format!("Duplicate flag specified: {name}"), arg.clone()));
+            return Err(ierr(
+                format!("Duplicate flag specified: {name}"),
+                arg.clone(),
+            ));
         }
         used.push(def_name);
         match ty {
@@ -741,7 +836,10 @@ fn parse_flags(raw: &[String], defs: &[(&'static str, FlagType)]) -> Result<Flag
                     Some("false") => false,
                     Some(_) => {
                         return Err(IErr {
-                            msg: format!("Expecting boolean value for flag {name}, not: {}", value.unwrap_or_default()),
+                            msg: format!(
+                                "Expecting boolean value for flag {name}, not: {}",
+                                value.unwrap_or_default()
+                            ),
                             snippet: arg.clone(),
                             expected: Some("true or false".into()),
                         })
@@ -825,8 +923,12 @@ fn valid_stage_name(s: &str) -> bool {
         && it.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
-fn parse_sources(node: &Node, cmd: &str) -> Result<(Vec<CopySource>, String), IErr> {
-    let (srcs, dest) = node.args.split_at(node.args.len() - 1);
+fn parse_sources(
+    args: &[String],
+    heredocs: &[Heredoc],
+    cmd: &str,
+) -> Result<(Vec<CopySource>, String), IErr> {
+    let (srcs, dest) = args.split_at(args.len() - 1);
     let dest = dest[0].clone();
     if matches!(parse_heredoc(&dest), Ok(Some(_))) {
         return Err(IErr {
@@ -839,7 +941,7 @@ fn parse_sources(node: &Node, cmd: &str) -> Result<(Vec<CopySource>, String), IE
     for s in srcs {
         match parse_heredoc(s) {
             Ok(Some(mut h)) => {
-                if let Some(body) = node.heredocs.iter().rev().find(|d| d.name == h.name) {
+                if let Some(body) = heredocs.iter().rev().find(|d| d.name == h.name) {
                     h.content = body.content.clone();
                 }
                 out.push(CopySource::Heredoc(h));
@@ -851,7 +953,9 @@ fn parse_sources(node: &Node, cmd: &str) -> Result<(Vec<CopySource>, String), IE
 }
 
 fn opt_interval(fl: &FlagValues, name: &str) -> Result<Option<i64>, IErr> {
-    let Some(v) = fl.str(name) else { return Ok(None) };
+    let Some(v) = fl.str(name) else {
+        return Ok(None);
+    };
     if v.is_empty() {
         return Ok(None);
     }
@@ -870,11 +974,12 @@ fn opt_interval(fl: &FlagValues, name: &str) -> Result<Option<i64>, IErr> {
     Ok(Some(d))
 }
 
-fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
+fn to_typed(node: &mut Node<'_>, escape: char) -> Result<Parsed, IErr> {
     use FlagType::*;
-    let upper = node.cmd.to_ascii_uppercase();
-    let args = &node.args;
-    let kind = match upper.as_str() {
+    let upper = keyword(&node.cmd).unwrap_or("");
+    let args = std::mem::take(&mut node.args);
+    let args = &args;
+    let kind = match upper {
         "FROM" => {
             let name = match args.len() {
                 3 if args[1].eq_ignore_ascii_case("as") => {
@@ -905,7 +1010,11 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                 From {
                     image: args[0].clone(),
                     platform: fl.str("platform"),
-                    alias: if args.len() == 3 { Some(args[2].clone()) } else { None },
+                    alias: if args.len() == 3 {
+                        Some(args[2].clone())
+                    } else {
+                        None
+                    },
                     span: node.span,
                     original: node.original.trim().to_string(),
                 },
@@ -915,23 +1024,29 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
         "ENV" | "LABEL" => {
             parse_flags(&node.flags, &[])?;
             if node.kvs.is_empty() {
-                return Err(at_least_one(&upper));
+                return Err(at_least_one(upper));
             }
             if node.kvs.iter().any(|kv| kv.key.is_empty()) {
                 return Err(ierr(format!("{upper} names can not be blank"), "="));
             }
             if upper == "ENV" {
-                InstructionKind::Env { vars: node.kvs.clone() }
+                InstructionKind::Env {
+                    vars: std::mem::take(&mut node.kvs),
+                }
             } else {
-                InstructionKind::Label { labels: node.kvs.clone() }
+                InstructionKind::Label {
+                    labels: std::mem::take(&mut node.kvs),
+                }
             }
         }
         "MAINTAINER" => {
             if args.len() != 1 {
-                return Err(exactly_one(&upper, args));
+                return Err(exactly_one(upper, args));
             }
             parse_flags(&node.flags, &[])?;
-            InstructionKind::Maintainer { maintainer: args[0].clone() }
+            InstructionKind::Maintainer {
+                maintainer: args[0].clone(),
+            }
         }
         "ADD" => {
             if args.len() < 2 {
@@ -949,7 +1064,7 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                     ("unpack", Bool),
                 ],
             )?;
-            let (sources, dest) = parse_sources(node, "ADD")?;
+            let (sources, dest) = parse_sources(args, &node.heredocs, "ADD")?;
             InstructionKind::Add {
                 sources,
                 dest,
@@ -978,7 +1093,7 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                     ("link", Bool),
                 ],
             )?;
-            let (sources, dest) = parse_sources(node, "COPY")?;
+            let (sources, dest) = parse_sources(args, &node.heredocs, "COPY")?;
             InstructionKind::Copy {
                 sources,
                 dest,
@@ -1002,14 +1117,18 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                     return Err(IErr {
                         msg: "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
                         snippet: sub.cmd.clone(),
-                        expected: Some("an instruction other than ONBUILD, FROM or MAINTAINER".into()),
+                        expected: Some(
+                            "an instruction other than ONBUILD, FROM or MAINTAINER".into(),
+                        ),
                     })
                 }
                 "MAINTAINER" | "FROM" => {
                     return Err(IErr {
                         msg: format!("{trigger} isn't allowed as an ONBUILD trigger"),
                         snippet: sub.cmd.clone(),
-                        expected: Some("an instruction other than ONBUILD, FROM or MAINTAINER".into()),
+                        expected: Some(
+                            "an instruction other than ONBUILD, FROM or MAINTAINER".into(),
+                        ),
                     })
                 }
                 _ => {}
@@ -1020,41 +1139,56 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                 expression.push_str(&h.content);
                 expression.push_str(&h.name);
             }
-            let mut sub = (**sub).clone();
-            sub.heredocs = node.heredocs.clone();
-            let trigger = match to_typed(&sub, escape)? {
-                Parsed::Instr(i) => i,
-                Parsed::From(..) => unreachable!("FROM rejected above"),
+            let mut sub = node
+                .sub
+                .take()
+                .map(|b| *b)
+                .unwrap_or_else(|| unreachable!("checked above"));
+            sub.heredocs = std::mem::take(&mut node.heredocs);
+            // BuildKit only checks the trigger's keyword here; the trigger itself is parsed when
+            // a child image builds. So does this: an invalid trigger is kept as an expression.
+            let trigger = match to_typed(&mut sub, escape) {
+                Ok(Parsed::Instr(i)) => Some(Box::new(i)),
+                Ok(Parsed::From(..)) | Err(_) => None,
             };
             InstructionKind::Onbuild {
                 expression,
-                trigger: Box::new(trigger),
+                trigger,
             }
         }
         "WORKDIR" => {
             if args.len() != 1 {
-                return Err(exactly_one(&upper, args));
+                return Err(exactly_one(upper, args));
             }
             parse_flags(&node.flags, &[])?;
-            InstructionKind::Workdir { path: args[0].clone() }
+            InstructionKind::Workdir {
+                path: args[0].clone(),
+            }
         }
         "RUN" => {
-            let fl = parse_flags(&node.flags, &[("mount", Strs), ("network", Str), ("security", Str)])?;
+            let fl = parse_flags(
+                &node.flags,
+                &[("mount", Strs), ("network", Str), ("security", Str)],
+            )?;
             let mut mounts = Vec::new();
             for spec in fl.strs("mount") {
-                mount::check_mount_syntax(&spec).map_err(|e| IErr {
-                    msg: e,
-                    snippet: spec.clone(),
-                    expected: Some("type=bind|cache|tmpfs|secret|ssh,key=value,...".into()),
-                })?;
                 let options = if spec.contains('$') {
-                    None
-                } else {
-                    Some(mount::parse_mount(&spec, &mut |s| Ok(s.to_string())).map_err(|e| IErr {
+                    mount::check_mount_syntax(&spec).map_err(|e| IErr {
                         msg: e,
                         snippet: spec.clone(),
-                        expected: Some("a valid mount specification".into()),
-                    })?)
+                        expected: Some("type=bind|cache|tmpfs|secret|ssh,key=value,...".into()),
+                    })?;
+                    None
+                } else {
+                    Some(
+                        mount::parse_mount(&spec, &mut |s| Ok(s.to_string())).map_err(|e| {
+                            IErr {
+                                msg: e,
+                                snippet: spec.clone(),
+                                expected: Some("a valid mount specification".into()),
+                            }
+                        })?,
+                    )
                 };
                 mounts.push(Mount { spec, options });
             }
@@ -1085,7 +1219,7 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
             };
             InstructionKind::Run {
                 cmd: shell_or_exec(node, args),
-                heredocs: node.heredocs.clone(),
+                heredocs: std::mem::take(&mut node.heredocs),
                 mounts,
                 network,
                 security,
@@ -1117,7 +1251,9 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                         expected: Some("nothing after NONE".into()),
                     });
                 }
-                InstructionKind::Healthcheck { check: Healthcheck::None }
+                InstructionKind::Healthcheck {
+                    check: Healthcheck::None,
+                }
             } else {
                 let fl = parse_flags(
                     &node.flags,
@@ -1185,10 +1321,12 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
         }
         "USER" => {
             if args.len() != 1 {
-                return Err(exactly_one(&upper, args));
+                return Err(exactly_one(upper, args));
             }
             parse_flags(&node.flags, &[])?;
-            InstructionKind::User { user: args[0].clone() }
+            InstructionKind::User {
+                user: args[0].clone(),
+            }
         }
         "VOLUME" => {
             if args.is_empty() {
@@ -1207,13 +1345,18 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                 }
                 volumes.push(v.to_string());
             }
-            InstructionKind::Volume { volumes, json: node.json }
+            InstructionKind::Volume {
+                volumes,
+                json: node.json,
+            }
         }
         "STOPSIGNAL" => {
             if args.len() != 1 {
-                return Err(exactly_one(&upper, args));
+                return Err(exactly_one(upper, args));
             }
-            InstructionKind::Stopsignal { signal: args[0].clone() }
+            InstructionKind::Stopsignal {
+                signal: args[0].clone(),
+            }
         }
         "ARG" => {
             if args.is_empty() {
@@ -1247,21 +1390,25 @@ fn to_typed(node: &Node, escape: char) -> Result<Parsed, IErr> {
                     expected: Some("a JSON array such as [\"/bin/sh\", \"-c\"]".into()),
                 });
             }
-            InstructionKind::Shell { shell: args.clone() }
+            InstructionKind::Shell {
+                shell: args.clone(),
+            }
         }
         _ => {
-            let hint = suggest(&upper).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default();
+            let hint = suggest(&node.cmd.to_ascii_uppercase())
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
             return Err(IErr {
                 msg: format!("unknown instruction {:?}{hint}", node.cmd),
                 snippet: node.cmd.clone(),
                 expected: Some(format!("one of {}", INSTRUCTIONS.join(", "))),
-            })
+            });
         }
     };
     let _ = escape;
     Ok(Parsed::Instr(Instruction {
         span: node.span,
-        original: node.original.clone(),
+        original: std::mem::take(&mut node.original),
         kind,
     }))
 }
@@ -1310,7 +1457,9 @@ fn parse_go_int32(s: &str) -> Result<i64, String> {
     }
     match s.parse::<i64>() {
         Ok(n) if i32::try_from(n).is_ok() => Ok(n),
-        _ => Err(format!("strconv.ParseInt: parsing {s:?}: value out of range")),
+        _ => Err(format!(
+            "strconv.ParseInt: parsing {s:?}: value out of range"
+        )),
     }
 }
 
@@ -1326,10 +1475,17 @@ pub(crate) fn parse_dockerfile(text: &str, file: &str) -> Result<Dockerfile, Err
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     let had_nodes = !ast.nodes.is_empty() || !ctx.diags.is_empty();
-    for node in &ast.nodes {
-        match to_typed(node, escape) {
+    for mut node in ast.nodes {
+        match to_typed(&mut node, escape) {
             Err(e) => {
-                let d = instr_diag(file, node.span, &node.first_line, &e.snippet, e.msg, e.expected);
+                let d = instr_diag(
+                    file,
+                    node.span,
+                    node.first_line,
+                    &e.snippet,
+                    e.msg,
+                    e.expected,
+                );
                 ctx.diags.push(d);
             }
             Ok(Parsed::From(from, name)) => stages.push(Stage {
@@ -1348,7 +1504,7 @@ pub(crate) fn parse_dockerfile(text: &str, file: &str) -> Result<Dockerfile, Err
                     let d = instr_diag(
                         file,
                         node.span,
-                        &node.first_line,
+                        node.first_line,
                         &node.cmd,
                         "no build stage in current context".into(),
                         Some("a FROM instruction before any other instruction but ARG".into()),
@@ -1360,7 +1516,9 @@ pub(crate) fn parse_dockerfile(text: &str, file: &str) -> Result<Dockerfile, Err
     }
     if !ctx.diags.is_empty() {
         ctx.diags.sort_by_key(|d| (d.line, d.column));
-        return Err(Error { diagnostics: ctx.diags });
+        return Err(Error {
+            diagnostics: ctx.diags,
+        });
     }
     let lines = text.lines().count().max(1);
     if !had_nodes {
@@ -1412,18 +1570,26 @@ pub(crate) fn parse_single(text: &str, file: &str) -> Result<Instruction, Error>
             expected: Some("exactly one instruction".into()),
         }));
     }
-    let node = &ast.nodes[0];
+    let mut nodes = ast.nodes;
+    let node = &mut nodes[0];
     match to_typed(node, '\\') {
         Ok(Parsed::Instr(i)) => Ok(i),
         Ok(Parsed::From(..)) => Err(Error::single(instr_diag(
             file,
             node.span,
-            &node.first_line,
+            node.first_line,
             &node.cmd,
             "FROM isn't allowed as an ONBUILD trigger".into(),
             None,
         ))),
-        Err(e) => Err(Error::single(instr_diag(file, node.span, &node.first_line, &e.snippet, e.msg, e.expected))),
+        Err(e) => Err(Error::single(instr_diag(
+            file,
+            node.span,
+            node.first_line,
+            &e.snippet,
+            e.msg,
+            e.expected,
+        ))),
     }
 }
 
@@ -1443,7 +1609,10 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(parse_words("a=\"b c\" d='e f'", '\\'), ["a=\"b c\"", "d='e f'"]);
+        assert_eq!(
+            parse_words("a=\"b c\" d='e f'", '\\'),
+            ["a=\"b c\"", "d='e f'"]
+        );
         assert_eq!(parse_words("a=b\\ c", '\\'), ["a=b\\ c"]);
     }
 
@@ -1460,7 +1629,10 @@ mod tests {
     #[test]
     fn directives() {
         assert_eq!(match_directive("# escape = `"), Some(("escape", "`")));
-        assert_eq!(match_directive("#syntax=docker/dockerfile:1  "), Some(("syntax", "docker/dockerfile:1")));
+        assert_eq!(
+            match_directive("#syntax=docker/dockerfile:1  "),
+            Some(("syntax", "docker/dockerfile:1"))
+        );
         assert_eq!(match_directive("# hello"), None);
     }
 }

@@ -9,7 +9,9 @@ use std::fmt::{self, Write as _};
 use crate::model::*;
 
 fn needs_quotes(v: &str) -> bool {
-    v.is_empty() || v.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+    v.is_empty()
+        || v.chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
 }
 
 fn flag(out: &mut String, name: &str, value: &str) {
@@ -95,14 +97,49 @@ fn sources_text(sources: &[CopySource], dest: &str, json_form: bool) -> String {
     }
 }
 
-fn bodies<'a>(kind: &'a InstructionKind) -> Vec<&'a Heredoc> {
+/// The heredoc bodies to write after `line`: one per delimiter that BuildKit's parser will
+/// find on that line (none in JSON form, none when the line's quoting hides them).
+fn bodies(kind: &InstructionKind, line: &str) -> Vec<(String, String)> {
+    let json_form = matches!(
+        kind,
+        InstructionKind::Add { json: true, .. } | InstructionKind::Copy { json: true, .. }
+    ) || matches!(
+        kind,
+        InstructionKind::Run {
+            cmd: ShellOrExec::Exec(_),
+            ..
+        }
+    );
+    if json_form || !line.contains("<<") {
+        return Vec::new();
+    }
+    let found = crate::parse::heredocs_from_line(line).unwrap_or_default();
     match kind {
-        InstructionKind::Run { heredocs, .. } => heredocs.iter().collect(),
-        InstructionKind::Add { sources, json: false, .. } | InstructionKind::Copy { sources, json: false, .. } => sources
+        InstructionKind::Run { heredocs, .. } => found
             .iter()
-            .filter_map(|s| match s {
-                CopySource::Heredoc(h) => Some(h),
-                CopySource::Path(_) => None,
+            .enumerate()
+            .map(|(i, d)| {
+                (
+                    heredocs
+                        .get(i)
+                        .map(|h| h.content.clone())
+                        .unwrap_or_default(),
+                    d.name.clone(),
+                )
+            })
+            .collect(),
+        InstructionKind::Add { sources, .. } | InstructionKind::Copy { sources, .. } => found
+            .iter()
+            .map(|d| {
+                let content = sources
+                    .iter()
+                    .rev()
+                    .find_map(|s| match s {
+                        CopySource::Heredoc(h) if h.name == d.name => Some(h.content.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                (content, d.name.clone())
             })
             .collect(),
         _ => Vec::new(),
@@ -141,7 +178,9 @@ impl InstructionKind {
                 }
                 args(&mut o, &cmd_text(cmd));
             }
-            InstructionKind::Cmd { cmd } | InstructionKind::Entrypoint { cmd } => args(&mut o, &cmd_text(cmd)),
+            InstructionKind::Cmd { cmd } | InstructionKind::Entrypoint { cmd } => {
+                args(&mut o, &cmd_text(cmd))
+            }
             InstructionKind::Shell { shell } => args(&mut o, &json(shell)),
             InstructionKind::Label { labels } => kvs(&mut o, labels),
             InstructionKind::Env { vars } => kvs(&mut o, vars),
@@ -259,11 +298,12 @@ impl fmt::Display for Instruction {
         if let InstructionKind::Onbuild { expression, .. } = &self.kind {
             return write!(f, "ONBUILD {expression}");
         }
-        f.write_str(&self.kind.render_line())?;
-        for h in bodies(&self.kind) {
+        let line = self.kind.render_line();
+        f.write_str(&line)?;
+        for (content, name) in bodies(&self.kind, &line) {
             f.write_char('\n')?;
-            f.write_str(&h.content)?;
-            f.write_str(&h.name)?;
+            f.write_str(&content)?;
+            f.write_str(&name)?;
         }
         Ok(())
     }
@@ -295,16 +335,34 @@ impl fmt::Display for Dockerfile {
         if let Some(c) = &self.directives.check {
             writeln!(f, "# check={c}")?;
         }
+        let esc = self.escape();
         for a in &self.global_args {
-            writeln!(f, "{a}")?;
+            writeln!(f, "{}", protect_end(a.to_string(), esc))?;
         }
         for s in &self.stages {
-            writeln!(f, "{}", s.from.render_line())?;
+            writeln!(f, "{}", protect_end(s.from.render_line(), esc))?;
             for i in &s.instructions {
-                writeln!(f, "{i}")?;
+                writeln!(f, "{}", protect_end(i.to_string(), esc))?;
             }
         }
         Ok(())
+    }
+}
+
+/// A value can end with the escape character only in the last instruction of a file (where
+/// BuildKit's continuation rule removed one escape at end of file); write it back doubled so
+/// that the continuation rule takes one away again.
+fn protect_end(text: String, escape: char) -> String {
+    let first_len = text.find('\n').unwrap_or(text.len());
+    let first = &text[..first_len];
+    if first.trim_end_matches([' ', '\t']).ends_with(escape) {
+        let mut out = String::with_capacity(text.len() + 1);
+        out.push_str(first);
+        out.push(escape);
+        out.push_str(&text[first_len..]);
+        out
+    } else {
+        text
     }
 }
 

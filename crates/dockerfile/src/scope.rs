@@ -17,7 +17,8 @@ use crate::model::*;
 use crate::mount;
 
 /// The `PATH` BuildKit gives a stage built `FROM scratch` (and images without `PATH`).
-pub const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Build args that BuildKit accepts without an `ARG` and passes to `RUN` only.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -113,7 +114,10 @@ impl EnvList {
         }
     }
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
     fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         move |k| self.get(k).map(str::to_string)
@@ -150,7 +154,11 @@ impl GlobalScope {
     ///
     /// `build_args` override defaults (and the automatic platform args); a meta ARG without a
     /// default and without a build arg stays unset.
-    pub fn new(dockerfile: &Dockerfile, build_args: &BTreeMap<String, String>, platforms: &Platforms) -> Result<Self, Error> {
+    pub fn new(
+        dockerfile: &Dockerfile,
+        build_args: &BTreeMap<String, String>,
+        platforms: &Platforms,
+    ) -> Result<Self, Error> {
         Self::new_named(dockerfile, build_args, platforms, "Dockerfile")
     }
 
@@ -170,7 +178,9 @@ impl GlobalScope {
         let file = file.to_string();
         let mut declared = BTreeSet::new();
         for instr in &dockerfile.global_args {
-            let InstructionKind::Arg { args } = &instr.kind else { continue };
+            let InstructionKind::Arg { args } = &instr.kind else {
+                continue;
+            };
             for a in args {
                 declared.insert(a.name.clone());
                 let value = match (build_args.get(&a.name), &a.default) {
@@ -240,7 +250,12 @@ impl GlobalScope {
             None => None,
             Some(p) => {
                 let v = self.lex.process_word(p, &self.meta.lookup()).map_err(|e| {
-                    diag_at(&self.file, from.span, p, format!("failed to process arguments for platform: {e}"))
+                    diag_at(
+                        &self.file,
+                        from.span,
+                        p,
+                        format!("failed to process arguments for platform: {e}"),
+                    )
                 })?;
                 if v.is_empty() {
                     return Err(diag_at(
@@ -258,7 +273,10 @@ impl GlobalScope {
 
     /// Build args that no ARG consumed (BuildKit warns about them), given the stages that were
     /// built. Proxy args and `BUILDKIT_*` args never count as unused.
-    pub fn unused_build_args<'a, 'g: 'a>(&self, stages: impl IntoIterator<Item = &'a StageScope<'g>>) -> Vec<String> {
+    pub fn unused_build_args<'a, 'g: 'a>(
+        &self,
+        stages: impl IntoIterator<Item = &'a StageScope<'g>>,
+    ) -> Vec<String> {
         let mut used = self.declared.clone();
         for s in stages {
             used.extend(s.declared.iter().cloned());
@@ -268,7 +286,11 @@ impl GlobalScope {
         }
         self.build_args
             .keys()
-            .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !k.starts_with("BUILDKIT_"))
+            .filter(|k| {
+                !used.contains(*k)
+                    && !PROXY_ARGS.contains(&k.as_str())
+                    && !k.starts_with("BUILDKIT_")
+            })
             .cloned()
             .collect()
     }
@@ -317,14 +339,19 @@ impl<'g> StageScope<'g> {
     }
 
     fn pw(&self, instr: &Instruction, word: &str) -> Result<String, Error> {
-        self.expand_word(word).map_err(|e| self.err(instr, word, e.to_string()))
+        self.expand_word(word)
+            .map_err(|e| self.err(instr, word, e.to_string()))
     }
 
     fn pw_opt(&self, instr: &Instruction, word: &Option<String>) -> Result<Option<String>, Error> {
         word.as_ref().map(|w| self.pw(instr, w)).transpose()
     }
 
-    fn sources(&self, instr: &Instruction, sources: &[CopySource]) -> Result<Vec<CopySource>, Error> {
+    fn sources(
+        &self,
+        instr: &Instruction,
+        sources: &[CopySource],
+    ) -> Result<Vec<CopySource>, Error> {
         let mut raw = ShellLex::new('\\');
         raw.skip_process_quotes = true;
         sources
@@ -348,13 +375,14 @@ impl<'g> StageScope<'g> {
     }
 
     /// Applies `instr` to the scope and returns it with every field BuildKit expands expanded:
-    /// `ENV`/`LABEL` keys and values, `ADD`/`COPY` sources, destination, `--chown`, `--chmod`,
-    /// `--checksum` and heredoc bodies (unless the delimiter is quoted), `WORKDIR`, `USER`,
+    /// `ENV`/`LABEL` keys and values, `ADD`/`COPY` sources, destination, `--chown`,
+    /// `--checksum` (ADD) and heredoc bodies (unless the delimiter is quoted), `WORKDIR`, `USER`,
     /// `VOLUME`, `STOPSIGNAL`, `EXPOSE` (with word splitting), `RUN --mount` values, `ARG`
     /// values (resolved: build arg, else expanded default, else the global value).
     ///
-    /// `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK`, `MAINTAINER`, `ONBUILD` and
-    /// `COPY --from` are returned as they are, as in BuildKit.
+    /// `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK`, `MAINTAINER`, `ONBUILD`,
+    /// `COPY --from`, `--chmod` and `--exclude` are returned as they are, as in BuildKit
+    /// (whose `Expand` methods leave them alone).
     pub fn apply(&mut self, instr: &Instruction) -> Result<Instruction, Error> {
         let kind = match &instr.kind {
             InstructionKind::Env { vars } => {
@@ -396,7 +424,7 @@ impl<'g> StageScope<'g> {
                 exclude,
             } => InstructionKind::Add {
                 chown: self.pw_opt(instr, chown)?,
-                chmod: self.pw_opt(instr, chmod)?,
+                chmod: chmod.clone(),
                 checksum: self.pw_opt(instr, checksum)?,
                 sources: self.sources(instr, sources)?,
                 dest: self.pw(instr, dest)?,
@@ -418,7 +446,7 @@ impl<'g> StageScope<'g> {
                 exclude,
             } => InstructionKind::Copy {
                 chown: self.pw_opt(instr, chown)?,
-                chmod: self.pw_opt(instr, chmod)?,
+                chmod: chmod.clone(),
                 sources: self.sources(instr, sources)?,
                 dest: self.pw(instr, dest)?,
                 json: *json,
@@ -438,11 +466,18 @@ impl<'g> StageScope<'g> {
                 for v in volumes {
                     let e = self.pw(instr, v)?;
                     if e.is_empty() {
-                        return Err(self.err(instr, v, "VOLUME specified can not be an empty string".into()));
+                        return Err(self.err(
+                            instr,
+                            v,
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
                     }
                     out.push(e);
                 }
-                InstructionKind::Volume { volumes: out, json: *json }
+                InstructionKind::Volume {
+                    volumes: out,
+                    json: *json,
+                }
             }
             InstructionKind::Stopsignal { signal } => {
                 let s = self.pw(instr, signal)?;
@@ -473,8 +508,10 @@ impl<'g> StageScope<'g> {
             } => {
                 let mut out = Vec::with_capacity(mounts.len());
                 for m in mounts {
-                    let opts = mount::parse_mount(&m.spec, &mut |v| self.expand_word(v).map_err(|e| e.to_string()))
-                        .map_err(|e| self.err(instr, &m.spec, e))?;
+                    let opts = mount::parse_mount(&m.spec, &mut |v| {
+                        self.expand_word(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| self.err(instr, &m.spec, e))?;
                     out.push(Mount {
                         spec: m.spec.clone(),
                         options: Some(opts),
@@ -575,9 +612,9 @@ impl<'g> StageScope<'g> {
 }
 
 const SIGNALS: [&str; 34] = [
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL",
-    "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1",
-    "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
 ];
 
 /// moby `signal.ParseSignal` on Linux: a non-zero number, or a name with or without `SIG`.
@@ -618,7 +655,11 @@ pub fn exposed_ports(specs: &[String]) -> Result<Vec<String>, String> {
         if port.is_empty() {
             return Err(format!("no port specified: {raw}<empty>"));
         }
-        let parse = |s: &str| s.parse::<u16>().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit()));
+        let parse = |s: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|_| s.bytes().all(|b| b.is_ascii_digit()))
+        };
         let (start, end) = match port.split_once('-') {
             None => {
                 let p = parse(port).ok_or_else(|| format!("invalid containerPort: {port}"))?;

@@ -39,7 +39,11 @@ fn platforms() -> Platforms {
     }
 }
 
-fn expansion(df: &hoist_dockerfile::Dockerfile, build_args: &BTreeMap<String, String>, name: &str) -> Value {
+fn expansion(
+    df: &hoist_dockerfile::Dockerfile,
+    build_args: &BTreeMap<String, String>,
+    name: &str,
+) -> Value {
     let global = match GlobalScope::new_named(df, build_args, &platforms(), name) {
         Ok(g) => g,
         Err(e) => return json!({ "error": e.to_string() }),
@@ -76,7 +80,9 @@ fn expansion(df: &hoist_dockerfile::Dockerfile, build_args: &BTreeMap<String, St
 
 fn read_args(path: &Path) -> BTreeMap<String, String> {
     let p = path.with_extension("args");
-    let Ok(text) = fs::read_to_string(p) else { return BTreeMap::new() };
+    let Ok(text) = fs::read_to_string(p) else {
+        return BTreeMap::new();
+    };
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -108,7 +114,11 @@ fn corpus_parses_as_expected() {
         });
         let expected_path = path.with_extension("json");
         if bless {
-            fs::write(&expected_path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+            fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
         } else {
             let expected: Value = match fs::read_to_string(&expected_path) {
                 Ok(t) => serde_json::from_str(&t).unwrap(),
@@ -126,17 +136,22 @@ fn corpus_parses_as_expected() {
             }
         }
         // JSON round trip of the model
-        let back: hoist_dockerfile::Dockerfile = serde_json::from_value(serde_json::to_value(&df).unwrap()).unwrap();
+        let back: hoist_dockerfile::Dockerfile =
+            serde_json::from_value(serde_json::to_value(&df).unwrap()).unwrap();
         assert_eq!(back, df, "{name}: JSON round trip");
         // render and parse again
         let rendered = df.render();
         match parse(&rendered, "rendered") {
             Ok(again) => {
                 if again.without_source_info() != df.without_source_info() {
-                    failures.push(format!("{name}: render round trip differs\n--- rendered:\n{rendered}"));
+                    failures.push(format!(
+                        "{name}: render round trip differs\n--- rendered:\n{rendered}"
+                    ));
                 }
             }
-            Err(e) => failures.push(format!("{name}: rendered text does not parse: {e}\n--- rendered:\n{rendered}")),
+            Err(e) => failures.push(format!(
+                "{name}: rendered text does not parse: {e}\n--- rendered:\n{rendered}"
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -176,7 +191,10 @@ fn negative_cases_fail_as_expected() {
         } else {
             let expected = fs::read_to_string(&expected_path).unwrap_or_default();
             if expected.trim_end() != got {
-                failures.push(format!("{name}:\nexpected: {}\ngot:      {got}", expected.trim_end()));
+                failures.push(format!(
+                    "{name}:\nexpected: {}\ngot:      {got}",
+                    expected.trim_end()
+                ));
             }
         }
     }

@@ -32,22 +32,39 @@ fn expansion_table() {
         assert_eq!(cols.len(), 4, "line {}: {line:?}", i + 1);
         let (mode, extra, input, expected) = (cols[0], cols[1], cols[2], cols[3]);
         let mut env = base_env();
-        env.extend(extra.split(';').filter(|s| !s.is_empty()).map(str::to_string));
+        env.extend(
+            extra
+                .split(';')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
         let lex = ShellLex::new(if mode == "bt" { '`' } else { '\\' });
         let got: Result<String, String> = if mode == "ws" {
-            lex.process_words(input, &env).map(|w| w.join(" | ")).map_err(|e| e.to_string())
+            lex.process_words(input, &env)
+                .map(|w| w.join(" | "))
+                .map_err(|e| e.to_string())
         } else {
             lex.process_word(input, &env).map_err(|e| e.to_string())
         };
         let ok = match (expected.strip_prefix("!ERR "), &got) {
-            (Some(sub), Err(e)) => e.contains(sub) && e.starts_with(&format!("failed to process {input:?}")),
+            (Some(sub), Err(e)) => {
+                e.contains(sub) && e.starts_with(&format!("failed to process {input:?}"))
+            }
             (None, Ok(v)) => v == expected,
             _ => false,
         };
         if !ok {
-            failures.push(format!("line {}: {mode} {input:?} (env {extra:?}): expected {expected:?}, got {got:?}", i + 1));
+            failures.push(format!(
+                "line {}: {mode} {input:?} (env {extra:?}): expected {expected:?}, got {got:?}",
+                i + 1
+            ));
         }
     }
     assert!(n >= 150, "only {n} cases");
-    assert!(failures.is_empty(), "{} of {n} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

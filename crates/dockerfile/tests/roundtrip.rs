@@ -148,12 +148,27 @@ fn paths() -> impl Strategy<Value = String> {
 fn copy_line() -> impl Strategy<Value = String> {
     prop_oneof![
         (kw("COPY"), copy_flags(), paths()).prop_map(|(k, f, p)| format!("{k}{f} {p}")),
-        (kw("COPY"), copy_flags(), prop::collection::vec(any_string().prop_filter("non-empty", |s| !s.is_empty()), 2..4))
+        (
+            kw("COPY"),
+            copy_flags(),
+            prop::collection::vec(
+                any_string().prop_filter("non-empty", |s| !s.is_empty()),
+                2..4
+            )
+        )
             .prop_map(|(k, f, v)| format!("{k}{f} {}", serde_json::to_string(&v).unwrap())),
-        (kw("COPY"), heredoc(), "[a-z/]{1,6}").prop_map(|(k, (t, b), d)| format!("{k} {t} /{d}\n{b}")),
-        (kw("ADD"), any::<bool>(), any::<bool>(), paths())
-            .prop_map(|(k, l, g, p)| format!("{k}{}{} {p}", if l { " --link" } else { "" }, if g { " --keep-git-dir=true" } else { "" })),
-        (kw("ADD"), Just("--checksum=sha256:abc --unpack=false"), "[a-z]{1,5}")
+        (kw("COPY"), heredoc(), "[a-z/]{1,6}")
+            .prop_map(|(k, (t, b), d)| format!("{k} {t} /{d}\n{b}")),
+        (kw("ADD"), any::<bool>(), any::<bool>(), paths()).prop_map(|(k, l, g, p)| format!(
+            "{k}{}{} {p}",
+            if l { " --link" } else { "" },
+            if g { " --keep-git-dir=true" } else { "" }
+        )),
+        (
+            kw("ADD"),
+            Just("--checksum=sha256:abc --unpack=false"),
+            "[a-z]{1,5}"
+        )
             .prop_map(|(k, f, p)| format!("{k} {f} https://x/{p}.tgz /d/")),
     ]
 }
@@ -174,52 +189,89 @@ fn instruction() -> impl Strategy<Value = String> {
         copy_line(),
         kv_line("ENV"),
         kv_line("LABEL"),
-        (kw("ARG"), prop::collection::vec((ident(), prop::option::of(word())), 1..3)).prop_map(|(k, v)| {
-            let body: Vec<String> = v
-                .into_iter()
-                .map(|(n, d)| match d {
-                    Some(d) => format!("{n}={d}"),
-                    None => n,
-                })
-                .collect();
-            format!("{k} {}", body.join(" "))
-        }),
+        (
+            kw("ARG"),
+            prop::collection::vec((ident(), prop::option::of(word())), 1..3)
+        )
+            .prop_map(|(k, v)| {
+                let body: Vec<String> = v
+                    .into_iter()
+                    .map(|(n, d)| match d {
+                        Some(d) => format!("{n}={d}"),
+                        None => n,
+                    })
+                    .collect();
+                format!("{k} {}", body.join(" "))
+            }),
         (kw("CMD"), prop_oneof![words(4), json_array()]).prop_map(|(k, c)| format!("{k} {c}")),
-        (kw("ENTRYPOINT"), prop_oneof![words(4), json_array()]).prop_map(|(k, c)| format!("{k} {c}")),
+        (kw("ENTRYPOINT"), prop_oneof![words(4), json_array()])
+            .prop_map(|(k, c)| format!("{k} {c}")),
         (kw("SHELL"), prop::collection::vec("[a-z/-]{1,6}", 1..3))
             .prop_map(|(k, v)| format!("{k} {}", serde_json::to_string(&v).unwrap())),
-        (kw("EXPOSE"), prop::collection::vec(prop_oneof!["[0-9]{1,4}", "[0-9]{1,4}/udp", Just("$PORT".to_string())], 1..4))
+        (
+            kw("EXPOSE"),
+            prop::collection::vec(
+                prop_oneof!["[0-9]{1,4}", "[0-9]{1,4}/udp", Just("$PORT".to_string())],
+                1..4
+            )
+        )
             .prop_map(|(k, v)| format!("{k} {}", v.join(" "))),
-        (kw("VOLUME"), prop_oneof![words(3), json_array().prop_filter("no empty volume", |j| {
-            let v: Vec<String> = serde_json::from_str(j).unwrap();
-            !v.is_empty() && v.iter().all(|s| !s.trim().is_empty())
-        })])
-        .prop_map(|(k, v)| format!("{k} {v}")),
+        (
+            kw("VOLUME"),
+            prop_oneof![
+                words(3),
+                json_array().prop_filter("no empty volume", |j| {
+                    let v: Vec<String> = serde_json::from_str(j).unwrap();
+                    !v.is_empty() && v.iter().all(|s| !s.trim().is_empty())
+                })
+            ]
+        )
+            .prop_map(|(k, v)| format!("{k} {v}")),
         (kw("USER"), words(2)).prop_map(|(k, v)| format!("{k} {v}")),
         (kw("WORKDIR"), words(2)).prop_map(|(k, v)| format!("{k} {v}")),
-        (kw("STOPSIGNAL"), prop_oneof![Just("SIGTERM"), Just("9"), Just("$SIG")]).prop_map(|(k, v)| format!("{k} {v}")),
+        (
+            kw("STOPSIGNAL"),
+            prop_oneof![Just("SIGTERM"), Just("9"), Just("$SIG")]
+        )
+            .prop_map(|(k, v)| format!("{k} {v}")),
         (kw("MAINTAINER"), words(3)).prop_map(|(k, v)| format!("{k} {v}")),
-        (kw("HEALTHCHECK"), prop_oneof![
-            Just("NONE".to_string()),
-            words(3).prop_map(|w| format!("--interval=30s --retries=3 CMD {w}")),
-            json_array()
-                .prop_filter("HEALTHCHECK CMD [] is an error", |j| j != "[]")
-                .prop_map(|j| format!("--timeout=1m30s --start-period=500ms CMD {j}")),
-        ])
-        .prop_map(|(k, v)| format!("{k} {v}")),
-        (kw("ONBUILD"), prop_oneof![run_line(), copy_line(), kv_line("ENV")]).prop_map(|(k, i)| format!("{k} {i}")),
+        (
+            kw("HEALTHCHECK"),
+            prop_oneof![
+                Just("NONE".to_string()),
+                words(3).prop_map(|w| format!("--interval=30s --retries=3 CMD {w}")),
+                json_array()
+                    .prop_filter("HEALTHCHECK CMD [] is an error", |j| j != "[]")
+                    .prop_map(|j| format!("--timeout=1m30s --start-period=500ms CMD {j}")),
+            ]
+        )
+            .prop_map(|(k, v)| format!("{k} {v}")),
+        (
+            kw("ONBUILD"),
+            prop_oneof![run_line(), copy_line(), kv_line("ENV")]
+        )
+            .prop_map(|(k, i)| format!("{k} {i}")),
     ]
 }
 
 fn dockerfile_text() -> impl Strategy<Value = String> {
     (
-        prop::option::of(prop_oneof![Just("# syntax=docker/dockerfile:1\n"), Just("# escape=\\\n")]),
+        prop::option::of(prop_oneof![
+            Just("# syntax=docker/dockerfile:1\n"),
+            Just("# escape=\\\n")
+        ]),
         prop::collection::vec((ident(), prop::option::of(word())), 0..3),
         prop::collection::vec(
             (
                 prop::option::of("[a-z]{1,6}"),
                 prop::option::of(prop_oneof![Just("linux/amd64"), Just("$BUILDPLATFORM")]),
-                prop::collection::vec((instruction(), prop_oneof![Just(""), Just("  "), Just("# c\n")]), 0..8),
+                prop::collection::vec(
+                    (
+                        instruction(),
+                        prop_oneof![Just(""), Just("  "), Just("# c\n")],
+                    ),
+                    0..8,
+                ),
             ),
             1..3,
         ),
@@ -257,8 +309,13 @@ fn dockerfile_text() -> impl Strategy<Value = String> {
 
 fn assert_roundtrip(df: &Dockerfile) {
     let text = df.render();
-    let again = parse(&text, "rendered").unwrap_or_else(|e| panic!("rendered text does not parse: {e}\n{text}"));
-    assert_eq!(again.without_source_info(), df.without_source_info(), "rendered:\n{text}");
+    let again = parse(&text, "rendered")
+        .unwrap_or_else(|e| panic!("rendered text does not parse: {e}\n{text}"));
+    assert_eq!(
+        again.without_source_info(),
+        df.without_source_info(),
+        "rendered:\n{text}"
+    );
     // rendering is stable
     assert_eq!(again.render(), text);
 }

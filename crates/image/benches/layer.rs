@@ -81,15 +81,17 @@ fn bench_writer(c: &mut Criterion) {
     let mut group = c.benchmark_group("layer_writer");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(bytes));
-    for (name, compression) in [
-        ("gzip", Compression::Gzip),
-        ("zstd", Compression::Zstd),
-        ("none", Compression::None),
+    for (name, compression, level) in [
+        ("gzip", Compression::Gzip, None),
+        ("gzip-level1", Compression::Gzip, Some(1)),
+        ("zstd", Compression::Zstd, None),
+        ("none", Compression::None, None),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let opts = WriteOptions {
                     compression,
+                    level,
                     ..Default::default()
                 };
                 let mut w = LayerWriter::new(io::sink(), &opts).expect("writer");

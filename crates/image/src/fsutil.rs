@@ -26,7 +26,8 @@ use crate::{Error, Result};
 fn split(path: &Path) -> Result<(PathBuf, OsString)> {
     let name = path.file_name().ok_or_else(|| {
         Error::Format(format!(
-            "{}: destination must name a file or directory",
+            "{}: an output must name a file or directory to create or replace \
+             (such as ./out), not . or ..",
             path.display()
         ))
     })?;
@@ -111,7 +112,8 @@ fn set_default_file_mode(f: &File, path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
-fn current_umask() -> u32 {
+/// The process's umask (read from `/proc/self/status`; 022 if unknown).
+pub fn current_umask() -> u32 {
     // Reading the umask needs a syscall that also sets it; `/proc/self/status`
     // reports it without changing anything.
     fs::read_to_string("/proc/self/status")

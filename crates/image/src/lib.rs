@@ -29,6 +29,7 @@ pub mod rootfs;
 pub mod sink;
 pub mod store_source;
 pub mod transport;
+pub mod validate;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher, HashingWriter, VerifyingReader};
 pub use error::{BoxError, Error, Result};
@@ -50,6 +51,7 @@ pub use sink::{
 };
 pub use store_source::StoreSource;
 pub use transport::ImageRef;
+pub use validate::{validate, ValidateReport};
 
 /// A JSON document (manifest, index or config) with the exact bytes it was read
 /// from or written as. Its digest is always the digest of those bytes, so passing

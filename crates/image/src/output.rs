@@ -131,9 +131,7 @@ impl OutputSpec {
         let mut attrs = BTreeMap::new();
         for field in csv_fields(s)? {
             let (k, v) = field.split_once('=').ok_or_else(|| {
-                Error::Format(format!(
-                    "--output {s:?}: {field:?} is not KEY=VALUE"
-                ))
+                Error::Format(format!("--output {s:?}: {field:?} is not KEY=VALUE"))
             })?;
             match k.trim() {
                 "type" => kind = Some(v.to_string()),
@@ -233,7 +231,7 @@ impl OutputSpec {
 }
 
 /// Write the image `src` to `spec`: everything but [`OutputKind::Image`], which is
-/// the registry crate's. Directory and file outputs appear atomically; an output to
+/// the registry crate's. Missing parent directories of the destination are created. Directory and file outputs appear atomically; an output to
 /// standard output is streamed. Returns the image's root (or manifest) descriptor,
 /// `None` for the file-system kinds.
 pub fn write_output(
@@ -244,6 +242,12 @@ pub fn write_output(
 ) -> Result<Option<Descriptor>> {
     let tag = spec.oci_tag();
     let dest = spec.dest.as_ref();
+    if let Some(Dest::Path(p)) = dest {
+        // As docker and buildx do, create the destination's parent directories.
+        if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+    }
     let stdout = || io::BufWriter::with_capacity(256 << 10, io::stdout().lock());
     let flush = |mut w: io::BufWriter<io::StdoutLock<'_>>| {
         w.flush()

@@ -195,7 +195,8 @@ fn new_index(manifests: Vec<Descriptor>) -> Index {
 /// - `dir` an existing layout (it has an `oci-layout` file): the blobs are added to
 ///   its `blobs/` (each appears atomically) and then `index.json` is replaced
 ///   atomically with one that has the new entry (an entry with the same name is
-///   replaced). A failure before that leaves `index.json` as it was.
+///   replaced). A failure before that leaves `index.json` as it was. Concurrent
+///   writers to the same layout are serialised with `flock` on the directory.
 /// - anything else: refused, so a mistyped destination never destroys a directory.
 ///
 /// Returns the `index.json` entry written.
@@ -207,6 +208,11 @@ pub fn write_oci_layout(src: &dyn Source, dir: &Path, tag: Option<&str>) -> Resu
     if dir.join(OCI_LAYOUT_FILE).is_file() {
         let store = BlobStore::new(dir.join("blobs"))?;
         put_all(src, &g, &store)?;
+        // Serialise read-modify-write of index.json between hoist processes with a
+        // lock on the layout directory itself (no lock file left behind).
+        let lock = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(dir, e.into()))?;
         let index_path = dir.join("index.json");
         let mut index = match fs::read(&index_path) {
             Ok(b) => parse_index(&b, &index_path.display().to_string())?,
@@ -219,6 +225,7 @@ pub fn write_oci_layout(src: &dyn Source, dir: &Path, tag: Option<&str>) -> Resu
         });
         index.manifests.push(entry.clone());
         atomic_write(&index_path, &to_canonical_json(&index))?;
+        drop(lock);
         tracing::info!(dir = %dir.display(), digest = %entry.digest, "added image to OCI layout");
         return Ok(entry);
     }
@@ -248,17 +255,33 @@ pub fn write_oci_layout(src: &dyn Source, dir: &Path, tag: Option<&str>) -> Resu
     Ok(entry)
 }
 
+/// Store every document and blob of `g` in a layout's `blobs/`, readable by all
+/// (an output is meant to be shared: 0644 less the umask, not the store's 0600).
 fn put_all(src: &dyn Source, g: &ImageGraph, store: &BlobStore) -> Result<()> {
     for doc in &g.documents {
-        store.put_verified(&doc.bytes[..], &document_descriptor(doc))?;
+        let d = document_descriptor(doc);
+        store.put_verified(&doc.bytes[..], &d)?;
+        share(store, &d.digest);
     }
     for d in &g.blobs {
-        if store.has_descriptor(d) {
-            continue;
+        if !store.has_descriptor(d) {
+            put_blob(src, d, store)?;
         }
-        put_blob(src, d, store)?;
+        share(store, &d.digest);
     }
     Ok(())
+}
+
+fn share(store: &BlobStore, digest: &Digest) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = store.path(digest);
+    let mode = 0o644 & !crate::fsutil::current_umask();
+    if let Ok(m) = fs::metadata(&p) {
+        if m.permissions().mode() & 0o777 != mode {
+            // Best effort: a blob another user put in a shared layout stays as it is.
+            let _ = fs::set_permissions(&p, fs::Permissions::from_mode(mode));
+        }
+    }
 }
 
 /// What goes into an archive member.
@@ -436,6 +459,21 @@ pub fn write_docker_archive_to<W: Write>(
     let mut members = BTreeMap::new();
     let config_path = blob_path(&img.manifest.config.digest);
     members.insert(config_path.clone(), Content::Bytes(img.config_raw.clone()));
+    let compressions: std::collections::HashSet<_> = img
+        .manifest
+        .layers
+        .iter()
+        .map(|l| media_type::layer_compression(&l.media_type))
+        .collect();
+    if compressions.contains(&Some(media_type::Compression::Zstd)) || compressions.len() > 1 {
+        // docker load before 25 has no zstd, and go-containerregistry's tarball reader
+        // (Concourse's registry-image) decides from the first layer whether all are gzip.
+        tracing::warn!(
+            source = %src.name(),
+            "the image mixes layer compressions or uses zstd; older docker load and \
+             go-containerregistry may not read this docker-archive"
+        );
+    }
     let mut layer_paths = Vec::new();
     for l in &img.manifest.layers {
         if l.urls.as_ref().is_some_and(|u| !u.is_empty()) && !src.has_blob(l)? {

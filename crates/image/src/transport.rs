@@ -10,6 +10,17 @@
 //! As in skopeo (containers/image `SplitPathAndImage`, docker-archive's
 //! `ParseReference`), the path ends at the **first** `:`, so `oci:/a/b:latest` is the
 //! tag `latest` of `/a/b` and a path that itself contains `:` cannot be named.
+//!
+//! ```
+//! use hoist_image::ImageRef;
+//! let r = ImageRef::parse("oci:/var/images/app:v1")?;
+//! assert_eq!(
+//!     r,
+//!     ImageRef::OciLayout { path: "/var/images/app".into(), reference: Some("v1".into()) }
+//! );
+//! assert!(ImageRef::parse("ftp:/x").is_err());
+//! # Ok::<(), hoist_image::Error>(())
+//! ```
 
 use std::fmt;
 use std::path::PathBuf;

@@ -155,3 +155,35 @@ fn failing_update_keeps_an_existing_layout_and_local_dir() {
     formats_util::check_rootfs(&local);
     assert_eq!(listing(t.path()), ["img", "local", "oci"]);
 }
+
+#[test]
+fn concurrent_writers_to_one_layout_keep_every_tag() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = umoci_image(&t.path().join("img"));
+    let good = OciLayoutSource::open(&layout, Some("v1")).unwrap();
+    let oci = t.path().join("oci");
+    write_oci_layout(&good, &oci, Some("first")).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (good, oci) = (&good, &oci);
+            s.spawn(move || write_oci_layout(good, oci, Some(&format!("t{i}"))).unwrap());
+        }
+    });
+    let index: hoist_image::Index =
+        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let mut names: Vec<String> = index
+        .manifests
+        .iter()
+        .map(|d| {
+            d.annotation(hoist_image::layout::ANNOTATION_REF_NAME)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["first", "t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"]
+    );
+    assert_eq!(listing(&oci), ["blobs", "index.json", "oci-layout"]);
+}

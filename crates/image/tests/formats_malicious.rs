@@ -294,3 +294,41 @@ fn tampered_blobs_and_documents_are_detected() {
     let e = OciLayoutSource::open(&layout, None).unwrap_err();
     assert!(e.to_string().contains("invalid digest"), "{e}");
 }
+
+#[test]
+fn a_config_that_lies_about_diff_ids_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let layer = tar_with(&[("hello", b"hi\n" as &[u8])]);
+    let other = tar_with(&[("hello", b"bye\n" as &[u8])]);
+    // The config claims the diff ID of another layer; the layer file itself is what
+    // manifest.json names, so its blob digest is computed and verifies fine.
+    let config = docker_config(&other);
+    let p = t.path().join("lying.tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &layer).unwrap();
+    let gz = gz.finish().unwrap();
+    raw_tar(
+        &p,
+        &[
+            file("c.json", &config),
+            file("l/layer.tar", &gz),
+            file(
+                "manifest.json",
+                br#"[{"Config":"c.json","RepoTags":null,"Layers":["l/layer.tar"]}]"#,
+            ),
+        ],
+    );
+    let src = DockerArchiveSource::open(&p, None).unwrap();
+    let e = hoist_image::validate(&src).unwrap_err();
+    assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    let out = t.path().join("out");
+    let e = unpack_rootfs(
+        &src,
+        &Platform::parse("linux/amd64").unwrap(),
+        &out,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("diff ID"), "{e}");
+    assert!(!out.exists());
+}

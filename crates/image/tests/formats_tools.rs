@@ -13,10 +13,10 @@ use hoist_image::layout::ANNOTATION_REF_NAME;
 use hoist_image::media_type;
 use hoist_image::source::resolve;
 use hoist_image::{
-    copy_to_store, unpack_rootfs, write_docker_archive, write_oci_archive, write_oci_layout,
-    write_output, write_rootfs_tar, BlobStore, Descriptor, DockerArchiveSource, ImageMetadata,
-    ImageRef, Index, Manifest, OciArchiveSource, OciLayoutSource, OutputSpec, Platform,
-    RawDocument, Source, StoreSource,
+    copy_to_store, unpack_rootfs, validate, write_docker_archive, write_oci_archive,
+    write_oci_layout, write_output, write_rootfs_tar, BlobStore, Descriptor, DockerArchiveSource,
+    ImageMetadata, ImageRef, Index, Manifest, OciArchiveSource, OciLayoutSource, OutputSpec,
+    Platform, RawDocument, Source, StoreSource,
 };
 use serde_json::Value;
 
@@ -64,6 +64,9 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
     let m = manifest_of(&src);
     assert_eq!(m.layers.len(), 2);
     assert_eq!(m.layers[0].media_type, media_type::OCI_LAYER_GZIP);
+    let report = validate(&src).unwrap();
+    assert_eq!((report.manifests, report.layers), (1, 2));
+    assert!(report.entries >= 5, "{report:?}");
     // skopeo agrees on what the source is.
     let orig = skopeo_inspect(&format!("oci:{}:v1", s(&layout)));
     assert_eq!(orig["Digest"], root.digest().to_string());
@@ -82,6 +85,16 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
         skopeo_raw(&format!("oci:{}:v1", s(&oci))).as_bytes(),
         &root.bytes[..]
     );
+    // Blobs are shared-readable like the rest of the output, not 0600.
+    let want = 0o644 & !hoist_image::fsutil::current_umask();
+    for n in formats_util::listing(&oci.join("blobs/sha256")) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(oci.join("blobs/sha256").join(&n))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, want, "{n}");
+    }
     let bundle = t.path().join("bundle-oci");
     umoci_unpack(&format!("{}:v1", s(&oci)), &bundle);
     check_rootfs(&bundle.join("rootfs"));
@@ -156,6 +169,8 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
     // hoist reads its own archive back.
     let back = OciArchiveSource::open(&oci_tar, Some("v1")).unwrap();
     assert_eq!(back.root().unwrap(), src.root().unwrap());
+    validate(&back).unwrap();
+    validate(&OciLayoutSource::open(&oci, Some("v2")).unwrap()).unwrap();
 
     // --- docker-archive ---
     let docker_tar = t.path().join("out-docker.tar");
@@ -187,6 +202,7 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
     let back = DockerArchiveSource::open(&docker_tar, Some("localhost/hoist-test/img:v1")).unwrap();
     assert_eq!(back.root().unwrap().bytes, root.bytes);
     assert_eq!(back.repo_tags(), &tags[..]);
+    validate(&back).unwrap();
     let rt = t.path().join("roundtrip");
     write_oci_layout(&back, &rt, Some("rt")).unwrap();
     let bundle = t.path().join("bundle-roundtrip");
@@ -195,16 +211,20 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
 
     podman_load(
         t.path(),
-        &docker_tar,
-        "localhost/hoist-test/img:v1",
+        &[
+            (docker_tar.as_path(), "localhost/hoist-test/img:v1"),
+            // podman names an OCI archive's image after its ref.name.
+            (oci_tar.as_path(), "localhost/v1:latest"),
+        ],
         &config,
     );
 }
 
-/// `podman load` the archive into a throw-away store and check the image it lists.
-fn podman_load(work: &Path, archive: &Path, tag: &str, config: &Value) {
+/// `podman load` each archive into a throw-away store and check the image it lists.
+fn podman_load(work: &Path, archives: &[(&Path, &str)], config: &Value) {
     let root = work.join("podman-root");
     let runroot = work.join("podman-runroot");
+    let tmpdir = work.join("podman-tmp");
     let podman = |args: &[&str]| {
         let mut c = cmd(
             "podman",
@@ -213,6 +233,8 @@ fn podman_load(work: &Path, archive: &Path, tag: &str, config: &Value) {
                 s(&root),
                 "--runroot",
                 s(&runroot),
+                "--tmpdir",
+                s(&tmpdir),
                 "--storage-driver",
                 "vfs",
                 "--cgroup-manager",
@@ -224,13 +246,18 @@ fn podman_load(work: &Path, archive: &Path, tag: &str, config: &Value) {
         c.args(args).env("CONTAINERS_REGISTRIES_CONF", "/dev/null");
         run(&mut c)
     };
-    let out = podman(&["load", "-i", s(archive)]);
-    assert!(out.contains(tag), "podman load output: {out}");
-    let images: Value = serde_json::from_str(&podman(&["images", "--format", "json"])).unwrap();
-    let img = &images.as_array().unwrap()[0];
-    assert_eq!(json_strings(&img["Names"]), [tag]);
-    let inspect: Value = serde_json::from_str(&podman(&["image", "inspect", tag])).unwrap();
-    assert_eq!(inspect[0]["RootFS"]["Layers"], config["rootfs"]["diff_ids"]);
+    for (archive, tag) in archives {
+        let out = podman(&["load", "-i", s(archive)]);
+        assert!(out.contains(tag), "podman load output: {out}");
+        let images: Value = serde_json::from_str(&podman(&["images", "--format", "json"])).unwrap();
+        let img = &images.as_array().unwrap()[0];
+        assert!(
+            json_strings(&img["Names"]).contains(&tag.to_string()),
+            "{img}"
+        );
+        let inspect: Value = serde_json::from_str(&podman(&["image", "inspect", tag])).unwrap();
+        assert_eq!(inspect[0]["RootFS"]["Layers"], config["rootfs"]["diff_ids"]);
+    }
     // Clean podman's store (vfs layers may hold read-only dirs).
     let _ = podman(&["rmi", "-a", "-f"]);
 }
@@ -266,6 +293,7 @@ fn reads_skopeo_classic_docker_archive_and_gzip_layers() {
         .collect();
     assert_eq!(layer_digests(&dm), diff_ids);
     assert_eq!(dm.config.digest, m.config.digest);
+    validate(&d).unwrap();
     // Deterministic synthesis: opening twice gives the same root digest.
     let again = DockerArchiveSource::open(&classic, None).unwrap();
     assert_eq!(again.root().unwrap(), d.root().unwrap());
@@ -320,6 +348,7 @@ fn reads_skopeo_classic_docker_archive_and_gzip_layers() {
         .iter()
         .all(|l| l.media_type == media_type::DOCKER_LAYER_GZIP));
     assert_eq!(layer_digests(&gm), layer_digests(&m));
+    validate(&g).unwrap();
     check_docker_manifest_image(t.path(), &g, "gzip");
 }
 
@@ -371,6 +400,7 @@ fn multi_platform_store_source_and_metadata() {
     };
     let root = RawDocument::from_value(media_type::OCI_INDEX, &index);
     let built = StoreSource::new(store, root.clone());
+    assert_eq!(validate(&built).unwrap().manifests, 1);
     let out = t.path().join("multi");
     let e = write_oci_layout(&built, &out, Some("m")).unwrap();
     assert_eq!(e.digest, root.digest());
@@ -538,6 +568,7 @@ fn output_specs_write_every_kind() {
         format!("type=local,dest={}", s(&o.join("local"))),
         s(&o.join("local2")).to_string(),
         format!("type=tar,dest={}", s(&o.join("rootfs.tar"))),
+        format!("type=oci,dest={}", s(&o.join("new/parent/oci.tar"))),
     ] {
         let spec = OutputSpec::parse(&spec).unwrap();
         let d = write_output(&src, &spec, &amd64(), &apply).unwrap();

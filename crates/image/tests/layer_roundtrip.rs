@@ -73,7 +73,7 @@ fn make_tree(root: &Path) {
     symlink(&long_target, root.join("long-link")).unwrap();
     rustix::fs::mknodat(
         CWD,
-        &root.join("pipe"),
+        root.join("pipe"),
         FileType::Fifo,
         Mode::from_raw_mode(0o644),
         0,
@@ -91,7 +91,7 @@ fn make_tree(root: &Path) {
     if is_root() {
         rustix::fs::mknodat(
             CWD,
-            &root.join("null"),
+            root.join("null"),
             FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),
@@ -99,7 +99,7 @@ fn make_tree(root: &Path) {
         .unwrap();
         rustix::fs::mknodat(
             CWD,
-            &root.join("loop9"),
+            root.join("loop9"),
             FileType::BlockDevice,
             Mode::from_raw_mode(0o660),
             rustix::fs::makedev(7, 9),
@@ -462,12 +462,14 @@ fn overlay_upper_dirs_become_whiteouts_and_back() {
     .unwrap();
     rustix::fs::mknodat(
         CWD,
-        &upper.join("gone"),
+        upper.join("gone"),
         FileType::CharacterDevice,
         Mode::empty(),
         rustix::fs::makedev(0, 0),
     )
     .unwrap();
+    // overlayfs hard-links whiteouts together: they must stay whiteouts.
+    fs::hard_link(upper.join("gone"), upper.join("gone2")).unwrap();
     let walk = WalkOptions {
         overlay_upper: true,
         ..Default::default()
@@ -484,7 +486,13 @@ fn overlay_upper_dirs_become_whiteouts_and_back() {
     let listing = tar_list(&blob);
     assert_eq!(
         listing,
-        [".wh.gone", "opaque/", "opaque/.wh..wh..opq", "opaque/kept"]
+        [
+            ".wh.gone",
+            ".wh.gone2",
+            "opaque/",
+            "opaque/.wh..wh..opq",
+            "opaque/kept"
+        ]
     );
 
     // OCI mode onto a lower tree: deletions applied.
@@ -492,6 +500,7 @@ fn overlay_upper_dirs_become_whiteouts_and_back() {
     fs::create_dir_all(lower.join("opaque")).unwrap();
     fs::write(lower.join("opaque/old"), "o").unwrap();
     fs::write(lower.join("gone"), "g").unwrap();
+    fs::write(lower.join("gone2"), "g").unwrap();
     apply_layer(&blob[..], None, &lower, &ApplyOptions::default()).unwrap();
     assert_eq!(
         snapshot(&lower).keys().collect::<Vec<_>>(),
@@ -520,4 +529,178 @@ fn tar_list(blob: &[u8]) -> Vec<String> {
         .unwrap()
         .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
         .collect()
+}
+
+/// Build a one-layer OCI layout around a layer blob, by hand.
+fn oci_layout(dir: &Path, blobs: &Path, layer: &hoist_image::layer::LayerDescriptor) {
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    fs::copy(
+        blob_path(blobs, &layer.digest),
+        blob_path(&dir.join("blobs"), &layer.digest),
+    )
+    .unwrap();
+    let put = |bytes: Vec<u8>| -> (Digest, usize) {
+        let d = Digest::sha256(&bytes);
+        let n = bytes.len();
+        fs::write(blob_path(&dir.join("blobs"), &d), bytes).unwrap();
+        (d, n)
+    };
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        layer.diff_id
+    );
+    let (cd, cn) = put(config.into_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cn}}},"layers":[{{"mediaType":"{}","digest":"{}","size":{}}}]}}"#,
+        layer.media_type, layer.digest, layer.size
+    );
+    let (md, mn) = put(manifest.into_bytes());
+    fs::write(
+        dir.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{mn},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+#[test]
+fn skopeo_and_umoci_accept_our_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    make_tree(&src);
+    let blobs = tmp.path().join("blobs");
+    let desc = write_blob(&src, &blobs, &preserve_opts(Compression::Gzip));
+    let layout = tmp.path().join("layout");
+    oci_layout(&layout, &blobs, &desc);
+
+    // skopeo copies the image, verifying every digest on the way.
+    let copy = tmp.path().join("copy");
+    let out = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("oci:{}:latest", copy.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(blob_path(&copy.join("blobs"), &desc.digest).exists());
+
+    // umoci unpacks it (checking the diffID) into the same tree we apply.
+    let bundle = tmp.path().join("bundle");
+    let mut cmd = Command::new("umoci");
+    cmd.arg("unpack");
+    if !is_root() {
+        cmd.arg("--rootless");
+    }
+    let out = cmd
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = tmp.path().join("ours");
+    fs::create_dir(&ours).unwrap();
+    apply_layer(
+        fs::File::open(blob_path(&blobs, &desc.digest)).unwrap(),
+        None,
+        &ours,
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(snapshot(&bundle.join("rootfs")), snapshot(&ours));
+}
+
+#[test]
+fn walk_filters_prefixes_and_single_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("ctx");
+    fs::create_dir_all(src.join("node_modules/x")).unwrap();
+    fs::create_dir_all(src.join("src")).unwrap();
+    fs::write(src.join("node_modules/x/i.js"), "").unwrap();
+    fs::write(src.join("src/main.rs"), "fn main() {}").unwrap();
+    fs::write(src.join("src/main.rs.bak"), "old").unwrap();
+    fs::write(src.join("README"), "r").unwrap();
+    let filter = |rel: &Path, is_dir: bool| {
+        let ignored_dir = is_dir && rel == Path::new("node_modules");
+        let backup = rel.extension() == Some(std::ffi::OsStr::new("bak"));
+        !ignored_dir && !backup
+    };
+    let entries = walk_dir(&src, "/usr/src/app/", &WalkOptions::default(), &filter).unwrap();
+    let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "usr/src/app",
+            "usr/src/app/README",
+            "usr/src/app/src",
+            "usr/src/app/src/main.rs"
+        ]
+    );
+    let opts = WalkOptions {
+        include_root: false,
+        ..Default::default()
+    };
+    let entries = walk_dir(&src.join("src"), "", &opts, &|_, _| true).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].path, "main.rs");
+
+    let single = walk_dir(&src.join("README"), "etc/readme", &opts, &|_, _| true).unwrap();
+    assert_eq!(single.len(), 1);
+    assert!(matches!(single[0].kind, EntryKind::File { size: 1, .. }));
+    assert!(walk_dir(&src.join("README"), "", &opts, &|_, _| true).is_err());
+}
+
+#[test]
+fn without_owner_and_device_rights_those_entries_are_skipped() {
+    let mut entries = vec![
+        Entry::new(
+            "dev-null",
+            EntryKind::CharDevice { major: 1, minor: 3 },
+            0o666,
+        ),
+        Entry::new("fifo", EntryKind::Fifo, 0o600),
+        Entry {
+            uid: 4321,
+            gid: 4321,
+            ..Entry::file_bytes("owned", "x")
+        },
+    ];
+    sort_entries(&mut entries);
+    let opts = WriteOptions {
+        ownership: Ownership::Preserve,
+        ..Default::default()
+    };
+    let mut w = LayerWriter::new(Vec::new(), &opts).unwrap();
+    w.append_all(entries).unwrap();
+    let (blob, _) = w.finish().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let me = rustix::process::geteuid().as_raw();
+    let stats = apply_layer(
+        &blob[..],
+        Some(Compression::Gzip),
+        tmp.path(),
+        &ApplyOptions {
+            same_owner: false,
+            allow_devices: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(stats.skipped, 1);
+    assert_eq!(stats.entries, 3);
+    let snap = snapshot(tmp.path());
+    assert_eq!(snap.len(), 2, "{snap:#?}");
+    assert!(snap["fifo"].starts_with("fifo mode=600"), "{snap:#?}");
+    assert!(snap["owned"].contains(&format!("owner={me}:")), "{snap:#?}");
 }

@@ -11,7 +11,7 @@ set -euo pipefail
 RUNS=${1:-3}
 DIR=${BENCH_DIR:-/tmp/hoist-push-bench}
 LAYERS=${LAYERS:-5}
-LAYER_MB=${LAYER_MB:-100}
+LAYER_MB=${LAYER_MB:-128}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/registry}
 mkdir -p "$DIR"
@@ -47,6 +47,7 @@ if [ ! -f "$LAYOUT/index.json" ]; then
   echo '{"imageLayoutVersion":"1.0.0"}' > "$LAYOUT/oci-layout"
 fi
 echo "image: $(du -sh "$LAYOUT/blobs" | cut -f1) in $LAYERS layers" >&2
+[ -n "${GEN_ONLY:-}" ] && exit 0
 
 # 2. hoist's pusher (release build).
 # (Set HOIST_PUSH_BIN to use an already built binary.)

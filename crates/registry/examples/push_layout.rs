@@ -8,6 +8,10 @@ use std::time::Instant;
 use hoist_registry::{Client, ClientConfig, PushOptions, Reference};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
         eprintln!("usage: push_layout LAYOUT_DIR TAG DEST_REF [CONCURRENCY]");

@@ -13,6 +13,11 @@
 //! In each file `credHelpers[host]` runs `docker-credential-<helper> get`, then
 //! `auths` is searched (keys may be `host`, `https://host/v1/`, or `host/namespace`
 //! for a repository-specific entry, longest match first), then `credsStore`.
+//!
+//! This is written here rather than taken from the `docker_credential` crate because
+//! that crate reads only Docker's `config.json` and cannot write it: hoist also needs
+//! podman's files and `$REGISTRY_AUTH_FILE`, namespace-scoped entries, OAuth2
+//! identity tokens, and `login`/`logout` (including `store`/`erase` through helpers).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -140,6 +140,9 @@ struct Token {
 pub(crate) struct Inner {
     pub config: ClientConfig,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    /// HTTP clients by TLS setup (verify flag + host-specific files), shared across
+    /// hosts and schemes so the system roots are loaded once.
+    clients: Mutex<HashMap<String, Http>>,
     tokens: Mutex<HashMap<String, Token>>,
     creds: Mutex<HashMap<String, Option<Credential>>>,
     /// Blobs known to exist in other repositories: digest → (registry, repository).
@@ -193,6 +196,7 @@ impl Client {
             inner: Arc::new(Inner {
                 config,
                 endpoints: Mutex::new(HashMap::new()),
+                clients: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
                 creds: Mutex::new(HashMap::new()),
                 locations: Mutex::new(HashMap::new()),
@@ -206,20 +210,54 @@ impl Client {
     }
 
     fn is_insecure(&self, host: &str) -> bool {
-        self.inner
-            .config
-            .insecure
-            .iter()
-            .any(|h| {
-                let h = h
-                    .trim_start_matches("https://")
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/');
-                h == host
-            })
+        self.inner.config.insecure.iter().any(|h| {
+            let h = h
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
+            h == host
+        })
+    }
+
+    /// Files of Docker's `certs.d/<host>/` layout that apply to `host`, sorted.
+    fn host_tls_files(&self, host: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in &self.inner.config.certs_dirs {
+            let d = dir.join(host.replace(['[', ']'], ""));
+            let d = if d.is_dir() { d } else { dir.join(host) };
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            names.sort();
+            out.extend(names);
+        }
+        out
     }
 
     fn http_client(&self, host: &str, verify: bool) -> Result<Http> {
+        let files = self.host_tls_files(host);
+        let key = format!(
+            "{verify}|{}",
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        if let Some(c) = self.inner.clients.lock().expect("poisoned").get(&key) {
+            return Ok(c.clone());
+        }
+        let c = self.build_http_client(host, verify, &files)?;
+        self.inner
+            .clients
+            .lock()
+            .expect("poisoned")
+            .insert(key, c.clone());
+        Ok(c)
+    }
+
+    fn build_http_client(&self, host: &str, verify: bool, files: &[PathBuf]) -> Result<Http> {
         let cfg = &self.inner.config;
         let mut b = Http::builder()
             .user_agent(cfg.user_agent.clone())
@@ -236,38 +274,29 @@ impl Client {
                 b = b.add_root_certificate(c);
             }
         }
-        for dir in &cfg.certs_dirs {
-            let d = dir.join(host.replace(['[', ']'], ""));
-            let d = if d.is_dir() { d } else { dir.join(host) };
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            names.sort();
-            for p in &names {
-                match p.extension().and_then(|e| e.to_str()) {
-                    Some("crt") => {
-                        for c in load_ca(&CaCert::File(p.clone()))? {
-                            b = b.add_root_certificate(c);
-                        }
-                        tracing::debug!(host, file = %p.display(), "trusting CA from certs.d");
+        for p in files {
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    for c in load_ca(&CaCert::File(p.clone()))? {
+                        b = b.add_root_certificate(c);
                     }
-                    Some("cert") => {
-                        let key = p.with_extension("key");
-                        if key.is_file() {
-                            let mut pem = read_file(p)?;
-                            pem.extend_from_slice(&read_file(&key)?);
-                            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                                Error::Config(format!(
-                                    "{}: bad client certificate or key: {e}",
-                                    p.display()
-                                ))
-                            })?;
-                            b = b.identity(id);
-                        }
-                    }
-                    _ => {}
+                    tracing::debug!(host, file = %p.display(), "trusting CA from certs.d");
                 }
+                Some("cert") => {
+                    let key = p.with_extension("key");
+                    if key.is_file() {
+                        let mut pem = read_file(p)?;
+                        pem.extend_from_slice(&read_file(&key)?);
+                        let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                            Error::Config(format!(
+                                "{}: bad client certificate or key: {e}",
+                                p.display()
+                            ))
+                        })?;
+                        b = b.identity(id);
+                    }
+                }
+                _ => {}
             }
         }
         b.build()
@@ -347,11 +376,16 @@ impl Client {
             Some("http") => vec![("http", true)],
             Some(_) => vec![("https", !explicit)],
             None if explicit => vec![("https", false), ("http", true)],
-            None if is_loopback_host(host) => vec![("https", true), ("http", true)],
+            // Loopback registries are nearly always plain HTTP (Docker allows it without
+            // configuration); an HTTPS one answers the HTTP probe with 400 and is then
+            // reached over HTTPS, verified.
+            None if is_loopback_host(host) => vec![("http", true), ("https", true)],
             None => vec![("https", true)],
         };
         let mut last_err = None;
-        for (scheme, verify) in attempts {
+        let n = attempts.len();
+        for (i, (scheme, verify)) in attempts.into_iter().enumerate() {
+            let has_next = i + 1 < n;
             let http = self.http_client(host, verify)?;
             let base = format!("{scheme}://{host}");
             let what = "GET /v2/".to_string();
@@ -375,6 +409,11 @@ impl Client {
                         registry: host.to_string(),
                         message: "401 from /v2/ without a usable WWW-Authenticate challenge".into(),
                     })?
+                }
+                // An HTTPS server answering a plain-HTTP probe: try HTTPS next.
+                StatusCode::BAD_REQUEST if scheme == "http" && has_next => {
+                    tracing::debug!(host, "HTTP probe refused; trying HTTPS");
+                    continue;
                 }
                 // An HTTPS server answering our plain-HTTP fallback: report why HTTPS failed.
                 _ if scheme == "http" && last_err.is_some() => {

@@ -4,7 +4,9 @@
 //!
 //! 1. walk the source: the root, every child manifest of an index (verified), and
 //!    the set of blobs they reference;
-//! 2. for each destination repository, every blob, several at once: `HEAD` (skip if
+//! 2. for each destination repository that does not already hold the root manifest
+//!    by digest (the registry only accepts a manifest whose blobs it has, so then
+//!    everything is there), every blob, several at once: `HEAD` (skip if
 //!    present), else a cross-repository mount when the blob is known in another
 //!    repository of the same registry, else a streamed upload;
 //! 3. child manifests by digest;
@@ -32,6 +34,9 @@ pub struct PushOptions {
     /// A pull cache whose ref index tells which repositories the cached blobs came
     /// from (mount candidates when pushing to the same registry).
     pub cache: Option<BlobStore>,
+    /// Check every blob even when the registry already has the root manifest
+    /// (by default such a push only writes the tags).
+    pub always_check_blobs: bool,
 }
 
 /// What [`Client::push`] did.
@@ -142,7 +147,7 @@ impl Client {
         }
         // Largest blobs first: they bound the total time.
         let mut blobs = tree.blobs.clone();
-        blobs.sort_by(|a, b| b.size.cmp(&a.size));
+        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
 
         let mut repos: BTreeMap<(String, String), Reference> = BTreeMap::new();
         for d in dests {
@@ -157,8 +162,36 @@ impl Client {
         let skipped = AtomicUsize::new(0);
         let skipped_bytes = AtomicU64::new(0);
         let mut manifests = 0;
+        // Tags that already point at this image need no write at all.
+        let mut current = Vec::new();
+        for d in dests {
+            let is_current = !opts.always_check_blobs
+                && d.tag().is_some()
+                && self.head_manifest(d)?.map(|h| h.digest).as_ref() == Some(&root_digest);
+            current.push(is_current);
+        }
         for ((registry, repo), dest) in &repos {
             let ep = self.registry_endpoint(registry)?;
+            let repo_current = dests
+                .iter()
+                .zip(&current)
+                .any(|(d, c)| *c && d.registry() == registry && d.repository() == repo);
+            // The registry only accepts a manifest whose blobs it has, so if the root
+            // is already there by digest, the whole tree is (as crane does).
+            if !opts.always_check_blobs
+                && (repo_current
+                    || self
+                        .head_manifest(&dest.with_digest(root_digest.clone()))?
+                        .is_some())
+            {
+                tracing::debug!(repository = %repo, "image already present; only tagging");
+                skipped.fetch_add(blobs.len(), Ordering::Relaxed);
+                skipped_bytes.fetch_add(blobs.iter().map(|b| b.size).sum(), Ordering::Relaxed);
+                for d in &blobs {
+                    self.remember(&d.digest, registry, repo);
+                }
+                continue;
+            }
             let candidates = self.mount_candidates(registry, repo, opts);
             parallel(self.config().concurrency, &blobs, |desc| {
                 let from = candidates
@@ -187,7 +220,12 @@ impl Client {
             }
         }
         let mut written = Vec::new();
-        for d in dests {
+        for (d, is_current) in dests.iter().zip(current) {
+            if is_current {
+                tracing::debug!(reference = %d, "already up to date");
+                written.push(d.clone());
+                continue;
+            }
             let mref = match d.tag() {
                 Some(t) => t.to_string(),
                 None => root_digest.to_string(),

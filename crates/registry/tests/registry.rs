@@ -114,7 +114,7 @@ fn scenario(
     let rep = client
         .push(
             &pulled.source,
-            &[dst.clone()],
+            std::slice::from_ref(&dst),
             &PushOptions {
                 cache: Some(store.clone()),
                 ..Default::default()
@@ -124,15 +124,36 @@ fn scenario(
     assert_eq!(rep.mounted, 4, "{rep:?}");
     assert_eq!(rep.uploaded, 0, "{rep:?}");
     assert_eq!(rep.digest.as_ref(), Some(&pulled.digest));
-    // Re-push: all blobs present, none uploaded twice.
+    // Re-push: all blobs present, none uploaded twice (with and without the
+    // manifest shortcut).
     let rep = client
-        .push(&pulled.source, &[dst.clone()], &PushOptions::default())
+        .push(
+            &pulled.source,
+            std::slice::from_ref(&dst),
+            &PushOptions::default(),
+        )
         .unwrap();
     assert_eq!(
         (rep.skipped, rep.uploaded, rep.mounted),
         (4, 0, 0),
         "{rep:?}"
     );
+    let rep = client
+        .push(
+            &pulled.source,
+            &[dst.clone(), dst.with_tag("v2").unwrap()],
+            &PushOptions {
+                always_check_blobs: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (rep.skipped, rep.uploaded, rep.mounted),
+        (4, 0, 0),
+        "{rep:?}"
+    );
+    assert_eq!(rep.references.len(), 2);
 
     // A fresh push of a layout to a new repository, several tags at once.
     let fresh = Client::new(client.config().clone()).unwrap();
@@ -201,7 +222,7 @@ fn scenario(
         index: index_doc.clone(),
     };
     let rep = client
-        .push(&isrc, &[ir.clone()], &PushOptions::default())
+        .push(&isrc, std::slice::from_ref(&ir), &PushOptions::default())
         .unwrap();
     assert_eq!(rep.digest.as_ref(), Some(&index_doc.digest()));
     assert_eq!(rep.manifests, 2);
@@ -270,7 +291,7 @@ fn chunked_uploads() {
     let src = LayoutSource::open(work.path(), Some("v1"));
     let dest = r(&format!("{}/chunked:v1", reg.addr()));
     let rep = client
-        .push(&src, &[dest.clone()], &PushOptions::default())
+        .push(&src, std::slice::from_ref(&dest), &PushOptions::default())
         .unwrap();
     assert_eq!(rep.uploaded, 3);
     let store = BlobStore::new(work.path().join("c/blobs")).unwrap();
@@ -393,7 +414,10 @@ fn tls_registry_with_test_ca() {
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(!err.is_retryable(), "{err:?}");
     let chain = format!("{:?}", err);
-    assert!(chain.contains("certificate") || chain.contains("Certificate"), "{chain}");
+    assert!(
+        chain.contains("certificate") || chain.contains("Certificate"),
+        "{chain}"
+    );
     // --insecure-registry: certificate not verified.
     let c4 = Client::new(ClientConfig {
         insecure: vec![reg.addr()],
@@ -493,7 +517,7 @@ fn wrong_digest_from_server_is_rejected() {
     client
         .push(
             &LayoutSource::open(&img.dir, None),
-            &[dest.clone()],
+            std::slice::from_ref(&dest),
             &PushOptions::default(),
         )
         .unwrap();
@@ -589,7 +613,7 @@ fn killed_mid_push(restart: bool) {
     .unwrap();
     let dest = r(&format!("{}/killed:v1", reg.addr()));
     let result = std::thread::scope(|s| {
-        let h = s.spawn(|| client.push(&ks, &[dest.clone()], &PushOptions::default()));
+        let h = s.spawn(|| client.push(&ks, std::slice::from_ref(&dest), &PushOptions::default()));
         rx.recv_timeout(Duration::from_secs(60))
             .expect("upload started");
         reg.kill();
@@ -747,7 +771,7 @@ fn two_clients_pull_into_one_cache_at_once() {
         .unwrap()
         .push(
             &LayoutSource::open(&img.dir, None),
-            &[dest.clone()],
+            std::slice::from_ref(&dest),
             &PushOptions::default(),
         )
         .unwrap();
@@ -801,7 +825,7 @@ fn copy_between_registries_streams_blobs() {
     client
         .push(
             &LayoutSource::open(&img.dir, None),
-            &[src_ref.clone()],
+            std::slice::from_ref(&src_ref),
             &PushOptions::default(),
         )
         .unwrap();
@@ -809,7 +833,7 @@ fn copy_between_registries_streams_blobs() {
     let rep = client
         .push(
             &client.source(&src_ref),
-            &[dst.clone()],
+            std::slice::from_ref(&dst),
             &PushOptions::default(),
         )
         .unwrap();

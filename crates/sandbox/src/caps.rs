@@ -105,12 +105,7 @@ impl Capabilities {
         if self.is_root {
             return Ok(IdMode::Root);
         }
-        match (
-            self.subuid,
-            self.subgid,
-            &self.newuidmap,
-            &self.newgidmap,
-        ) {
+        match (self.subuid, self.subgid, &self.newuidmap, &self.newgidmap) {
             (Some(su), Some(sg), Some(_), Some(_)) => Ok(IdMode::SubIds {
                 uid: self.uid,
                 gid: self.gid,
@@ -232,9 +227,7 @@ pub fn detect() -> Capabilities {
     let probe = crate::fork::probe_userns_overlay();
     let mut notes = Vec::new();
     if !probe.userns {
-        notes.push(
-            "user namespaces are not available: RUN steps cannot be executed".to_string(),
-        );
+        notes.push("user namespaces are not available: RUN steps cannot be executed".to_string());
     } else if !probe.overlay {
         notes.push(format!(
             "overlayfs cannot be mounted in a user namespace ({}): each RUN step copies \
@@ -248,7 +241,8 @@ pub fn detect() -> Capabilities {
             notes.push(format!(
                 "no /etc/subuid and /etc/subgid ranges for {}: only uid/gid 0 exist inside the \
                  sandbox, so `chown` to other users, `USER` other than root, supplementary \
-                 groups and tools that drop privileges (apt-get's _apt sandbox) will fail; add \
+                 groups and tools that drop privileges (apt-get's _apt sandbox) will fail, and \
+                 files of base images all belong to root; add \
                  e.g. `{}:100000:65536` to both files",
                 user.as_deref().unwrap_or("this user"),
                 user.as_deref().unwrap_or("USER"),
@@ -324,7 +318,13 @@ mod tests {
         };
         assert!(matches!(c.id_mode(), Ok(IdMode::SubIds { .. })));
         c.newgidmap = None;
-        assert_eq!(c.id_mode(), Ok(IdMode::Single { uid: 1000, gid: 1000 }));
+        assert_eq!(
+            c.id_mode(),
+            Ok(IdMode::Single {
+                uid: 1000,
+                gid: 1000
+            })
+        );
         c.is_root = true;
         assert_eq!(c.id_mode(), Ok(IdMode::Root));
         c.userns = false;

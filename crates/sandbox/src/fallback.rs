@@ -141,7 +141,9 @@ fn merge_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
             continue;
         }
         if m.is_dir() {
-            let existing_dir = std::fs::symlink_metadata(&d).map(|x| x.is_dir()).unwrap_or(false);
+            let existing_dir = std::fs::symlink_metadata(&d)
+                .map(|x| x.is_dir())
+                .unwrap_or(false);
             if !existing_dir || is_opaque(&s) {
                 remove_any(&d)?;
                 std::fs::create_dir(&d).map_err(io(&d))?;
@@ -289,7 +291,9 @@ impl Differ<'_> {
                     self.parents(&r)?;
                     copy_tree(&p, &self.upper.join(&r), &mut self.links)?;
                 }
-                Some(old) if old.kind != cur.kind || old.ino != cur.ino || old.btime != cur.btime => {
+                Some(old)
+                    if old.kind != cur.kind || old.ino != cur.ino || old.btime != cur.btime =>
+                {
                     self.parents(&r)?;
                     if cur.is_dir {
                         // Replaced directory: opaque, with all its new content.
@@ -372,10 +376,7 @@ fn prune(upper: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<bool> {
         .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok());
     match lower {
         Some(l)
-            if l.is_dir()
-                && l.mode() == m.mode()
-                && l.uid() == m.uid()
-                && l.gid() == m.gid() =>
+            if l.is_dir() && l.mode() == m.mode() && l.uid() == m.uid() && l.gid() == m.gid() =>
         {
             std::fs::remove_dir(&dir).map_err(io(&dir))?;
             Ok(true)
@@ -416,12 +417,17 @@ mod tests {
         fs::hard_link(merged.join("new"), merged.join("new2")).unwrap();
         diff_into_upper(&merged, &snap, &upper).unwrap();
 
-        assert_eq!(fs::read_to_string(upper.join("etc/passwd")).unwrap(), "root\nbob");
+        assert_eq!(
+            fs::read_to_string(upper.join("etc/passwd")).unwrap(),
+            "root\nbob"
+        );
         assert!(!upper.join("etc/keep").exists());
         let wh = fs::symlink_metadata(upper.join("gone")).unwrap();
         assert!(is_whiteout(&wh));
         assert!(!upper.join("gone/deep").exists());
-        assert!(is_whiteout(&fs::symlink_metadata(upper.join("etc/sub/x")).unwrap()));
+        assert!(is_whiteout(
+            &fs::symlink_metadata(upper.join("etc/sub/x")).unwrap()
+        ));
         assert!(is_opaque(&upper.join("replaced")));
         assert!(upper.join("replaced/n").exists());
         assert!(!upper.join("replaced/old").exists());

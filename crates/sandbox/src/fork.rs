@@ -101,7 +101,15 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
 /// the parent is already gone.
 pub fn die_with_parent(expected_parent: libc::pid_t) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) with a signal number has no memory effects.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } != expected_parent {
         exit_now(1);
@@ -178,7 +186,14 @@ pub fn dup_cloexec(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
 pub fn close_from(first: RawFd) {
     // SAFETY: close_range only closes descriptors; nothing in this single-threaded
     // helper owns a descriptor at or above `first` at this point.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
     if rc == 0 {
         return;
     }
@@ -197,15 +212,6 @@ pub fn close_from(first: RawFd) {
     }
 }
 
-/// Take ownership of a raw descriptor inherited from the parent.
-///
-/// # Safety
-/// `fd` must be open and not owned by anything else in this process.
-pub unsafe fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: guaranteed by the caller.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 /// Switch to `uid`/`gid` with the supplementary `groups` (`None`: leave them).
 pub fn set_ids(uid: u32, gid: u32, groups: Option<&[u32]>) -> io::Result<()> {
     if let Some(groups) = groups {
@@ -221,7 +227,8 @@ pub fn set_ids(uid: u32, gid: u32, groups: Option<&[u32]>) -> io::Result<()> {
 
 /// `execve(2)`; returns only on failure.
 pub fn execve(path: &Path, argv: &[String], env: &[String]) -> io::Error {
-    let to_c = |s: &[u8]| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+    let to_c =
+        |s: &[u8]| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
     let p = match to_c(path.as_os_str().as_bytes()) {
         Ok(p) => p,
         Err(e) => return e,
@@ -257,7 +264,13 @@ pub struct Probe {
 /// Fork a child that creates a user and mount namespace, maps the current ids to 0 and
 /// mounts a small overlay with `userxattr` in a temporary directory.
 pub fn probe_userns_overlay() -> Probe {
-    match probe_inner() {
+    probe_userns_overlay_in(&std::env::temp_dir())
+}
+
+/// [`probe_userns_overlay`] with the overlay's directories under `dir` (the file
+/// system that will hold the upper dirs matters: not all support overlayfs).
+pub fn probe_userns_overlay_in(dir: &Path) -> Probe {
+    match probe_inner(dir) {
         Ok(p) => p,
         Err(e) => Probe {
             userns: false,
@@ -267,8 +280,8 @@ pub fn probe_userns_overlay() -> Probe {
     }
 }
 
-fn probe_inner() -> io::Result<Probe> {
-    let base = std::env::temp_dir().join(format!(
+fn probe_inner(dir: &Path) -> io::Result<Probe> {
+    let base = dir.join(format!(
         "hoist-probe-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
@@ -281,7 +294,7 @@ fn probe_inner() -> io::Result<Probe> {
     }
     let c = |s: String| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
     let data = c(format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
+        "lowerdir={},upperdir={},workdir={},userxattr,metacopy=off",
         base.join("lower").display(),
         base.join("upper").display(),
         base.join("work").display()
@@ -363,7 +376,13 @@ fn probe_inner() -> io::Result<Probe> {
 pub fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
@@ -418,7 +437,11 @@ pub fn poll_read(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
 
 /// `flock(2)` on an open file.
 pub fn flock(fd: RawFd, exclusive: bool, nonblock: bool) -> io::Result<()> {
-    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    let mut op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     if nonblock {
         op |= libc::LOCK_NB;
     }
@@ -465,7 +488,12 @@ pub fn set_times_nofollow(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> 
     ];
     // SAFETY: valid path and a two-element timespec array.
     check(unsafe {
-        libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })
     .map(drop)
 }

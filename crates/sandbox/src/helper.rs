@@ -63,8 +63,8 @@ fn helper() -> Result<()> {
     read_exact(&control, &mut len)?;
     let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
     read_exact(&control, &mut body)?;
-    let req: Request = serde_json::from_slice(&body)
-        .map_err(|e| Error::Helper(format!("bad request: {e}")))?;
+    let req: Request =
+        serde_json::from_slice(&body).map_err(|e| Error::Helper(format!("bad request: {e}")))?;
 
     if req.userns {
         fork::unshare(libc::CLONE_NEWUSER).map_err(|e| Error::sys("unshare(CLONE_NEWUSER)", e))?;
@@ -72,7 +72,9 @@ fn helper() -> Result<()> {
         let mut go = [0u8; 1];
         read_exact(&control, &mut go)?;
         if go[0] != b'G' {
-            return Err(Error::Helper("parent could not map the user namespace".into()));
+            return Err(Error::Helper(
+                "parent could not map the user namespace".into(),
+            ));
         }
         // Become root of the namespace (the mapped user is 0 already; this also drops
         // the host's supplementary groups where allowed).
@@ -86,8 +88,9 @@ fn helper() -> Result<()> {
             blob,
             media_type,
             dest,
+            same_owner,
         } => {
-            layers::unpack(&blob, &media_type, &dest)?;
+            layers::unpack(&blob, &media_type, &dest, same_owner)?;
             serde_json::Value::Null
         }
         Op::Diff {

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use hoist_image::layer::{
-    apply_layer, walk, write_layer_blob, ApplyOptions, EntryKind, LayerDescriptor, MtimePolicy, Ownership,
-    WalkOptions, WhiteoutMode, WriteOptions, XattrPolicy,
+    apply_layer, walk, write_layer_blob, ApplyOptions, EntryKind, LayerDescriptor, MtimePolicy,
+    Ownership, WalkOptions, WhiteoutMode, WriteOptions, XattrPolicy,
 };
 use hoist_image::media_type::{self, Compression};
 use serde::{Deserialize, Serialize};
@@ -18,12 +18,13 @@ use crate::{Error, Result};
 
 /// Unpack `blob` into `dest` (created if missing) in overlay lower format: whiteouts
 /// become 0:0 character devices and opaque directories get `user.overlay.opaque=y`.
-pub fn unpack(blob: &Path, mt: &str, dest: &Path) -> Result<()> {
+/// `same_owner`: give entries the archive's owners (else the unpacking user's).
+pub fn unpack(blob: &Path, mt: &str, dest: &Path, same_owner: bool) -> Result<()> {
     let compression = media_type::layer_compression(mt);
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let f = std::fs::File::open(blob).map_err(|e| Error::io(blob, e))?;
     let opts = ApplyOptions {
-        same_owner: true,
+        same_owner,
         allow_devices: crate::fork::geteuid() == 0,
         whiteouts: WhiteoutMode::Overlay,
         xattrs: true,

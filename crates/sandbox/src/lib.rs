@@ -34,23 +34,26 @@
 
 pub mod caps;
 pub mod error;
-pub mod fallback;
-pub mod fork;
 mod helper;
-pub mod idmap;
-pub mod layers;
-pub mod protocol;
+mod idmap;
+mod layers;
+mod protocol;
 pub mod rootfs;
 mod sandbox;
 pub mod spec;
 pub mod syscall;
 
+// Internals exposed for this crate's integration tests and benchmarks only; not a
+// stable API.
+#[doc(hidden)]
+pub mod fallback;
+#[doc(hidden)]
+pub mod fork;
+
 pub use caps::{Capabilities, IdMode, IdRange};
 pub use error::{Error, Result};
 pub use sandbox::{RunDirs, Sandbox, SandboxConfig};
-pub use spec::{
-    CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource,
-};
+pub use spec::{CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource};
 
 /// If this process was started as the sandbox helper (`argv[1] == "__hoist-sandbox"`),
 /// run the helper protocol and exit; otherwise return at once. Call it first in

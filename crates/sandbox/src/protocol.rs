@@ -56,6 +56,9 @@ pub enum Op {
         media_type: String,
         /// Destination directory.
         dest: PathBuf,
+        /// Give files the archive's owners (false with a single-id mapping, where
+        /// only id 0 exists).
+        same_owner: bool,
     },
     /// Write an upper directory as a layer blob.
     Diff {

@@ -179,7 +179,8 @@ pub fn ensure_mountpoint(
             sys.create_file(&cur)
                 .map_err(|e| Error::io(cur.clone(), e))?;
         } else {
-            sys.mkdir(&cur, 0o755).map_err(|e| Error::io(cur.clone(), e))?;
+            sys.mkdir(&cur, 0o755)
+                .map_err(|e| Error::io(cur.clone(), e))?;
         }
         created.push(cur.strip_prefix(root).unwrap_or(&cur).to_path_buf());
     }
@@ -226,11 +227,13 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
         .map(|p| path_str(p))
         .collect::<Result<Vec<_>>>()?;
     let data = format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
+        "lowerdir={},upperdir={},workdir={},userxattr,metacopy=off",
         lowers.join(":"),
         path_str(upper)?,
         path_str(work)?
     );
+    // `metacopy=off`: a metadata-only change must copy the whole file up, or the upper
+    // dir would hold a data-less file. (`userxattr` already rules out redirects.)
     // The kernel copies at most one page of mount data.
     if data.len() >= 4000 {
         return Err(Error::Unsupported(format!(
@@ -264,14 +267,40 @@ fn bind_readonly(sys: &dyn Syscall, target: &Path) -> Result<()> {
 pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
     let root = &plan.root;
     let mut created = Vec::new();
-    m(sys, None, Path::new("/"), None, flags::REC | flags::PRIVATE, None)?;
+    m(
+        sys,
+        None,
+        Path::new("/"),
+        None,
+        flags::REC | flags::PRIVATE,
+        None,
+    )?;
     match &plan.source {
         RootSource::Overlay {
             lowers,
             upper,
             work,
         } => {
-            let data = overlay_options(lowers, upper, work)?;
+            // Short relative names for the lower dirs (`l/0`, `l/1`, ... symlinks in the
+            // run's work dir, resolved from there), so hundreds of layers fit in the
+            // one page of mount options, and any lower path is allowed.
+            let base = root.parent().unwrap_or(Path::new("/"));
+            let links = base.join("l");
+            sys.mkdir(&links, 0o755)
+                .map_err(|e| Error::io(links.clone(), e))?;
+            let mut short = Vec::with_capacity(lowers.len());
+            for (i, l) in lowers.iter().enumerate() {
+                let link = links.join(i.to_string());
+                let target = l.to_str().ok_or_else(|| {
+                    Error::InvalidSpec(format!("{}: path is not UTF-8", l.display()))
+                })?;
+                sys.symlink(target, &link)
+                    .map_err(|e| Error::io(link.clone(), e))?;
+                short.push(PathBuf::from(format!("l/{i}")));
+            }
+            sys.chdir(base)
+                .map_err(|e| Error::sys(format!("chdir {}", base.display()), e))?;
+            let data = overlay_options(&short, upper, work)?;
             m(sys, Some("overlay"), root, Some("overlay"), 0, Some(&data))?;
         }
         RootSource::Bind(dir) => {
@@ -317,13 +346,18 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
         Some("mode=755,size=65536k"),
     )?;
     for d in DEVICES {
+        let host = format!("/dev/{d}");
+        if std::fs::symlink_metadata(&host).is_err() {
+            tracing::warn!("{host} does not exist on the host; not in the sandbox either");
+            continue;
+        }
         let p = dev.join(d);
         sys.create_file(&p).map_err(|e| Error::io(p.clone(), e))?;
-        let host = format!("/dev/{d}");
         m(sys, Some(&host), &p, None, flags::BIND, None)?;
     }
     let pts = dev.join("pts");
-    sys.mkdir(&pts, 0o755).map_err(|e| Error::io(pts.clone(), e))?;
+    sys.mkdir(&pts, 0o755)
+        .map_err(|e| Error::io(pts.clone(), e))?;
     m(
         sys,
         Some("devpts"),
@@ -333,7 +367,8 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )?;
     let shm = dev.join("shm");
-    sys.mkdir(&shm, 0o1777).map_err(|e| Error::io(shm.clone(), e))?;
+    sys.mkdir(&shm, 0o1777)
+        .map_err(|e| Error::io(shm.clone(), e))?;
     m(
         sys,
         Some("shm"),
@@ -350,7 +385,8 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
         ("/proc/self/fd/2", "stderr"),
     ] {
         let l = dev.join(link);
-        sys.symlink(target, &l).map_err(|e| Error::io(l.clone(), e))?;
+        sys.symlink(target, &l)
+            .map_err(|e| Error::io(l.clone(), e))?;
     }
 
     // /etc/{resolv.conf,hosts,hostname} from the staging tmpfs.
@@ -456,7 +492,7 @@ mod tests {
     fn plan(root: &Path) -> RootfsPlan {
         RootfsPlan {
             root: root.to_path_buf(),
-            stage: PathBuf::from("/w/stage"),
+            stage: root.parent().unwrap().join("stage"),
             source: RootSource::Overlay {
                 lowers: vec![PathBuf::from("/l/2"), PathBuf::from("/l/1")],
                 upper: PathBuf::from("/w/upper"),
@@ -499,19 +535,30 @@ mod tests {
                 .position(|c| c.starts_with(needle))
                 .unwrap_or_else(|| panic!("no call {needle:?} in {calls:#?}"))
         };
+        let w = tmp.path().display().to_string();
         assert_eq!(calls[0], "mount - / - 0x44000 -");
         assert_eq!(
-            calls[1],
-            format!(
-                "mount overlay {r} overlay 0x0 lowerdir=/l/2:/l/1,upperdir=/w/upper,workdir=/w/ovl,userxattr"
-            )
+            &calls[1..6],
+            &[
+                format!("mkdir {w}/l 755"),
+                format!("symlink /l/2 {w}/l/0"),
+                format!("symlink /l/1 {w}/l/1"),
+                format!("chdir {w}"),
+                format!(
+                    "mount overlay {r} overlay 0x0 lowerdir=l/0:l/1,upperdir=/w/upper,\
+                     workdir=/w/ovl,userxattr,metacopy=off"
+                )
+            ]
         );
         assert!(pos(&format!("mount proc {r}/proc proc")) > 1);
-        assert!(pos(&format!("mount /dev/null {r}/dev/null")) > pos(&format!("mount tmpfs {r}/dev tmpfs")));
+        assert!(
+            pos(&format!("mount /dev/null {r}/dev/null"))
+                > pos(&format!("mount tmpfs {r}/dev tmpfs"))
+        );
         assert!(pos(&format!("mount devpts {r}/dev/pts devpts")) > 0);
         // The secret is written to the staging tmpfs only, then bound read-only.
-        assert!(calls.contains(&"write /w/stage/secret-1 6B 400 0:0".to_string()));
-        let bind = pos(&format!("mount /w/stage/secret-1 {r}/run/secrets/tok"));
+        assert!(calls.contains(&format!("write {w}/stage/secret-1 6B 400 0:0")));
+        let bind = pos(&format!("mount {w}/stage/secret-1 {r}/run/secrets/tok"));
         assert!(calls[bind + 1].starts_with(&format!("mount - {r}/run/secrets/tok - ")));
         // pivot_root comes after every mount, then the old root is detached.
         let piv = pos("pivot_root . .");
@@ -542,7 +589,10 @@ mod tests {
         std::fs::create_dir_all(root.join("a")).unwrap();
         std::os::unix::fs::symlink("/../../../etc", root.join("a/up")).unwrap();
         std::os::unix::fs::symlink("../../..", root.join("a/rel")).unwrap();
-        assert_eq!(secure_join(&root, "/a/up/passwd").unwrap(), root.join("etc/passwd"));
+        assert_eq!(
+            secure_join(&root, "/a/up/passwd").unwrap(),
+            root.join("etc/passwd")
+        );
         assert_eq!(secure_join(&root, "/a/rel/x").unwrap(), root.join("x"));
         assert_eq!(secure_join(&root, "/../../x").unwrap(), root.join("x"));
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
@@ -551,8 +601,12 @@ mod tests {
 
     #[test]
     fn overlay_options_reject_separators() {
-        assert!(overlay_options(&[PathBuf::from("/a:b")], Path::new("/u"), Path::new("/w")).is_err());
-        let long: Vec<PathBuf> = (0..200).map(|i| PathBuf::from(format!("/some/long/state/dir/{i}"))).collect();
+        assert!(
+            overlay_options(&[PathBuf::from("/a:b")], Path::new("/u"), Path::new("/w")).is_err()
+        );
+        let long: Vec<PathBuf> = (0..200)
+            .map(|i| PathBuf::from(format!("/some/long/state/dir/{i}")))
+            .collect();
         assert!(matches!(
             overlay_options(&long, Path::new("/u"), Path::new("/w")),
             Err(Error::Unsupported(_))

@@ -163,9 +163,20 @@ struct CacheLock {
 impl Sandbox {
     /// Detect the host's capabilities and prepare `config.state_dir`.
     pub fn new(config: SandboxConfig) -> Result<Sandbox> {
-        let caps = crate::capabilities();
+        let mut caps = crate::capabilities();
         let id_mode = caps.id_mode().map_err(Error::Unsupported)?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
+        // Upper dirs live in the state dir: probe overlayfs on that file system.
+        let probe = fork::probe_userns_overlay_in(&config.state_dir);
+        if caps.overlay && !probe.overlay {
+            caps.overlay = false;
+            caps.notes.push(format!(
+                "overlayfs cannot use {} ({}): each RUN step copies the root file system \
+                 and diffs it afterwards, which is slower",
+                config.state_dir.display(),
+                probe.detail
+            ));
+        }
         if !config.helper_exe.exists() {
             return Err(Error::io(
                 &config.helper_exe,
@@ -175,13 +186,48 @@ impl Sandbox {
         for n in &caps.notes {
             tracing::warn!("sandbox: {n}");
         }
-        Ok(Sandbox {
+        let sb = Sandbox {
             config,
             overlay: caps.overlay,
             caps,
             id_mode,
             counter: AtomicU64::new(0),
-        })
+        };
+        match sb.remove_stale() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} directories left by killed builds"),
+            Err(e) => tracing::warn!("could not clean the sandbox state dir: {e}"),
+        }
+        Ok(sb)
+    }
+
+    /// Remove run directories and private cache instances left in the state dir by
+    /// hoist processes that no longer exist (killed with SIGKILL, power loss). Returns
+    /// how many were removed. Called by [`Sandbox::new`].
+    pub fn remove_stale(&self) -> Result<usize> {
+        let dir = &self.config.state_dir;
+        let mut n = 0;
+        for e in std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .flatten()
+        {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let mut parts = name.splitn(3, '-');
+            let (Some(kind), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if !matches!(kind, "run" | "cache") || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            self.remove_tree(&e.path())?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Use the snapshot differ instead of overlayfs even where overlayfs works (it is
@@ -235,8 +281,16 @@ impl Sandbox {
             .env_clear()
             .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
-            .stdout(if output { Stdio::piped() } else { Stdio::null() })
-            .stderr(if output { Stdio::piped() } else { Stdio::null() });
+            .stdout(if output {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(if output {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
         if let Ok(v) = std::env::var("RUST_LOG") {
             cmd.env("RUST_LOG", v);
         }
@@ -271,9 +325,9 @@ impl Sandbox {
                 Some(Msg::Error(e)) => return Err(Error::Helper(e)),
                 other => {
                     return Err(Error::Helper(format!(
-                        "helper did not start (got {other:?}); is {} calling hoist_sandbox::init()?",
-                        self.config.helper_exe.display()
-                    )))
+                    "helper did not start (got {other:?}); is {} calling hoist_sandbox::init()?",
+                    self.config.helper_exe.display()
+                )))
                 }
             }
             let pid = h.child.id();
@@ -313,7 +367,10 @@ impl Sandbox {
         let too_big = |id: u32, max: Option<u32>| max.is_some_and(|m| id > m);
         if too_big(spec.uid, self.id_mode.max_uid())
             || too_big(spec.gid, self.id_mode.max_gid())
-            || spec.groups.iter().any(|g| too_big(*g, self.id_mode.max_gid()))
+            || spec
+                .groups
+                .iter()
+                .any(|g| too_big(*g, self.id_mode.max_gid()))
         {
             return Err(Error::Unsupported(format!(
                 "user {}:{} (groups {:?}) does not exist in this sandbox: {}",
@@ -334,10 +391,7 @@ impl Sandbox {
 
     /// Resolve `RUN --mount`s: load secrets, take cache locks, choose private cache
     /// instances. Returns the mounts, extra env and held locks / temp dirs.
-    fn resolve_mounts(
-        &self,
-        spec: &RunSpec,
-    ) -> Result<Resolved> {
+    fn resolve_mounts(&self, spec: &RunSpec) -> Result<Resolved> {
         let mut r = Resolved::default();
         let (mounts, env, locks, temps) = (&mut r.mounts, &mut r.env, &mut r.locks, &mut r.temps);
         for m in &spec.mounts {
@@ -535,12 +589,14 @@ impl Sandbox {
 
     /// Unpack a layer blob (the compressed blob file) into `dest` for use as a lower
     /// directory: whiteouts become overlay whiteouts, and file owners are the
-    /// container's ids (inside the user namespace when unprivileged).
+    /// container's ids (inside the user namespace when unprivileged). With the
+    /// single-id mapping every file belongs to root, the only id there is.
     pub fn unpack_layer(&self, blob: &Path, media_type: &str, dest: &Path) -> Result<()> {
         self.helper_op(Op::Unpack {
             blob: abs(blob)?,
             media_type: media_type.to_string(),
             dest: abs(dest)?,
+            same_owner: !matches!(self.id_mode, IdMode::Single { .. }),
         })
         .map(drop)
     }

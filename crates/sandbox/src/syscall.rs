@@ -29,6 +29,12 @@ pub mod flags {
     pub const REC: u64 = libc::MS_REC;
     /// `MS_PRIVATE`.
     pub const PRIVATE: u64 = libc::MS_PRIVATE;
+    /// `MS_NOATIME`.
+    pub const NOATIME: u64 = libc::MS_NOATIME;
+    /// `MS_NODIRATIME`.
+    pub const NODIRATIME: u64 = libc::MS_NODIRATIME;
+    /// `MS_RELATIME`.
+    pub const RELATIME: u64 = libc::MS_RELATIME;
 }
 
 /// The kernel operations used to assemble a container root.
@@ -50,7 +56,8 @@ pub trait Syscall {
     fn chdir(&self, path: &Path) -> io::Result<()>;
     /// `sethostname(2)`.
     fn sethostname(&self, name: &str) -> io::Result<()>;
-    /// The per-mount flags (`MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC`) of the mount holding `path`.
+    /// The per-mount flags (`MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC` and the atime
+    /// flags) of the mount holding `path`.
     fn mount_flags(&self, path: &Path) -> io::Result<u64>;
     /// `mkdir(2)` of one directory with `mode` (no error if it exists as a directory).
     fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()>;
@@ -66,7 +73,8 @@ pub trait Syscall {
 }
 
 fn cstr(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 fn cstr_s(s: &str) -> io::Result<CString> {
@@ -160,6 +168,15 @@ impl Syscall for LinuxSyscall {
         }
         if f & libc::ST_NOEXEC != 0 {
             out |= flags::NOEXEC;
+        }
+        if f & libc::ST_NOATIME != 0 {
+            out |= flags::NOATIME;
+        }
+        if f & libc::ST_NODIRATIME != 0 {
+            out |= flags::NODIRATIME;
+        }
+        if f & libc::ST_RELATIME != 0 {
+            out |= flags::RELATIME;
         }
         Ok(out)
     }
@@ -284,7 +301,11 @@ pub mod fake {
             Ok(())
         }
         fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {
-            self.rec(format!("pivot_root {} {}", new_root.display(), put_old.display()));
+            self.rec(format!(
+                "pivot_root {} {}",
+                new_root.display(),
+                put_old.display()
+            ));
             Ok(())
         }
         fn chdir(&self, path: &Path) -> io::Result<()> {

@@ -1,3 +1,5 @@
+# Generates the corpus Dockerfiles (run from tests/corpus); the expected .json/.err files
+# come from `BLESS=1 cargo test -p hoist-dockerfile --test corpus` and are reviewed by eye.
 import os
 T = "\t"
 pos = {
@@ -84,6 +86,7 @@ pos = {
 "copy_dest_expansion_quotes": "FROM alpine\nENV D=\"/a b\"\nCOPY x \"$D\"\n",
 "label_unicode": "FROM alpine\nLABEL description=\"caf\u00e9 \u2615\" \u00e9t\u00e9=\u00e9t\u00e9\n",
 "run_flag_unterminated_quote": "FROM alpine\nRUN --mount=type=bind,target=/x\"y echo\n",
+"onbuild_lenient_trigger": "FROM alpine\nONBUILD COPY onlyone\nONBUILD FOO bar\n",
 "empty_run": "FROM alpine\nRUN\nCMD\n",
 "whitespace_only_lines": "FROM alpine\n   \n\t\nRUN echo ok\n",
 }

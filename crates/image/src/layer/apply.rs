@@ -247,6 +247,15 @@ fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// `parent/name` as an in-root path (`name` alone at the root).
+fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        name.to_vec()
+    } else {
+        [parent, b"/", name].concat()
+    }
+}
+
 fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
@@ -760,7 +769,12 @@ impl Applier {
                     if res.is_err() && self.is_root {
                         // Root of a user namespace cannot set `trusted.*`; overlayfs
                         // mounted there uses `userxattr` (added for hoist-sandbox).
-                        res = rustix::fs::fsetxattr(&dfd, "user.overlay.opaque", b"y", XattrFlags::empty());
+                        res = rustix::fs::fsetxattr(
+                            &dfd,
+                            "user.overlay.opaque",
+                            b"y",
+                            XattrFlags::empty(),
+                        );
                     }
                     if let Err(e) = res {
                         tracing::warn!(entry = %String::from_utf8_lossy(raw), error = %e, "could not mark directory opaque");
@@ -781,7 +795,7 @@ impl Applier {
                         rustix::fs::makedev(0, 0),
                     ) {
                         Ok(()) => {
-                            self.mark_created(&[parent, b"/", target].concat());
+                            self.mark_created(&join(parent, target));
                             Ok(())
                         }
                         Err(Errno::PERM) => {

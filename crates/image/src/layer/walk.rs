@@ -33,8 +33,9 @@ pub struct WalkOptions {
     /// Emit an entry for the walked directory itself, at `prefix` (when `prefix`
     /// is not empty). Default: true.
     pub include_root: bool,
-    /// Also record `trusted.overlay.opaque` / `user.overlay.opaque`, for walking an
-    /// overlayfs upper directory (pair with
+    /// Walk an overlayfs upper directory: also record `trusted.overlay.opaque` /
+    /// `user.overlay.opaque`, and never turn whiteouts (0:0 character devices,
+    /// which overlayfs hard-links together) into hard links (pair with
     /// [`WriteOptions::overlay_upper`](super::WriteOptions::overlay_upper)).
     /// Default: false.
     pub overlay_upper: bool,
@@ -163,25 +164,31 @@ fn list(dir: &Path) -> Result<Vec<String>> {
 impl Walk<'_> {
     fn entry(&mut self, path: String, host: &Path, meta: &Metadata) -> Result<Entry> {
         let ft = meta.file_type();
+        // Hard links: the first path walked for a (device, inode) with several
+        // links is the file; later ones link to it.
+        // overlayfs hard-links its whiteouts (0:0 character devices) to one shared
+        // inode: in an upper dir they must stay whiteouts, not links to each other.
+        let overlay_whiteout = self.opts.overlay_upper && ft.is_char_device() && meta.rdev() == 0;
+        let mut link_to = None;
+        if self.opts.hardlinks && !ft.is_dir() && !overlay_whiteout && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            match self.links.get(&key) {
+                Some(first) => link_to = Some(first.clone()),
+                None => {
+                    self.links.insert(key, path.clone());
+                }
+            }
+        }
         let kind = if ft.is_dir() {
             EntryKind::Dir
+        } else if let Some(first) = link_to {
+            EntryKind::Hardlink(first)
         } else if ft.is_symlink() {
             let t = fs::read_link(host).map_err(|e| Error::io(host, e))?;
             let t = t.into_os_string().into_string().map_err(|_| {
                 Error::Format(format!("{}: symlink target is not UTF-8", host.display()))
             })?;
             EntryKind::Symlink(t)
-        } else if self.opts.hardlinks && meta.nlink() > 1 && {
-            let key = (meta.dev(), meta.ino());
-            match self.links.get(&key) {
-                Some(_) => true,
-                None => {
-                    self.links.insert(key, path.clone());
-                    false
-                }
-            }
-        } {
-            EntryKind::Hardlink(self.links[&(meta.dev(), meta.ino())].clone())
         } else if ft.is_file() {
             EntryKind::File {
                 source: FileSource::Path(host.to_path_buf()),
@@ -203,7 +210,7 @@ impl Walk<'_> {
                 host.display()
             )));
         };
-        let xattrs = if ft.is_symlink() {
+        let xattrs = if ft.is_symlink() || matches!(kind, EntryKind::Hardlink(_)) {
             BTreeMap::new()
         } else {
             read_xattrs(

@@ -36,40 +36,76 @@ impl LayerDescriptor {
     }
 }
 
+/// zstd job size (fixed: changing it changes digests).
+const ZSTD_JOB_SIZE: u32 = 2 << 20;
+
+/// Counts bytes written (the plain-tar case, whose blob digest is the diffID).
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 enum Compressor<W: Write> {
-    None(BufWriter<HashingWriter<W>>),
+    None(BufWriter<Counting<W>>),
     Gzip(GzipWriter<HashingWriter<W>>),
     Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
 }
 
 impl<W: Write> Compressor<W> {
     fn new(out: W, opts: &WriteOptions) -> io::Result<Self> {
-        let out = HashingWriter::new(out);
         let threads = opts.effective_threads();
         Ok(match opts.compression {
-            Compression::None => Compressor::None(BufWriter::with_capacity(256 * 1024, out)),
+            Compression::None => {
+                let out = Counting {
+                    inner: out,
+                    count: 0,
+                };
+                Compressor::None(BufWriter::with_capacity(256 * 1024, out))
+            }
             Compression::Gzip => {
                 let level = opts.level.unwrap_or(6).clamp(0, 9) as u32;
-                Compressor::Gzip(GzipWriter::new(out, level, threads)?)
+                Compressor::Gzip(GzipWriter::new(HashingWriter::new(out), level, threads)?)
             }
             Compression::Zstd => {
                 let level = opts.level.unwrap_or(3);
-                let mut enc = zstd::stream::write::Encoder::new(out, level)?;
+                let mut enc = zstd::stream::write::Encoder::new(HashingWriter::new(out), level)?;
                 // Always use zstd's multi-threaded mode (never 0 workers): its
                 // streaming output then does not depend on the number of workers,
                 // while single-threaded mode (0) produces different bytes.
                 enc.multithread(threads.max(1) as u32)?;
+                // Fixed 2 MiB jobs (zstd's default grows with the window, to 8 MiB
+                // and more): bounds memory to a few jobs in flight, and a fixed job
+                // size keeps the output independent of the worker count.
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                 Compressor::Zstd(enc)
             }
         })
     }
 
-    fn finish(self) -> io::Result<HashingWriter<W>> {
-        match self {
-            Compressor::None(w) => w.into_inner().map_err(|e| e.into_error()),
-            Compressor::Gzip(w) => w.finish(),
-            Compressor::Zstd(w) => w.finish(),
-        }
+    /// Finish: the inner writer, the blob digest (`None` when the blob is the
+    /// uncompressed stream itself) and the blob size.
+    fn finish(self) -> io::Result<(W, Option<Digest>, u64)> {
+        let hashed = match self {
+            Compressor::None(w) => {
+                let c = w.into_inner().map_err(|e| e.into_error())?;
+                return Ok((c.inner, None, c.count));
+            }
+            Compressor::Gzip(w) => w.finish()?,
+            Compressor::Zstd(w) => w.finish()?,
+        };
+        let (w, digest, size) = hashed.finish();
+        Ok((w, Some(digest), size))
     }
 }
 
@@ -343,10 +379,12 @@ impl<W: Write> LayerWriter<W> {
             while left > 0 {
                 let want = (buf.len() as u64).min(left) as usize;
                 let n = match f.read(&mut buf[..want]) {
-                    Ok(0) => return Err(Error::Format(format!(
+                    Ok(0) => {
+                        return Err(Error::Format(format!(
                         "layer entry {path:?}: {} shrank while being read (expected {size} bytes)",
                         source.display()
-                    ))),
+                    )))
+                    }
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::io(source, e)),
@@ -385,12 +423,12 @@ impl<W: Write> LayerWriter<W> {
     pub fn finish(mut self) -> Result<(W, LayerDescriptor)> {
         self.emit(&[0u8; 2 * tar::BLOCK])?;
         let compression = self.opts.compression;
-        let out = self
+        let (w, digest, size) = self
             .out
             .finish()
             .map_err(|e| Error::stream("finishing the layer", e))?;
-        let (w, digest, size) = out.finish();
         let diff_id = Digest::from_sha256_bytes(self.diff.finalize().into());
+        let digest = digest.unwrap_or_else(|| diff_id.clone());
         Ok((
             w,
             LayerDescriptor {

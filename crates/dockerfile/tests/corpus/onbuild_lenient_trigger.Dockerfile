@@ -1,0 +1,3 @@
+FROM alpine
+ONBUILD COPY onlyone
+ONBUILD FOO bar

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run hoist's test binaries again as the unprivileged user `hoisttest` (subuid range
+# 200000:65536), the way users without root run hoist. Needs root to set up; CI calls it
+# from scripts/test.sh after the root run.
+#
+# The test binaries, the hoist binary, fixtures and scripts are copied to a directory the
+# user owns, and the tests find them through HOIST_BIN / HOIST_REPO.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USER_NAME=${HOIST_TEST_USER:-hoisttest}
+if [ "$(id -u)" != 0 ]; then
+  echo "test-unprivileged.sh: run as root (it switches to $USER_NAME)" >&2
+  exit 1
+fi
+id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
+grep -q "^$USER_NAME:" /etc/subuid || echo "$USER_NAME:200000:65536" >> /etc/subuid
+grep -q "^$USER_NAME:" /etc/subgid || echo "$USER_NAME:200000:65536" >> /etc/subgid
+
+# Build (already built by the root run: this only lists the executables).
+mapfile -t bins < <(cargo test --workspace --no-run --message-format=json 2>/dev/null \
+  | jq -r 'select(.reason=="compiler-artifact" and .profile.test==true and .executable!=null) | .executable')
+hoist_bin=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/debug/hoist
+
+W=$(mktemp -d /tmp/hoist-unpriv.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+mkdir -p "$W/bin" "$W/repo" "$W/tmp"
+cp "$hoist_bin" "$W/bin/hoist"
+for b in "${bins[@]}"; do cp "$b" "$W/bin/"; done
+cp -a fixtures scripts "$W/repo/"
+[ -d crates ] && mkdir -p "$W/repo/crates" && for c in crates/*; do
+  # test data folders that tests read at run time
+  for d in tests/corpus tests/data; do
+    [ -d "$c/$d" ] && mkdir -p "$W/repo/$c/$(dirname $d)" && cp -a "$c/$d" "$W/repo/$c/$d"
+  done
+done
+chown -R "$USER_NAME:" "$W"
+chmod 755 "$W"
+
+status=0
+for b in "$W"/bin/*; do
+  name=$(basename "$b")
+  [ "$name" = hoist ] && continue
+  # Only the suites that touch the file system, namespaces or the CLI need the second run.
+  [[ "$name" =~ ^(build|run|task|sandbox|layer_|formats_|hoist_sandbox|hoist_image|hoist_build)[-_] ]] || continue
+  echo "== $name as $USER_NAME"
+  if ! runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="/home/$USER_NAME" \
+      HOIST_BIN="$W/bin/hoist" HOIST_REPO="$W/repo" HOIST_TEST_TMP="$W/tmp" TMPDIR="$W/tmp" \
+      RUST_BACKTRACE=1 CI=1 "$b" --test-threads=2; then
+    status=1
+  fi
+done
+exit $status
