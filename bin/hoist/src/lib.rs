@@ -50,6 +50,14 @@ fn init_logging(filter: &str) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
+    // First Ctrl-C: stop at the next step and clean up; second: leave at once.
+    let _ = ctrlc::set_handler(|| {
+        if hoist_build::interrupted() {
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: stopping after cleanup (press Ctrl-C again to quit now)");
+        hoist_build::interrupt();
+    });
     let result = match cli.command {
         Command::Build(a) => commands::build::run(a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),

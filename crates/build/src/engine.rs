@@ -179,6 +179,11 @@ pub(crate) struct Engine<'a> {
     building: Vec<bool>,
     images: HashMap<String, Arc<StageState>>,
     step: usize,
+    /// The step being executed (for output lines).
+    pub(crate) current_step: usize,
+    /// The RUN sandbox, started by the first RUN.
+    pub(crate) sandbox:
+        Arc<std::sync::OnceLock<std::result::Result<hoist_sandbox::Sandbox, String>>>,
 }
 
 impl<'a> Engine<'a> {
@@ -224,6 +229,8 @@ impl<'a> Engine<'a> {
             building: vec![false; n],
             images: HashMap::new(),
             step: 0,
+            current_step: 0,
+            sandbox: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -389,6 +396,10 @@ impl<'a> Engine<'a> {
         loc: &Location,
     ) -> Result<()> {
         self.progress.event(Event::Start { id, name });
+        self.current_step = id;
+        if crate::interrupted() {
+            return Err(Error::Interrupted);
+        }
         let started = Instant::now();
         let r = scope
             .apply(instr)
@@ -414,7 +425,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn history(&self, state: &mut StageState, created_by: String, empty: bool) {
+    pub(crate) fn history(&self, state: &mut StageState, created_by: String, empty: bool) {
         state.config.history.push(History {
             created: Some(self.created.clone()),
             created_by: Some(created_by),
@@ -523,7 +534,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn write_options(&self) -> WriteOptions {
+    pub(crate) fn write_options(&self) -> WriteOptions {
         WriteOptions {
             compression: self.compression(),
             level: self.opts.outputs.iter().find_map(|o| o.compression_level),
@@ -564,7 +575,7 @@ impl<'a> Engine<'a> {
         Ok(true)
     }
 
-    fn passwd_group(
+    pub(crate) fn passwd_group(
         &self,
         state: &StageState,
     ) -> Result<(Vec<user::PasswdEntry>, Vec<user::GroupEntry>)> {
@@ -600,7 +611,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Unpack a stage's filesystem (cached by chain ID) and return its directory.
-    fn rootfs_of(&self, state: &StageState) -> Result<PathBuf> {
+    pub(crate) fn rootfs_of(&self, state: &StageState) -> Result<PathBuf> {
         let diff_ids: Vec<Digest> = state.layers.iter().map(|l| l.diff_id.clone()).collect();
         let dir = match layers::chain_id(&diff_ids) {
             Some(c) => self.opts.cache_dir.join("rootfs").join(c.hex()),
@@ -615,7 +626,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Where `COPY --from=X` reads: a stage (by name or index), a named context or an image.
-    fn copy_source(&mut self, from: &str) -> Result<CopyFrom> {
+    pub(crate) fn copy_source(&mut self, from: &str) -> Result<CopyFrom> {
         if let Some(nc) = self.opts.named_contexts.get(from).cloned() {
             return match nc {
                 crate::options::NamedContext::Dir(d) => Ok(CopyFrom::Dir(d)),

@@ -66,7 +66,10 @@ pub fn export(
                     "exporting OCI layout to {}",
                     dest.display()
                 )));
-                let tag = tags.first().and_then(|t| tag_of(t)).or_else(|| Some("latest".into()));
+                let tag = tags
+                    .first()
+                    .and_then(|t| tag_of(t))
+                    .or_else(|| Some("latest".into()));
                 hoist_image::sink::write_oci_layout(&src, dest, tag.as_deref())?;
             }
             Output::OciArchive { dest } => {
@@ -74,7 +77,10 @@ pub fn export(
                     "exporting OCI archive to {}",
                     dest.display()
                 )));
-                let tag = tags.first().and_then(|t| tag_of(t)).or_else(|| Some("latest".into()));
+                let tag = tags
+                    .first()
+                    .and_then(|t| tag_of(t))
+                    .or_else(|| Some("latest".into()));
                 to_file_or_stdout(dest, scratch, |p| {
                     hoist_image::sink::write_oci_archive(&src, p, tag.as_deref()).map(|_| ())
                 })?;

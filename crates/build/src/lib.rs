@@ -40,6 +40,20 @@ pub use engine::{BaseResolver, BuiltImage};
 pub use error::{Error, Result};
 pub use options::BuildOptions;
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ask running builds to stop at the next step (a Ctrl-C handler calls this). The running
+/// step's sandbox receives the signal itself; temporary files are removed as the build
+/// unwinds.
+pub fn interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// What [`build`] returns.
 #[derive(Debug, Clone)]
 pub struct BuildResult {

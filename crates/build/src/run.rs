@@ -1,18 +1,525 @@
 //! RUN: executes a command in the rootless sandbox and turns its changes into a layer.
+//!
+//! Lower directories (one per layer, in overlayfs format) are cached by diff ID under
+//! `CACHE/lower/<id-mode>/`, so a base is unpacked once across builds; the upper
+//! directory of a finished RUN *is* the lower directory of its layer, so it is moved into
+//! that cache instead of being unpacked again for the next RUN.
 
-use hoist_dockerfile::{Instruction, StageScope};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-use crate::engine::{Engine, StageState};
+use hoist_dockerfile::{
+    Instruction, InstructionKind, MountType, Network, Sharing, ShellOrExec, StageScope,
+};
+use hoist_sandbox::{CacheSharing, MountSpec, RunSpec, Sandbox, SandboxConfig, SecretSource};
+
+use crate::engine::{CopyFrom, Engine, StageState};
 use crate::error::{Error, Result};
+use crate::history;
+use crate::layers::LayerRef;
+use crate::progress::Event;
+use crate::user;
+
+/// The sandbox of a build, created on the first RUN.
+pub(crate) fn sandbox<'a>(
+    cell: &'a OnceLock<std::result::Result<Sandbox, String>>,
+    cache: &Path,
+) -> Result<&'a Sandbox> {
+    let r = cell.get_or_init(|| {
+        let sb =
+            Sandbox::new(SandboxConfig::new(cache.join("sandbox"))).map_err(|e| e.to_string())?;
+        if let Err(e) = sb.remove_stale() {
+            tracing::warn!("could not remove stale sandbox directories: {e}");
+        }
+        Ok(sb)
+    });
+    r.as_ref().map_err(|e| {
+        Error::Unsupported(format!(
+            "RUN needs the sandbox, which cannot start here: {e}\n{}",
+            hoist_sandbox::capabilities().explain()
+        ))
+    })
+}
+
+fn lower_root(eng: &Engine<'_>, sb: &Sandbox) -> PathBuf {
+    let mode = match sb.id_mode() {
+        hoist_sandbox::IdMode::Root => "root".to_string(),
+        other => format!("{other:?}")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_lowercase(),
+    };
+    let uid = rustix_uid();
+    eng.opts
+        .cache_dir
+        .join("lower")
+        .join(format!("{mode}-{uid}"))
+}
+
+fn rustix_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        })
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Make sure every layer of `layers` is unpacked as a lower dir; returns them bottom first.
+fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec<PathBuf>> {
+    let root = lower_root(eng, sb);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let mut out = Vec::new();
+    for l in layers {
+        let dir = root.join(l.diff_id.hex());
+        if !dir.is_dir() {
+            let tmp = root.join(format!(".tmp-{}-{}", std::process::id(), l.diff_id.hex()));
+            if tmp.exists() {
+                sb.remove_tree(&tmp).map_err(sandbox_err)?;
+            }
+            std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let blob = eng.store.path(&l.desc.digest);
+            if let Err(e) = sb.unpack_layer(&blob, &l.desc.media_type, &tmp) {
+                let _ = sb.remove_tree(&tmp);
+                return Err(sandbox_err(e));
+            }
+            if std::fs::rename(&tmp, &dir).is_err() {
+                // Another build unpacked it first.
+                let _ = sb.remove_tree(&tmp);
+            }
+        }
+        out.push(dir);
+    }
+    Ok(out)
+}
+
+fn sandbox_err(e: hoist_sandbox::Error) -> Error {
+    Error::Unsupported(format!("sandbox: {e}"))
+}
+
+/// The argv of a RUN and the extra mounts heredocs need, as BuildKit builds them.
+fn command_args(
+    eng: &Engine<'_>,
+    state: &StageState,
+    cmd: &ShellOrExec,
+    heredocs: &[hoist_dockerfile::Heredoc],
+) -> Result<(Vec<String>, Vec<MountSpec>)> {
+    let shell = state_shell(state);
+    match cmd {
+        ShellOrExec::Exec(a) => Ok((a.clone(), Vec::new())),
+        ShellOrExec::Shell(s) if heredocs.is_empty() => {
+            let mut v = shell;
+            v.push(s.clone());
+            Ok((v, Vec::new()))
+        }
+        ShellOrExec::Shell(s) => {
+            let single = heredocs.len() == 1 && is_single_heredoc_command(s);
+            if single {
+                let h = &heredocs[0];
+                let data = h.effective_content();
+                if data.starts_with("#!") {
+                    // A script with a shebang: mount it and run it directly.
+                    let dir = eng.scratch.join(format!("heredoc-{}", unique()));
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                    let file = dir.join(&h.name);
+                    std::fs::write(&file, data.as_bytes()).map_err(|e| Error::io(&file, e))?;
+                    set_mode(&file, 0o755)?;
+                    set_mode(&dir, 0o755)?;
+                    let target = "/dev/pipes".to_string();
+                    return Ok((
+                        vec![format!("{target}/{}", h.name)],
+                        vec![MountSpec::Bind {
+                            src: dir,
+                            target,
+                            readonly: true,
+                        }],
+                    ));
+                }
+                let mut v = shell;
+                v.push(data);
+                return Ok((v, Vec::new()));
+            }
+            // Several heredocs (or a command around one): hand the shell the whole text.
+            let mut text = s.clone();
+            for h in heredocs {
+                text.push('\n');
+                text.push_str(&h.content);
+                text.push_str(&h.name);
+            }
+            let mut v = shell;
+            v.push(text);
+            Ok((v, Vec::new()))
+        }
+    }
+}
+
+fn is_single_heredoc_command(s: &str) -> bool {
+    // `<<EOF`, `<<-EOF`, `<<"EOF"` alone on the command line.
+    let t = s.trim();
+    t.starts_with("<<") && !t.contains(char::is_whitespace)
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(p, e))
+}
+
+fn state_shell(state: &StageState) -> Vec<String> {
+    state
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.shell.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+fn cache_mount_dir(eng: &Engine<'_>, id: &str) -> PathBuf {
+    let key = hoist_image::Digest::sha256(id.as_bytes());
+    eng.opts.cache_dir.join("mounts").join(&key.hex()[..32])
+}
+
+/// Translate `RUN --mount` flags into sandbox mounts.
+fn mounts(
+    eng: &mut Engine<'_>,
+    state: &StageState,
+    instr: &Instruction,
+    env: &mut Vec<String>,
+) -> Result<Vec<MountSpec>> {
+    let InstructionKind::Run { mounts, .. } = &instr.kind else {
+        return Ok(Vec::new());
+    };
+    let workdir = state
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.clone())
+        .unwrap_or_else(|| "/".into());
+    let abs_target = |t: &str| -> String {
+        if t.starts_with('/') {
+            t.to_string()
+        } else {
+            format!("{}/{}", workdir.trim_end_matches('/'), t)
+        }
+    };
+    let mut out = Vec::new();
+    let mut ssh_n = 0;
+    for m in mounts {
+        let o = m.options.as_ref().ok_or_else(|| {
+            Error::Invalid(format!("--mount={}: could not be interpreted", m.spec))
+        })?;
+        match o.kind {
+            MountType::Bind => {
+                let target = o.target.as_deref().ok_or_else(|| {
+                    Error::Invalid(format!("--mount={}: target is required", m.spec))
+                })?;
+                let sub = crate::copy::clean_rel(o.source.as_deref().unwrap_or(""));
+                let src = match o.from.as_deref() {
+                    None => eng.context.root().join(&sub),
+                    Some(f) => match eng.copy_source(f)? {
+                        CopyFrom::Dir(d) => d.join(&sub),
+                        CopyFrom::Stage(s) => eng.rootfs_of(&s)?.join(&sub),
+                    },
+                };
+                if !src.exists() {
+                    return Err(Error::Invalid(format!(
+                        "--mount={}: source /{sub} not found",
+                        m.spec
+                    )));
+                }
+                let src = if o.readonly {
+                    src
+                } else {
+                    // Writes to a read-write bind mount are discarded: work on a copy.
+                    let copy = eng.scratch.join(format!("bind-{}", unique()));
+                    let st = std::process::Command::new("cp")
+                        .arg("-a")
+                        .arg(&src)
+                        .arg(&copy)
+                        .status()
+                        .map_err(|e| Error::io(&src, e))?;
+                    if !st.success() {
+                        return Err(Error::Invalid(format!(
+                            "--mount={}: copying the source failed",
+                            m.spec
+                        )));
+                    }
+                    copy
+                };
+                out.push(MountSpec::Bind {
+                    src,
+                    target: abs_target(target),
+                    readonly: o.readonly,
+                });
+            }
+            MountType::Cache => {
+                let target = o.target.as_deref().ok_or_else(|| {
+                    Error::Invalid(format!("--mount={}: target is required", m.spec))
+                })?;
+                let target = abs_target(target);
+                let id = o.id.clone().unwrap_or_else(|| target.clone());
+                let dir = cache_mount_dir(eng, &id);
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                    set_mode(&dir, o.mode.unwrap_or(0o755))?;
+                }
+                let sharing = match o.sharing.unwrap_or(Sharing::Shared) {
+                    Sharing::Shared => CacheSharing::Shared,
+                    Sharing::Private => CacheSharing::Private,
+                    Sharing::Locked => CacheSharing::Locked,
+                };
+                out.push(MountSpec::Cache {
+                    src: dir,
+                    target,
+                    sharing,
+                    readonly: o.readonly,
+                });
+            }
+            MountType::Tmpfs => {
+                let target = o.target.as_deref().ok_or_else(|| {
+                    Error::Invalid(format!("--mount={}: target is required", m.spec))
+                })?;
+                out.push(MountSpec::Tmpfs {
+                    target: abs_target(target),
+                    size: o.size.filter(|s| *s > 0).map(|s| s as u64),
+                });
+            }
+            MountType::Secret => {
+                let id = o
+                    .id
+                    .clone()
+                    .or_else(|| {
+                        o.target
+                            .as_deref()
+                            .map(|t| t.rsplit('/').next().unwrap_or(t).to_string())
+                    })
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("--mount={}: secret needs id= or target=", m.spec))
+                    })?;
+                let secret = eng.opts.secrets.iter().find(|s| s.id == id);
+                let Some(secret) = secret else {
+                    if o.required {
+                        return Err(Error::Invalid(format!(
+                            "secret {id} is required but was not given (--secret id={id},src=FILE)"
+                        )));
+                    }
+                    continue;
+                };
+                if let Some(var) = &o.env {
+                    out.push(MountSpec::SecretEnv {
+                        name: var.clone(),
+                        value: String::from_utf8_lossy(&secret.value).into_owned(),
+                    });
+                    if o.target.is_none() {
+                        continue;
+                    }
+                }
+                let target = o
+                    .target
+                    .clone()
+                    .map(|t| abs_target(&t))
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                out.push(MountSpec::SecretFile {
+                    source: SecretSource::Bytes(secret.value.clone()),
+                    target,
+                    mode: o.mode.unwrap_or(0o400),
+                    uid: o.uid.unwrap_or(0),
+                    gid: o.gid.unwrap_or(0),
+                });
+            }
+            MountType::Ssh => {
+                let id = o.id.clone().unwrap_or_else(|| "default".into());
+                let Some(sock) = eng.opts.ssh.get(&id) else {
+                    if o.required {
+                        return Err(Error::Invalid(format!(
+                            "ssh agent {id} is required but was not given (--ssh {id}=SOCKET)"
+                        )));
+                    }
+                    continue;
+                };
+                let target = o.target.clone().unwrap_or_else(|| {
+                    ssh_n += 1;
+                    format!("/run/buildkit/ssh_agent.{}", ssh_n - 1)
+                });
+                if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                    env.push(format!("SSH_AUTH_SOCK={target}"));
+                }
+                out.push(MountSpec::Ssh {
+                    sock: sock.clone(),
+                    target,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Execute a RUN instruction.
 pub(crate) fn dispatch_run(
-    _eng: &mut Engine<'_>,
-    _state: &mut StageState,
-    _scope: &mut StageScope,
-    _instr: &Instruction,
+    eng: &mut Engine<'_>,
+    state: &mut StageState,
+    scope: &mut StageScope,
+    instr: &Instruction,
 ) -> Result<()> {
-    Err(Error::Unsupported(
-        "RUN is not available in this build of hoist yet (the sandbox is not wired in)".into(),
-    ))
+    let step = eng.current_step;
+    let InstructionKind::Run {
+        cmd,
+        heredocs,
+        network,
+        ..
+    } = &instr.kind
+    else {
+        return Ok(());
+    };
+    let cache_dir = eng.opts.cache_dir.clone();
+    let sb_cell = eng.sandbox.clone();
+    let sb = sandbox(&sb_cell, &cache_dir)?;
+
+    // Identity.
+    let user_spec = state
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
+    let (passwd, group) = eng.passwd_group(state)?;
+    let who = user::resolve_exec_user(&user_spec, &passwd, &group)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+
+    let (argv, mut extra_mounts) = command_args(eng, state, cmd, heredocs)?;
+    let mut env = scope.run_env();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", who.home));
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, crate::engine::DEFAULT_PATH_ENV.to_string());
+    }
+    let mut mounts = mounts(eng, state, instr, &mut env)?;
+    mounts.append(&mut extra_mounts);
+
+    let net = match network.map(|n| match n {
+        Network::None => "none",
+        Network::Host => "host",
+        Network::Default => "default",
+    }) {
+        Some(n) => n.to_string(),
+        None => eng.opts.network.clone().unwrap_or_else(|| "default".into()),
+    };
+    let network = match net.as_str() {
+        "none" => hoist_sandbox::Network::None,
+        "host" | "default" => hoist_sandbox::Network::Host,
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown network {other:?} (expected default, none or host)"
+            )))
+        }
+    };
+
+    let lowers = lower_dirs(eng, sb, &state.layers)?;
+    let dirs = sb.create_run_dirs().map_err(sandbox_err)?;
+    let workdir = state
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let spec = RunSpec {
+        lower_dirs: lowers,
+        upper_dir: dirs.upper.clone(),
+        work_dir: dirs.work.clone(),
+        argv: argv.clone(),
+        env,
+        cwd: workdir,
+        uid: who.uid,
+        gid: who.gid,
+        groups: who.groups.clone(),
+        mounts,
+        network,
+        hostname: "buildkitsandbox".into(),
+        extra_hosts: eng.opts.add_hosts.clone(),
+    };
+    let progress = eng.progress;
+    let started = Instant::now();
+    let status = sb.run(&spec, &mut |_stream, data| {
+        progress.event(Event::Log { id: step, data })
+    });
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = sb.remove_tree(&dirs.base);
+            return Err(sandbox_err(e));
+        }
+    };
+    if !status.success() {
+        let _ = sb.remove_tree(&dirs.base);
+        let shown = argv.join(" ");
+        return Err(Error::Invalid(format!(
+            "process \"{shown}\" did not complete successfully: {status}"
+        )));
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "RUN finished");
+
+    // The change becomes a layer.
+    let opts = eng.write_options();
+    let d = match sb.diff_layer(&dirs.upper, eng.store.root(), &opts) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = sb.remove_tree(&dirs.base);
+            return Err(sandbox_err(e));
+        }
+    };
+    let history_text = history::run(
+        &argv,
+        &scope
+            .history_args()
+            .iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect::<Vec<_>>(),
+    );
+    // An empty tar (two zero blocks) means nothing changed: no layer, as BuildKit does.
+    let empty = d.uncompressed_size <= 1024;
+    if empty {
+        let _ = sb.remove_tree(&dirs.base);
+    } else {
+        let layer = LayerRef {
+            desc: d.descriptor(),
+            diff_id: d.diff_id.clone(),
+        };
+        // Keep the upper dir as this layer's lower dir for the next RUN.
+        let lower = lower_root(eng, sb).join(layer.diff_id.hex());
+        if lower.exists() || std::fs::rename(&dirs.upper, &lower).is_err() {
+            // Already cached (or not movable): fine either way.
+        }
+        let _ = sb.remove_tree(&dirs.base);
+        let blob = eng.store.open(&layer.desc.digest)?;
+        let r = crate::layers::decompress(
+            Box::new(blob),
+            hoist_image::media_type::layer_compression(&layer.desc.media_type),
+        )?;
+        state.view.add_layer_tar(r)?;
+        state.layers.push(layer);
+        state.config.rootfs.diff_ids.push(d.diff_id);
+        state.rootfs = None;
+    }
+    eng.history(state, history_text, empty);
+    Ok(())
 }

@@ -62,6 +62,12 @@
 //! * Expansion: which instructions are expanded, with which environment (see
 //!   [`StageScope::apply`]); `ENV` expands every pair with the environment from before the
 //!   instruction; `ARG` defaults see earlier ARGs and ENV; `COPY --from` is never expanded.
+//! * `ONBUILD`: `ONBUILD`, `FROM` and `MAINTAINER` triggers are errors; any other trigger is
+//!   kept as BuildKit keeps it (its `expression`) and parsed when possible.
+//!
+//! Known limits: BuildKit's lint warnings (empty continuation lines, casing, legacy `ENV`
+//! form) are not reported; a value ending in the escape character can only be rendered as
+//! the last instruction of a file, which is also the only place BuildKit's syntax allows it.
 //!
 //! # JSON schema (`hoist dockerfile parse --json`)
 //!

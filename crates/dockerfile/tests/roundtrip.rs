@@ -320,6 +320,21 @@ fn assert_roundtrip(df: &Dockerfile) {
     assert_eq!(again.render(), text);
 }
 
+/// Inputs the fuzzer found (a value ending in the escape character in the last instruction; a
+/// `<<` word that BuildKit does not treat as a heredoc because of unbalanced quotes).
+#[test]
+fn fuzz_regressions() {
+    let cases = [
+        "FROM a\\\\",
+        "FROM alpine\nCOPY [\"my file.txt\", \"ot\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{6}He\u{11}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}r <<OPY# escaOOOOOsOOOOOOOOOOOOOOO`OOOOOescaOOOOO [\"lOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOy file.txt\", \"ot\u{0}OOOOOe\u{10}scaOOOOO [\"lOOOOOOOOOOOi\u{0}\u{0}\u{0}OOOOOOOOOOOOOOOOOOOOOOOOOOOO+OOOOOOOOOOOOOOOOO\u{10}\u{0}\u{0}\u{0}OOO echo a \\ O\u{f}OOOO\u{0}\u{0}\u{0}\u{0}\u{0}OOAOOOOOOOOOOOOOO\u{0}\u{6}HOOO",
+    ];
+    for text in cases {
+        if let Ok(df) = parse(text, "regression") {
+            assert_roundtrip(&df);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 

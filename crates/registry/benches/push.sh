@@ -80,7 +80,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 run_tool() { # tool ref
   case $1 in
     skopeo) skopeo copy --quiet --dest-tls-verify=false "oci:$LAYOUT:bench" "docker://$2" ;;
-    hoist) "$HOIST" "$LAYOUT" bench "$2" 2>/dev/null ;;
+    hoist) "$HOIST" "$LAYOUT" bench "$2" 2>>"$DIR/hoist.log" ;;
   esac
 }
 

@@ -97,7 +97,7 @@ impl Default for ClientConfig {
             certs_dirs,
             insecure: Vec::new(),
             mirrors: Vec::new(),
-            concurrency: 4,
+            concurrency: 6,
             retries: 4,
             retry_delay: Duration::from_millis(250),
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),

@@ -47,6 +47,13 @@ pub enum ResolvedMount {
         /// Read-only.
         readonly: bool,
     },
+    /// A read-only overlay of layer dirs.
+    Layers {
+        /// Lower dirs, TOP first (overlay's order).
+        lowers: Vec<PathBuf>,
+        /// Path in the container.
+        target: String,
+    },
     /// A tmpfs.
     Tmpfs {
         /// Path in the container.
@@ -245,6 +252,35 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
     Ok(data)
 }
 
+/// Make `l/<prefix><i>` symlinks to `lowers` in the run's work dir (the parent of
+/// `root`) and change into it, so overlay options can name the lowers by short relative
+/// paths. Returns those paths.
+fn short_links(
+    sys: &dyn Syscall,
+    root: &Path,
+    prefix: &str,
+    lowers: &[PathBuf],
+) -> Result<Vec<String>> {
+    let base = root.parent().unwrap_or(Path::new("/"));
+    let links = base.join("l");
+    sys.mkdir(&links, 0o755)
+        .map_err(|e| Error::io(links.clone(), e))?;
+    let mut short = Vec::with_capacity(lowers.len());
+    for (i, l) in lowers.iter().enumerate() {
+        let name = format!("{prefix}{i}");
+        let link = links.join(&name);
+        let target = l
+            .to_str()
+            .ok_or_else(|| Error::InvalidSpec(format!("{}: path is not UTF-8", l.display())))?;
+        sys.symlink(target, &link)
+            .map_err(|e| Error::io(link.clone(), e))?;
+        short.push(format!("l/{name}"));
+    }
+    sys.chdir(base)
+        .map_err(|e| Error::sys(format!("chdir {}", base.display()), e))?;
+    Ok(short)
+}
+
 fn bind_readonly(sys: &dyn Syscall, target: &Path) -> Result<()> {
     // In a user namespace the locked flags (nosuid, nodev, ...) of the source mount
     // must be kept on remount, or the kernel refuses it.
@@ -284,22 +320,10 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
             // Short relative names for the lower dirs (`l/0`, `l/1`, ... symlinks in the
             // run's work dir, resolved from there), so hundreds of layers fit in the
             // one page of mount options, and any lower path is allowed.
-            let base = root.parent().unwrap_or(Path::new("/"));
-            let links = base.join("l");
-            sys.mkdir(&links, 0o755)
-                .map_err(|e| Error::io(links.clone(), e))?;
-            let mut short = Vec::with_capacity(lowers.len());
-            for (i, l) in lowers.iter().enumerate() {
-                let link = links.join(i.to_string());
-                let target = l.to_str().ok_or_else(|| {
-                    Error::InvalidSpec(format!("{}: path is not UTF-8", l.display()))
-                })?;
-                sys.symlink(target, &link)
-                    .map_err(|e| Error::io(link.clone(), e))?;
-                short.push(PathBuf::from(format!("l/{i}")));
-            }
-            sys.chdir(base)
-                .map_err(|e| Error::sys(format!("chdir {}", base.display()), e))?;
+            let short: Vec<PathBuf> = short_links(sys, root, "", lowers)?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
             let data = overlay_options(&short, upper, work)?;
             m(sys, Some("overlay"), root, Some("overlay"), 0, Some(&data))?;
         }
@@ -422,6 +446,28 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
                 m(sys, Some(s), &t, None, flags::BIND | flags::REC, None)?;
                 if *readonly {
                     bind_readonly(sys, &t)?;
+                }
+            }
+            ResolvedMount::Layers { lowers, target } => {
+                created.extend(ensure_mountpoint(sys, root, target, true)?);
+                let t = secure_join(root, target)?;
+                if let [only] = lowers.as_slice() {
+                    let s = only.to_str().ok_or_else(|| {
+                        Error::InvalidSpec(format!("{}: path is not UTF-8", only.display()))
+                    })?;
+                    m(sys, Some(s), &t, None, flags::BIND | flags::REC, None)?;
+                    bind_readonly(sys, &t)?;
+                } else {
+                    let short = short_links(sys, root, &format!("m{i}-"), lowers)?;
+                    let data = format!("lowerdir={},userxattr", short.join(":"));
+                    m(
+                        sys,
+                        Some("overlay"),
+                        &t,
+                        Some("overlay"),
+                        flags::RDONLY,
+                        Some(&data),
+                    )?;
                 }
             }
             ResolvedMount::Tmpfs { target, size } => {

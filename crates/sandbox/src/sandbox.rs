@@ -464,6 +464,17 @@ impl Sandbox {
                         readonly: *readonly,
                     });
                 }
+                MountSpec::Layers { lowers, target } => {
+                    if lowers.is_empty() {
+                        return Err(Error::InvalidSpec(format!(
+                            "layers mount at {target}: no layer"
+                        )));
+                    }
+                    mounts.push(ResolvedMount::Layers {
+                        lowers: lowers.iter().rev().cloned().collect(),
+                        target: target.clone(),
+                    });
+                }
                 MountSpec::Ssh { sock, target } => {
                     mounts.push(ResolvedMount::Bind {
                         src: sock.clone(),

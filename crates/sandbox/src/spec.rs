@@ -120,6 +120,15 @@ pub enum MountSpec {
         /// Read-only.
         readonly: bool,
     },
+    /// A read-only view of a stack of unpacked layer dirs (another stage's root file
+    /// system, for `RUN --mount=type=bind,from=STAGE`), mounted as a read-only
+    /// overlay (a plain read-only bind when there is one dir).
+    Layers {
+        /// The layer dirs, BOTTOM first (as in [`RunSpec::lower_dirs`]).
+        lowers: Vec<PathBuf>,
+        /// Absolute path inside the container.
+        target: String,
+    },
     /// `type=ssh`: the SSH agent socket.
     Ssh {
         /// Host path of the agent socket (`SSH_AUTH_SOCK`).

@@ -642,6 +642,36 @@ fn many_lower_dirs_with_long_odd_paths() {
 }
 
 #[test]
+fn another_stage_is_mounted_read_only_from_its_layers() {
+    let env = setup();
+    let l1 = env.tmp.path().join("stage-l1");
+    let l2 = env.tmp.path().join("stage-l2");
+    std::fs::create_dir_all(l1.join("out")).unwrap();
+    std::fs::create_dir_all(l2.join("out")).unwrap();
+    std::fs::write(l1.join("out/a"), "a1\n").unwrap();
+    std::fs::write(l1.join("out/b"), "b1\n").unwrap();
+    std::fs::write(l2.join("out/a"), "a2\n").unwrap();
+    let mut spec = env.spec(
+        "cat /from/out/a /from/out/b /one/out/b; touch /from/x 2>/dev/null || echo RO; \
+         touch /one/x 2>/dev/null || echo RO",
+    );
+    spec.mounts = vec![
+        MountSpec::Layers {
+            lowers: vec![l1.clone(), l2.clone()],
+            target: "/from".into(),
+        },
+        MountSpec::Layers {
+            lowers: vec![l1.clone()],
+            target: "/one".into(),
+        },
+    ];
+    let o = env.run(&spec);
+    assert_eq!(o.stdout, "a2\nb1\nb1\nRO\nRO\n", "{}", o.stderr);
+    let (_, e) = env.layer(&o.upper);
+    assert!(e.is_empty(), "{e:#?}");
+}
+
+#[test]
 fn stale_state_from_killed_builds_is_removed() {
     let env = setup();
     let state = env.sb.config().state_dir.clone();
@@ -715,6 +745,7 @@ const PORTABLE: &[&str] = &[
     "stale_state_from_killed_builds_is_removed",
     "secret_from_a_host_file",
     "many_lower_dirs_with_long_odd_paths",
+    "another_stage_is_mounted_read_only_from_its_layers",
 ];
 
 /// The tests that must pass with the single-id fallback (no subordinate ranges).
