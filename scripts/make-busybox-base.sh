@@ -30,7 +30,7 @@ mkdir -p "$R/home/app"
 umoci repack --image "$work/oci:latest" "$work/bundle"
 umoci config --image "$work/oci:latest" --config.cmd /bin/sh \
   --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  --config.workingdir / --architecture amd64 --os linux
+  --config.workingdir / --architecture "$(dpkg --print-architecture)" --os linux
 umoci gc --layout "$work/oci"
 mkdir -p "$(dirname "$DIR")"
 rm -rf "$DIR.tmp"

@@ -27,6 +27,11 @@ mkdir -p "$W/bin" "$W/repo" "$W/tmp"
 cp "$hoist_bin" "$W/bin/hoist"
 for b in "${bins[@]}"; do cp "$b" "$W/bin/"; done
 cp -a fixtures scripts "$W/repo/"
+# Base images only root can make (debootstrap) are shared with the unprivileged run.
+if [ -d target/test-bases/debian-oci ]; then
+  mkdir -p "$W/repo/target/test-bases"
+  cp -a target/test-bases/debian-oci "$W/repo/target/test-bases/"
+fi
 [ -d crates ] && mkdir -p "$W/repo/crates" && for c in crates/*; do
   # test data folders that tests read at run time
   for d in tests/corpus tests/data; do
@@ -41,7 +46,7 @@ for b in "$W"/bin/*; do
   name=$(basename "$b")
   [ "$name" = hoist ] && continue
   # Only the suites that touch the file system, namespaces or the CLI need the second run.
-  [[ "$name" =~ ^(build|run|task|sandbox|layer_|formats_|hoist_sandbox|hoist_image|hoist_build)[-_] ]] || continue
+  [[ "$name" =~ ^(build|run|task|sandbox|hoist_sandbox|hoist_image|hoist_build)- || "$name" =~ ^(layer_|formats_) ]] || continue
   echo "== $name as $USER_NAME"
   if ! runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="/home/$USER_NAME" \
       HOIST_BIN="$W/bin/hoist" HOIST_REPO="$W/repo" HOIST_TEST_TMP="$W/tmp" TMPDIR="$W/tmp" \

@@ -182,3 +182,52 @@ pub fn sha256_file(p: &Path) -> String {
     let data = std::fs::read(p).unwrap();
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)))
 }
+
+/// A real Debian base (bookworm minbase) as an OCI layout (tag `bookworm`), made once with
+/// debootstrap (as root) and cached under target/test-bases. `None` when it cannot be
+/// made here (not root and not made before): callers say so and skip.
+pub fn debian_base() -> Option<PathBuf> {
+    static BASE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let dir = repo().join("target/test-bases/debian-oci");
+        if dir.join("index.json").is_file() {
+            return Some(dir);
+        }
+        if !is_root() {
+            return None;
+        }
+        // One maker at a time across test processes.
+        let lock = repo().join("target/test-bases/.debian.lock");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let f = std::fs::File::create(&lock).unwrap();
+        let _ = f.lock();
+        if !dir.join("index.json").is_file() {
+            run(Command::new("bash")
+                .arg(repo().join("scripts/make-debian-base.sh"))
+                .arg(&dir));
+        }
+        Some(dir)
+    })
+    .clone()
+}
+
+/// Whether any blob of an OCI layout (decompressed when gzip) contains `needle`.
+pub fn layout_contains(layout: &Path, needle: &[u8]) -> bool {
+    use std::io::Read;
+    let blobs = layout.join("blobs/sha256");
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let p = e.unwrap().path();
+        let raw = std::fs::read(&p).unwrap();
+        let mut data = raw.clone();
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            data.clear();
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut data)
+                .unwrap();
+        }
+        if data.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
+}

@@ -385,13 +385,13 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
     words
 }
 
-enum JsonResult {
+pub(crate) enum JsonResult {
     NotJson,
     Json(Vec<String>),
     NotStrings,
 }
 
-fn parse_json(rest: &str) -> JsonResult {
+pub(crate) fn parse_json(rest: &str) -> JsonResult {
     let t = rest.trim_start();
     if !t.starts_with('[') {
         return JsonResult::NotJson;

@@ -93,7 +93,25 @@ fn sources_text(sources: &[CopySource], dest: &str, json_form: bool) -> String {
     if json_form {
         json(&toks)
     } else {
-        toks.join(" ")
+        join_words(&toks)
+    }
+}
+
+/// Joins whitespace-separated words so that they read back as the same words: with spaces,
+/// unless that happens to form a JSON array (possible when the original separators were
+/// tabs inside what looked like JSON strings); then with form feeds, which BuildKit splits on
+/// but JSON never accepts.
+fn join_words(words: &[String]) -> String {
+    let spaced = words.join(" ");
+    if words.len() > 1
+        && !matches!(
+            crate::parse::parse_json(&spaced),
+            crate::parse::JsonResult::NotJson
+        )
+    {
+        words.join("\u{c}")
+    } else {
+        spaced
     }
 }
 
@@ -244,7 +262,11 @@ impl InstructionKind {
                 args(&mut o, &sources_text(sources, dest, *json));
             }
             InstructionKind::Volume { volumes, json: j } => {
-                let text = if *j { json(volumes) } else { volumes.join(" ") };
+                let text = if *j {
+                    json(volumes)
+                } else {
+                    join_words(volumes)
+                };
                 args(&mut o, &text);
             }
             InstructionKind::User { user } => args(&mut o, user),

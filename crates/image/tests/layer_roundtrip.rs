@@ -704,3 +704,23 @@ fn without_owner_and_device_rights_those_entries_are_skipped() {
     assert!(snap["fifo"].starts_with("fifo mode=600"), "{snap:#?}");
     assert!(snap["owned"].contains(&format!("owner={me}:")), "{snap:#?}");
 }
+
+#[test]
+fn a_file_that_changes_size_while_written_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("f");
+    fs::write(&f, "12345").unwrap();
+    for size in [4, 6] {
+        let entry = Entry::new(
+            "app/f",
+            EntryKind::File {
+                source: hoist_image::layer::FileSource::Path(f.clone()),
+                size,
+            },
+            0o644,
+        );
+        let mut w = LayerWriter::new(Vec::new(), &WriteOptions::default()).unwrap();
+        let err = w.append(&entry).unwrap_err().to_string();
+        assert!(err.contains("app/f"), "{err}");
+    }
+}

@@ -7,6 +7,11 @@
 #
 # Each first-push run gets a fresh docker-registry (empty storage); re-push runs
 # reuse the populated one. Prints per-run times and medians.
+#
+# Measured 2026-11-23 on the 2-core dev machine (load average ~8 from other jobs, so
+# noisy), 5 x ~100 MB gzip layers (499 MB), RUNS=5:
+#   first push: skopeo 6.22 s, hoist 4.07 s (1.53x)   re-push: skopeo 0.101 s, hoist 0.011 s (9.4x)
+# CPU for a first push: hoist 0.06 s user + 0.27 s sys; skopeo 1.5 s user + 0.3 s sys.
 set -euo pipefail
 RUNS=${1:-3}
 DIR=${BENCH_DIR:-/tmp/hoist-push-bench}

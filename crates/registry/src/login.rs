@@ -83,8 +83,8 @@ impl Client {
                 if let Some(s) = service {
                     q.push(("service", s));
                 }
-                let resp = ep
-                    .http
+                let resp = self
+                    .realm_client(&ep, realm)?
                     .get(realm)
                     .query(&q)
                     .basic_auth(username, Some(password))

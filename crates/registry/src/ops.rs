@@ -1,15 +1,16 @@
 //! Registry API primitives: manifests, blobs, uploads, tags, referrers.
 
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use hoist_image::{Descriptor, Digest, Index, RawDocument};
-use reqwest::blocking::{Body, Response};
+use reqwest::blocking::Response;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LINK, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
 
-use crate::client::{read_body, registry_error, scope, Endpoint, MANIFEST_ACCEPT};
+use crate::client::{
+    read_body, registry_error, registry_error_parts, scope, Endpoint, MANIFEST_ACCEPT,
+};
 use crate::{Client, Error, Reference, Result};
 
 /// Largest manifest accepted (as containerd: 4 MiB).
@@ -443,16 +444,7 @@ impl Client {
         if resp.status() != StatusCode::CREATED {
             return Err(registry_error(&ep.host, what, resp));
         }
-        if let Some(d) = docker_digest(&resp) {
-            if d != desc.digest {
-                return Err(Error::DigestMismatch {
-                    what: format!("{}: uploaded blob", ep.host),
-                    expected: desc.digest.clone(),
-                    actual: d,
-                });
-            }
-        }
-        Ok(())
+        check_stored_digest(ep, desc, resp.headers())
     }
 
     fn upload_monolithic(
@@ -466,30 +458,38 @@ impl Client {
         let url = with_query(loc, &format!("digest={}", desc.digest));
         let what = format!("PUT /v2/{repo}/blobs/uploads/");
         std::thread::scope(|s| {
-            let (tx, rx) = sync_channel(4);
-            let pump = s.spawn(move || pump(reader, tx));
-            let mut body = Some(Body::sized(ChannelReader::new(rx), desc.size));
-            let resp = self.send(ep, repo, &[scope(repo, true)], &what, |h| {
-                body.take().map(|b| {
-                    Client::method(h, Method::PUT, &url)
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .body(b)
-                })
-            });
-            drop(body);
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let pump = s.spawn(move || pump(reader, |chunk| tx.blocking_send(chunk).is_ok()));
+            let resp = self.put_streamed(ep, repo, &url, desc.size, rx, &what);
             let pumped = pump
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("reader panicked")));
-            let resp = resp?;
+            let (status, headers, body) = resp?;
             if let Err(e) = pumped {
-                if resp.status().is_success() {
+                if status.is_success() {
                     return Err(Error::Image(hoist_image::Error::stream(
                         format!("reading blob {}", desc.digest),
                         e,
                     )));
                 }
             }
-            self.finish_upload(ep, desc, resp, &what)
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(Error::Unauthorized {
+                    registry: ep.cred_name.clone(),
+                    had_credentials: true,
+                    detail: format!("{what} was refused"),
+                });
+            }
+            if status != StatusCode::CREATED {
+                return Err(registry_error_parts(
+                    &ep.host,
+                    &what,
+                    status.as_u16(),
+                    &headers,
+                    &body,
+                ));
+            }
+            check_stored_digest(ep, desc, &headers)
         })
     }
 
@@ -656,6 +656,28 @@ impl Client {
     }
 }
 
+/// Check the digest a registry says it stored (`Docker-Content-Digest`), if it says.
+fn check_stored_digest(
+    ep: &Endpoint,
+    desc: &Descriptor,
+    headers: &reqwest::header::HeaderMap,
+) -> Result<()> {
+    let stored = headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| Digest::parse(d.trim()).ok());
+    if let Some(d) = stored {
+        if d != desc.digest {
+            return Err(Error::DigestMismatch {
+                what: format!("{}: uploaded blob", ep.host),
+                expected: desc.digest.clone(),
+                actual: d,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn parse_next_link(link: &str) -> Option<String> {
     for part in link.split(',') {
         let (url, params) = part.split_once(';')?;
@@ -682,19 +704,18 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 const PUMP_CHUNK: usize = 1 << 20;
 
-/// Read `reader` into bounded 1 MiB chunks for a request body that must be `'static`.
+/// Read `reader` in 1 MiB chunks and hand them to `send` (which returns `false`
+/// once the receiving request has ended); a read error is sent on, then returned.
 fn pump(
     mut reader: Box<dyn Read + Send + '_>,
-    tx: SyncSender<io::Result<Vec<u8>>>,
+    mut send: impl FnMut(io::Result<Vec<u8>>) -> bool,
 ) -> io::Result<()> {
     loop {
         let mut buf = vec![0u8; PUMP_CHUNK];
         let n = match read_full(&mut reader, &mut buf) {
             Ok(n) => n,
             Err(e) => {
-                let kind = e.kind();
-                let msg = e.to_string();
-                let _ = tx.send(Err(io::Error::new(kind, msg)));
+                send(Err(io::Error::new(e.kind(), e.to_string())));
                 return Err(e);
             }
         };
@@ -702,48 +723,13 @@ fn pump(
             return Ok(());
         }
         buf.truncate(n);
-        if tx.send(Ok(buf)).is_err() {
+        if !send(Ok(buf)) {
             // The request ended early (error response, dropped connection).
             return Ok(());
         }
         if n < PUMP_CHUNK {
             return Ok(());
         }
-    }
-}
-
-struct ChannelReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl ChannelReader {
-    fn new(rx: Receiver<io::Result<Vec<u8>>>) -> ChannelReader {
-        ChannelReader {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(v)) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 
@@ -803,12 +789,21 @@ mod tests {
         );
         assert_eq!(parse_next_link(r#"</x>; rel="prev""#), None);
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let (tx, rx) = sync_channel(2);
-        let src = data.clone();
-        let t = std::thread::spawn(move || pump(Box::new(io::Cursor::new(src)), tx));
-        let mut out = Vec::new();
-        ChannelReader::new(rx).read_to_end(&mut out).unwrap();
-        t.join().unwrap().unwrap();
-        assert_eq!(out, data);
+        let mut chunks = Vec::new();
+        pump(Box::new(io::Cursor::new(data.clone())), |c| {
+            chunks.push(c.unwrap());
+            true
+        })
+        .unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), data);
+        // A receiver that went away stops the pump without error.
+        let mut n = 0;
+        pump(Box::new(io::Cursor::new(data)), |_| {
+            n += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(n, 1);
     }
 }

@@ -843,3 +843,93 @@ fn copy_between_registries_streams_blobs() {
         img.manifest.digest
     );
 }
+
+/// A plain-HTTP front on loopback that answers `/v2/` and redirects every other
+/// request to `target` over HTTPS (as registries with cloud storage redirect blobs).
+fn redirecting_front(
+    target: String,
+    mut fail_first: Vec<&'static str>,
+) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { break };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+            }
+            let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+            let resp = if path == "/v2/" {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
+            } else if path == "/stop" {
+                break;
+            } else if !fail_first.is_empty() {
+                let status = fail_first.remove(0);
+                format!(
+                    "HTTP/1.1 {status}\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://{target}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+            let _ = conn.write_all(resp.as_bytes());
+        }
+    });
+    (addr, h)
+}
+
+#[test]
+fn retries_429_and_5xx_and_follows_redirects_to_https() {
+    let tls = Registry::tls();
+    let work = tempfile::tempdir().unwrap();
+    let img = small_image(&work.path().join("l"));
+    let client = Client::new(ClientConfig {
+        ca_certs: vec![CaCert::Pem(tls.ca_pem().unwrap().to_string())],
+        ..config()
+    })
+    .unwrap();
+    client
+        .push(
+            &LayoutSource::open(&img.dir, None),
+            &[r(&format!("{}/redir:v1", tls.addr()))],
+            &PushOptions::default(),
+        )
+        .unwrap();
+    // The first two requests fail (429 with Retry-After: 1, then 503): retried.
+    let (front, h) = redirecting_front(
+        tls.addr(),
+        vec!["429 Too Many Requests", "503 Service Unavailable"],
+    );
+    let t = std::time::Instant::now();
+    let store = BlobStore::new(work.path().join("c/blobs")).unwrap();
+    let p = client
+        .pull(
+            &r(&format!("{front}/redir:v1")),
+            &Platform::host(),
+            &store,
+            PullPolicy::Always,
+        )
+        .unwrap();
+    assert_eq!(p.digest, img.manifest.digest);
+    assert_eq!(p.blobs_downloaded, 4);
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    let _ = std::net::TcpStream::connect(&front).and_then(|mut c| {
+        use std::io::Write;
+        c.write_all(b"GET /stop HTTP/1.1\r\n\r\n")
+    });
+    h.join().unwrap();
+}

@@ -721,6 +721,102 @@ fn capabilities_are_explained() {
     }
 }
 
+/// End-to-end with a real distribution: `apt-get` (which drops to the `_apt` user),
+/// `useradd` and `chown`. Needs a Debian root file system and the Debian mirror:
+///
+/// ```sh
+/// debootstrap --variant=minbase bookworm /tmp/hoist-sbdeb http://deb.debian.org/debian
+/// HOIST_DEBIAN_ROOTFS=/tmp/hoist-sbdeb cargo test -p hoist-sandbox --test sandbox \
+///     -- --ignored --exact debian_apt_get_and_chown --nocapture
+/// ```
+///
+/// As root it packs the root file system as a layer, runs the steps, then runs them
+/// again as `hoisttest` (when that user exists) from the same layer blob.
+#[test]
+#[ignore = "needs HOIST_DEBIAN_ROOTFS (a debootstrap) and the Debian mirror"]
+fn debian_apt_get_and_chown() {
+    use hoist_image::layer::{walk, write_layer_blob, Ownership, WalkOptions};
+    let blob = match std::env::var("HOIST_DEBIAN_BLOB") {
+        Ok(b) => PathBuf::from(b),
+        Err(_) => {
+            let rootfs = PathBuf::from(
+                std::env::var("HOIST_DEBIAN_ROOTFS").expect("HOIST_DEBIAN_ROOTFS is set"),
+            );
+            let dir = PathBuf::from("/tmp/hoist-debian-blobs");
+            let walk_opts = WalkOptions {
+                include_root: false,
+                ..Default::default()
+            };
+            let entries = walk(&rootfs, "", &walk_opts, &|_, _| true).unwrap();
+            let opts = WriteOptions {
+                ownership: Ownership::Preserve,
+                ..Default::default()
+            };
+            let d = write_layer_blob(&dir, entries, &opts).unwrap();
+            let blob = dir.join("sha256").join(d.digest.hex());
+            for p in [dir.clone(), dir.join("sha256")] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+            blob
+        }
+    };
+    let env = setup();
+    let lower = env.tmp.path().join("debian");
+    let t = std::time::Instant::now();
+    env.sb
+        .unpack_layer(&blob, hoist_image::media_type::OCI_LAYER_GZIP, &lower)
+        .unwrap();
+    println!("unpacked the Debian layer in {:?}", t.elapsed());
+    let mut spec = env.spec(
+        "apt-get update -qq && apt-get install -y -qq --no-install-recommends hello >/dev/null \
+         && hello && useradd -m bob && touch /home/bob/f && chown bob:bob /home/bob/f \
+         && ls -ln /home/bob/f && su bob -c 'id -u'",
+    );
+    spec.lower_dirs = vec![lower.clone()];
+    spec.env.push("DEBIAN_FRONTEND=noninteractive".into());
+    let t = std::time::Instant::now();
+    let o = env.run(&spec);
+    println!(
+        "as uid {} ({:?}) in {:?}:\n{}\n{}",
+        env.sb.capabilities().uid,
+        env.sb.id_mode(),
+        t.elapsed(),
+        o.stdout,
+        o.stderr
+    );
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(o.stdout.contains("Hello, world!"));
+    assert!(o.stdout.contains(" 1000 1000 "), "{}", o.stdout);
+    let (d, e) = env.layer(&o.upper);
+    println!("layer {} ({} entries, {} bytes)", d.digest, e.len(), d.size);
+    assert!(e.contains_key("usr/bin/hello"));
+    assert_eq!((e["home/bob/f"].uid, e["home/bob/f"].gid), (1000, 1000));
+    env.sb.remove_tree(&lower).unwrap();
+    if is_root() && user_exists("hoisttest") {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "hoisttest", "--", "env", "TMPDIR=/tmp"])
+            .arg(format!("HOIST_DEBIAN_BLOB={}", blob.display()))
+            .arg(format!("HOIST_SANDBOX_HELPER={}", helper_exe().display()))
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "debian_apt_get_and_chown",
+                "--nocapture",
+            ])
+            .current_dir("/tmp")
+            .output()
+            .unwrap();
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The unprivileged runner.
 // ---------------------------------------------------------------------------------

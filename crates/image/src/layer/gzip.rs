@@ -230,14 +230,16 @@ fn pool_gone() -> io::Error {
 
 impl<W: Write> Write for GzipWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = BLOCK_SIZE - self.block.len();
-        let n = room.min(buf.len());
-        self.block.extend_from_slice(&buf[..n]);
-        if self.block.len() == BLOCK_SIZE && n < buf.len() {
-            // Only dispatch a full block once more data follows, so the last block
-            // (dispatched by `finish`) is never empty unless the stream is.
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // A full block is only dispatched once more data follows, so the last
+        // block (dispatched by `finish`) is never empty unless the stream is.
+        if self.block.len() == BLOCK_SIZE {
             self.dispatch(false)?;
         }
+        let n = (BLOCK_SIZE - self.block.len()).min(buf.len());
+        self.block.extend_from_slice(&buf[..n]);
         Ok(n)
     }
 
@@ -282,9 +284,12 @@ mod tests {
 
     fn gz(input: &[u8], threads: usize) -> Vec<u8> {
         let mut w = GzipWriter::new(Vec::new(), 6, threads).unwrap();
-        for chunk in input.chunks(70_001) {
+        let (a, b) = input.split_at(input.len() / 2);
+        for chunk in a.chunks(70_001) {
             w.write_all(chunk).unwrap();
         }
+        // Through `write` too, as `io::copy` does.
+        std::io::copy(&mut &b[..], &mut w).unwrap();
         w.finish().unwrap()
     }
 
