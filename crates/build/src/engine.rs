@@ -56,6 +56,8 @@ pub(crate) struct StageState {
     pub cmd_set: bool,
     /// Where the stage's filesystem is unpacked, once someone needed it.
     pub rootfs: Option<PathBuf>,
+    /// The step-cache chain key of everything that made this state.
+    pub key: crate::cache::Key,
 }
 
 impl StageState {
@@ -77,6 +79,9 @@ impl StageState {
             declared_args: Vec::new(),
             cmd_set: false,
             rootfs: None,
+            key: crate::cache::KeyBuilder::new("scratch/v1")
+                .str(&platform.to_string())
+                .finish(),
         }
     }
 
@@ -181,6 +186,14 @@ pub(crate) struct Engine<'a> {
     step: usize,
     /// The step being executed (for output lines).
     pub(crate) current_step: usize,
+    /// The step cache.
+    pub(crate) cache: crate::cache::StepCache,
+    /// Content hashes of context files (with a stat cache).
+    pub(crate) hasher: crate::cache::FileHasher,
+    /// Where layer metadata indexes are cached.
+    pub(crate) index_dir: PathBuf,
+    /// Whether the step being executed was a cache hit.
+    pub(crate) cached: bool,
     /// The RUN sandbox, started by the first RUN.
     pub(crate) sandbox:
         Arc<std::sync::OnceLock<std::result::Result<hoist_sandbox::Sandbox, String>>>,
@@ -230,6 +243,23 @@ impl<'a> Engine<'a> {
             images: HashMap::new(),
             step: 0,
             current_step: 0,
+            cache: crate::cache::StepCache::new(opts.cache_dir.join("steps"), !opts.no_cache),
+            hasher: crate::cache::FileHasher::load(Some(
+                opts.cache_dir.join("filehash").join(
+                    crate::cache::KeyBuilder::new("ctx")
+                        .str(
+                            &std::path::absolute(&opts.context)
+                                .unwrap_or_else(|_| opts.context.clone())
+                                .to_string_lossy(),
+                        )
+                        .finish()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>(),
+                ),
+            )),
+            index_dir: opts.cache_dir.join("index"),
+            cached: false,
             sandbox: Arc::new(std::sync::OnceLock::new()),
         })
     }
@@ -401,15 +431,22 @@ impl<'a> Engine<'a> {
             return Err(Error::Interrupted);
         }
         let started = Instant::now();
+        self.cached = false;
         let r = scope
             .apply(instr)
             .map_err(|e| Error::Dockerfile(e.to_string()))
-            .and_then(|expanded| self.dispatch(state, scope, &expanded));
+            .and_then(|expanded| {
+                state.key = crate::cache::KeyBuilder::new("instr/v1")
+                    .bytes(&state.key)
+                    .json(&expanded.kind)
+                    .finish();
+                self.dispatch(state, scope, &expanded)
+            });
         match r {
             Ok(()) => {
                 self.progress.event(Event::Done {
                     id,
-                    cached: false,
+                    cached: self.cached,
                     elapsed: started.elapsed(),
                 });
                 Ok(())
@@ -500,7 +537,7 @@ impl<'a> Engine<'a> {
                 diff_id,
             });
         }
-        let view = layers::view_of(&self.store, &layers)?;
+        let view = layers::view_of(&self.store, &layers, &self.index_dir)?;
         let mut config = img.config.clone();
         config.extra.clear();
         if let Some(c) = config.config.as_mut() {
@@ -522,6 +559,9 @@ impl<'a> Engine<'a> {
             declared_args: Vec::new(),
             cmd_set: false,
             rootfs: None,
+            key: crate::cache::KeyBuilder::new("image/v1")
+                .str(&img.manifest_raw.digest().to_string())
+                .finish(),
         });
         self.images.insert(key, st.clone());
         Ok(st)
@@ -573,6 +613,73 @@ impl<'a> Engine<'a> {
         state.config.rootfs.diff_ids.push(d.diff_id);
         state.rootfs = None;
         Ok(true)
+    }
+
+    /// Apply a cached step result if there is one; returns `Some(made_a_layer)` on a hit.
+    pub(crate) fn cache_hit(
+        &mut self,
+        state: &mut StageState,
+        key: &crate::cache::Key,
+    ) -> Result<Option<bool>> {
+        let Some(hit) = self.cache.get(key, &self.store) else {
+            return Ok(None);
+        };
+        state.key = *key;
+        self.cached = true;
+        match (hit.layer, hit.diff_id) {
+            (Some(desc), Some(diff_id)) => {
+                let l = LayerRef { desc, diff_id };
+                let index = layers::layer_index(&self.store, &l, &self.index_dir)?;
+                state.view.add_layer_index(&index);
+                state.config.rootfs.diff_ids.push(l.diff_id.clone());
+                state.layers.push(l);
+                state.rootfs = None;
+                Ok(Some(true))
+            }
+            _ => Ok(Some(false)),
+        }
+    }
+
+    /// Record a step's result in the cache and in the chain key.
+    pub(crate) fn cache_put(
+        &mut self,
+        state: &mut StageState,
+        key: &crate::cache::Key,
+        made_layer: bool,
+    ) {
+        let step = if made_layer {
+            let l = state.layers.last().cloned();
+            crate::cache::CachedStep {
+                layer: l.as_ref().map(|l| l.desc.clone()),
+                diff_id: l.map(|l| l.diff_id),
+            }
+        } else {
+            crate::cache::CachedStep {
+                layer: None,
+                diff_id: None,
+            }
+        };
+        self.cache.put(key, &step);
+        state.key = *key;
+    }
+
+    /// COPY/ADD: key over the planned entries, then the cache or a new layer.
+    fn copy_step(
+        &mut self,
+        state: &mut StageState,
+        kind: &str,
+        entries: Vec<Entry>,
+    ) -> Result<bool> {
+        let mut k = crate::cache::KeyBuilder::new(kind);
+        k.bytes(&state.key);
+        crate::cache::key_entries(&mut k, &entries, &self.hasher)?;
+        let key = k.finish();
+        if let Some(made) = self.cache_hit(state, &key)? {
+            return Ok(made);
+        }
+        let made = self.add_layer(state, entries)?;
+        self.cache_put(state, &key, made);
+        Ok(made)
     }
 
     pub(crate) fn passwd_group(
@@ -857,7 +964,7 @@ impl<'a> Engine<'a> {
                     }
                     None => self.plan_context(state, &req, sources, *link)?,
                 };
-                let layer = self.add_layer(state, entries)?;
+                let layer = self.copy_step(state, "copy/v1", entries)?;
                 self.history(state, msg, !layer);
             }
             InstructionKind::Add {

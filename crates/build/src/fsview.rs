@@ -18,7 +18,7 @@ use hoist_image::layer::EntryKind;
 use crate::error::{Error, Result};
 
 /// The kind of a filesystem object in the view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// A regular file of this size.
     File(u64),
@@ -79,94 +79,37 @@ impl FsView {
 
     /// Merge an (uncompressed) layer tar stream's headers on top.
     pub fn add_layer_tar(&mut self, tar_stream: impl Read) -> Result<()> {
+        let index = index_from_tar(tar_stream, self.layers)?;
+        self.add_layer_index(&index);
+        Ok(())
+    }
+
+    /// Merge a layer's metadata index (see [`index_from_tar`]) on top.
+    pub fn add_layer_index(&mut self, index: &[IndexEntry]) {
         let layer = self.layers;
-        let mut ar = tar::Archive::new(tar_stream);
-        let entries = ar
-            .entries()
-            .map_err(|e| Error::Layer(format!("reading layer {layer}: {e}")))?;
-        for ent in entries {
-            let ent = ent.map_err(|e| Error::Layer(format!("reading layer {layer}: {e}")))?;
-            let raw = ent.path_bytes();
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            let path = match hoist_image::layer::normalize_path(&raw) {
-                Ok(p) => p,
-                Err(_) => continue, // the applier rejects such entries; the view ignores them
-            };
-            if path.is_empty() {
-                continue;
+        for e in index {
+            match &e.op {
+                IndexOp::Opaque => self.remove_below(&e.path, Some(layer)),
+                IndexOp::Whiteout => self.remove_tree(&e.path),
+                IndexOp::Put(kind) => self.insert(
+                    e.path.clone(),
+                    Meta {
+                        kind: kind.clone(),
+                        mode: e.mode,
+                        uid: e.uid,
+                        gid: e.gid,
+                        mtime: e.mtime,
+                        layer,
+                    },
+                ),
             }
-            let (parent, name) = split(&path);
-            if name == ".wh..wh..opq" {
-                self.remove_below(parent, Some(layer));
-                continue;
-            }
-            if let Some(victim) = name.strip_prefix(".wh.") {
-                let victim = join(parent, victim);
-                self.remove_tree(&victim);
-                continue;
-            }
-            let h = ent.header();
-            let mode = h.mode().unwrap_or(0o644) & 0o7777;
-            let uid = h.uid().unwrap_or(0) as u32;
-            let gid = h.gid().unwrap_or(0) as u32;
-            let link = || {
-                ent.link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default()
-            };
-            let kind = match h.entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File(ent.size()),
-                tar::EntryType::Directory => Kind::Dir,
-                tar::EntryType::Symlink => Kind::Symlink(link()),
-                tar::EntryType::Link => {
-                    Kind::Hardlink(hoist_image::layer::normalize_path(&link()).unwrap_or_default())
-                }
-                _ => Kind::Special,
-            };
-            let mtime = h.mtime().unwrap_or(0) as i64;
-            self.insert(
-                path,
-                Meta {
-                    kind,
-                    mode,
-                    uid,
-                    gid,
-                    mtime,
-                    layer,
-                },
-            );
         }
         self.layers += 1;
-        Ok(())
     }
 
     /// Merge the entries of a layer hoist is writing (no need to re-read the tar).
     pub fn add_layer_entries(&mut self, entries: &[Entry]) {
-        let layer = self.layers;
-        for e in entries {
-            if e.path.is_empty() {
-                continue;
-            }
-            let kind = match &e.kind {
-                EntryKind::File { size, .. } => Kind::File(*size),
-                EntryKind::Dir => Kind::Dir,
-                EntryKind::Symlink(t) => Kind::Symlink(t.clone()),
-                EntryKind::Hardlink(t) => Kind::Hardlink(t.clone()),
-                _ => Kind::Special,
-            };
-            self.insert(
-                e.path.clone(),
-                Meta {
-                    kind,
-                    mode: e.mode & 0o7777,
-                    uid: e.uid,
-                    gid: e.gid,
-                    mtime: e.mtime,
-                    layer,
-                },
-            );
-        }
-        self.layers += 1;
+        self.add_layer_index(&index_from_entries(entries));
     }
 
     fn insert(&mut self, path: String, meta: Meta) {
@@ -305,6 +248,124 @@ impl FsView {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// What one tar entry of a layer does to the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IndexOp {
+    /// Adds or replaces the path.
+    Put(Kind),
+    /// `.wh.NAME`: deletes the path (stored as the victim's path).
+    Whiteout,
+    /// `.wh..wh..opq`: hides what lower layers had below the directory (stored as the dir).
+    Opaque,
+}
+
+/// One entry of a layer's metadata index: enough to rebuild an [`FsView`] without the
+/// layer's content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexEntry {
+    /// The path the entry concerns.
+    pub path: String,
+    /// What happens to it.
+    pub op: IndexOp,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time.
+    pub mtime: i64,
+}
+
+/// Read a layer's tar headers (contents are skipped) into a metadata index.
+pub fn index_from_tar(tar_stream: impl Read, layer: usize) -> Result<Vec<IndexEntry>> {
+    let mut out = Vec::new();
+    let mut ar = tar::Archive::new(tar_stream);
+    let entries = ar
+        .entries()
+        .map_err(|e| Error::Layer(format!("reading layer {layer}: {e}")))?;
+    for ent in entries {
+        let ent = ent.map_err(|e| Error::Layer(format!("reading layer {layer}: {e}")))?;
+        let raw = String::from_utf8_lossy(&ent.path_bytes()).into_owned();
+        let path = match hoist_image::layer::normalize_path(&raw) {
+            Ok(p) => p,
+            Err(_) => continue, // the applier rejects such entries; the view ignores them
+        };
+        if path.is_empty() {
+            continue;
+        }
+        let (parent, name) = split(&path);
+        if name == ".wh..wh..opq" {
+            out.push(IndexEntry {
+                path: parent.to_string(),
+                op: IndexOp::Opaque,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+            });
+            continue;
+        }
+        if let Some(victim) = name.strip_prefix(".wh.") {
+            out.push(IndexEntry {
+                path: join(parent, victim),
+                op: IndexOp::Whiteout,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+            });
+            continue;
+        }
+        let h = ent.header();
+        let link = || {
+            ent.link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        let kind = match h.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File(ent.size()),
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => Kind::Symlink(link()),
+            tar::EntryType::Link => {
+                Kind::Hardlink(hoist_image::layer::normalize_path(&link()).unwrap_or_default())
+            }
+            _ => Kind::Special,
+        };
+        out.push(IndexEntry {
+            path,
+            op: IndexOp::Put(kind),
+            mode: h.mode().unwrap_or(0o644) & 0o7777,
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            mtime: h.mtime().unwrap_or(0) as i64,
+        });
+    }
+    Ok(out)
+}
+
+/// The metadata index of entries hoist writes itself.
+pub fn index_from_entries(entries: &[Entry]) -> Vec<IndexEntry> {
+    entries
+        .iter()
+        .filter(|e| !e.path.is_empty())
+        .map(|e| IndexEntry {
+            path: e.path.clone(),
+            op: IndexOp::Put(match &e.kind {
+                EntryKind::File { size, .. } => Kind::File(*size),
+                EntryKind::Dir => Kind::Dir,
+                EntryKind::Symlink(t) => Kind::Symlink(t.clone()),
+                EntryKind::Hardlink(t) => Kind::Hardlink(t.clone()),
+                _ => Kind::Special,
+            }),
+            mode: e.mode & 0o7777,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime,
+        })
+        .collect()
 }
 
 static ROOT_META: Meta = Meta {

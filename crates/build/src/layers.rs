@@ -10,7 +10,7 @@ use hoist_image::media_type::{self, Compression};
 use hoist_image::{BlobStore, Descriptor, Digest};
 
 use crate::error::{Error, Result};
-use crate::fsview::{FsView, Kind};
+use crate::fsview::{index_from_tar, FsView, IndexEntry, Kind};
 
 /// A layer of an image being built: its blob (in the store) and its diff ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,12 +129,38 @@ pub fn read_image_file(
     }
 }
 
+/// The metadata index of a layer, cached by diff ID in `index_dir` (computed from the
+/// blob's tar headers the first time).
+pub fn layer_index(
+    store: &BlobStore,
+    layer: &LayerRef,
+    index_dir: &Path,
+) -> Result<Vec<IndexEntry>> {
+    let file = index_dir.join(layer.diff_id.hex());
+    if let Ok(b) = fs::read(&file) {
+        if let Ok(v) = serde_json::from_slice(&b) {
+            return Ok(v);
+        }
+    }
+    let r = open_uncompressed(store, layer)?;
+    let idx = index_from_tar(r, 0)?;
+    save_layer_index(index_dir, &layer.diff_id, &idx);
+    Ok(idx)
+}
+
+/// Record a layer's metadata index (best effort: it is only a cache).
+pub fn save_layer_index(index_dir: &Path, diff_id: &Digest, idx: &[IndexEntry]) {
+    let _ = fs::create_dir_all(index_dir);
+    if let Ok(b) = serde_json::to_vec(idx) {
+        let _ = hoist_image::atomic_write(&index_dir.join(diff_id.hex()), &b);
+    }
+}
+
 /// Build the metadata view of a stack of layers.
-pub fn view_of(store: &BlobStore, layers: &[LayerRef]) -> Result<FsView> {
+pub fn view_of(store: &BlobStore, layers: &[LayerRef], index_dir: &Path) -> Result<FsView> {
     let mut v = FsView::new();
     for l in layers {
-        let r = open_uncompressed(store, l)?;
-        v.add_layer_tar(r)?;
+        v.add_layer_index(&layer_index(store, l, index_dir)?);
     }
     Ok(v)
 }

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod add;
+pub mod cache;
 pub mod copy;
 pub mod engine;
 pub mod error;
@@ -149,6 +150,7 @@ pub fn build_with(
     let state = eng.build_stage(target)?;
     let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
     let image = eng.assemble(&state, oci)?;
+    eng.hasher.save();
     let meta = export::export(
         &image,
         &opts.outputs,

@@ -430,8 +430,6 @@ pub(crate) fn dispatch_run(
         }
     };
 
-    let lowers = lower_dirs(eng, sb, &state.layers)?;
-    let dirs = sb.create_run_dirs().map_err(sandbox_err)?;
     let workdir = state
         .config
         .config
@@ -439,10 +437,10 @@ pub(crate) fn dispatch_run(
         .and_then(|c| c.working_dir.clone())
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    let spec = RunSpec {
-        lower_dirs: lowers,
-        upper_dir: dirs.upper.clone(),
-        work_dir: dirs.work.clone(),
+    let mut spec = RunSpec {
+        lower_dirs: Vec::new(),
+        upper_dir: PathBuf::new(),
+        work_dir: PathBuf::new(),
         argv: argv.clone(),
         env,
         cwd: workdir,
@@ -454,6 +452,17 @@ pub(crate) fn dispatch_run(
         hostname: "buildkitsandbox".into(),
         extra_hosts: eng.opts.add_hosts.clone(),
     };
+    // The step cache: everything that determines the result, secrets' values excluded.
+    let key = run_key(eng, state, &spec)?;
+    if let Some(made) = eng.cache_hit(state, &key)? {
+        let text = run_history(&argv, scope);
+        eng.history(state, text, !made);
+        return Ok(());
+    }
+    spec.lower_dirs = lower_dirs(eng, sb, &state.layers)?;
+    let dirs = sb.create_run_dirs().map_err(sandbox_err)?;
+    spec.upper_dir = dirs.upper.clone();
+    spec.work_dir = dirs.work.clone();
     let progress = eng.progress;
     let started = Instant::now();
     let status = sb.run(&spec, &mut |_stream, data| {
@@ -510,16 +519,120 @@ pub(crate) fn dispatch_run(
             // Already cached (or not movable): fine either way.
         }
         let _ = sb.remove_tree(&dirs.base);
-        let blob = eng.store.open(&layer.desc.digest)?;
-        let r = crate::layers::decompress(
-            Box::new(blob),
-            hoist_image::media_type::layer_compression(&layer.desc.media_type),
-        )?;
-        state.view.add_layer_tar(r)?;
+        let index = crate::layers::layer_index(&eng.store, &layer, &eng.index_dir)?;
+        state.view.add_layer_index(&index);
         state.layers.push(layer);
         state.config.rootfs.diff_ids.push(d.diff_id);
         state.rootfs = None;
     }
+    eng.cache_put(state, &key, !empty);
     eng.history(state, history_text, empty);
+    Ok(())
+}
+
+fn run_history(argv: &[String], scope: &StageScope) -> String {
+    let args: Vec<(String, String)> = scope
+        .history_args()
+        .iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    history::run(argv, &args)
+}
+
+/// The cache key of a RUN: the chain so far plus the command, its environment, identity,
+/// network and mounts; bind-mount sources by content, secrets by name only.
+fn run_key(eng: &Engine<'_>, state: &StageState, spec: &RunSpec) -> Result<crate::cache::Key> {
+    let mut k = crate::cache::KeyBuilder::new("run/v1");
+    k.bytes(&state.key)
+        .json(&spec.argv)
+        .json(&spec.env)
+        .str(&spec.cwd)
+        .num(spec.uid as i64)
+        .num(spec.gid as i64)
+        .json(&spec.groups)
+        .str(&format!("{:?}", spec.network))
+        .json(&spec.extra_hosts);
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Bind {
+                src,
+                target,
+                readonly,
+            } => {
+                k.str("bind").str(target).num(*readonly as i64);
+                key_tree(&mut k, src, &eng.hasher)?;
+            }
+            MountSpec::Cache {
+                target,
+                sharing,
+                readonly,
+                ..
+            } => {
+                k.str("cache")
+                    .str(target)
+                    .str(&format!("{sharing:?}"))
+                    .num(*readonly as i64);
+            }
+            MountSpec::Tmpfs { target, size } => {
+                k.str("tmpfs").str(target).num(size.unwrap_or(0) as i64);
+            }
+            MountSpec::SecretFile {
+                target,
+                mode,
+                uid,
+                gid,
+                ..
+            } => {
+                k.str("secret")
+                    .str(target)
+                    .num(*mode as i64)
+                    .num(*uid as i64)
+                    .num(*gid as i64);
+            }
+            MountSpec::SecretEnv { name, .. } => {
+                k.str("secret-env").str(name);
+            }
+            MountSpec::Ssh { target, .. } => {
+                k.str("ssh").str(target);
+            }
+            other => {
+                k.str(&format!("{other:?}"));
+            }
+        }
+    }
+    Ok(k.finish())
+}
+
+/// Fold a directory tree (names, kinds, modes, contents) into a key.
+fn key_tree(
+    k: &mut crate::cache::KeyBuilder,
+    path: &Path,
+    hasher: &crate::cache::FileHasher,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    k.num((md.permissions().mode() & 0o7777) as i64);
+    if md.is_symlink() {
+        let t = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
+        k.str("l").str(&t.to_string_lossy());
+    } else if md.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        k.str("d").num(names.len() as i64);
+        for n in names {
+            k.str(&n.to_string_lossy());
+            key_tree(k, &path.join(&n), hasher)?;
+        }
+    } else if md.is_file() {
+        k.str("f").str(&hasher.hash(path)?);
+    } else {
+        k.str("s");
+    }
     Ok(())
 }

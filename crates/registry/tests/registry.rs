@@ -426,6 +426,16 @@ fn tls_registry_with_test_ca() {
     .unwrap();
     c4.get_manifest(&r(&format!("{}/fresh/img:a", reg.addr())))
         .unwrap();
+    // LOCAL_CA_CERTIFICATE holding the PEM (read by ClientConfig::default()).
+    std::env::set_var("LOCAL_CA_CERTIFICATE", &ca);
+    let mut from_env = ClientConfig::default();
+    std::env::remove_var("LOCAL_CA_CERTIFICATE");
+    assert_eq!(from_env.ca_certs, vec![CaCert::Pem(ca.trim().to_string())]);
+    from_env.auth.anonymous = true;
+    Client::new(from_env)
+        .unwrap()
+        .get_manifest(&r(&format!("{}/fresh/img:a", reg.addr())))
+        .unwrap();
     // A bad CA file is reported when the client is made.
     let err = Client::new(ClientConfig {
         ca_certs: vec![CaCert::Pem("not a certificate".into())],

@@ -15,7 +15,8 @@ use crate::{fallback, layers, Error, Result};
 
 /// Send a message on the status descriptor (a single write per message).
 pub fn send(msg: &Msg) {
-    let mut line = serde_json::to_vec(msg).unwrap_or_else(|_| b"\"Ready\"".to_vec());
+    let mut line = serde_json::to_vec(msg)
+        .unwrap_or_else(|_| br#"{"Error":"unserialisable helper message"}"#.to_vec());
     line.push(b'\n');
     let _ = fork::write_all_fd(STATUS_FD, &line);
 }

@@ -72,11 +72,24 @@ struct Env {
     base: PathBuf,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Files made inside the sandbox may belong to subordinate ids: remove them
+        // through the sandbox (inside its user namespace), as the engine must.
+        if let Err(e) = self.sb.remove_tree(self.tmp.path()) {
+            eprintln!("could not remove {}: {e}", self.tmp.path().display());
+        }
+    }
+}
+
 fn setup() -> Env {
-    let tmp = tempfile::Builder::new()
-        .prefix("hoist-sbtest-")
-        .tempdir()
-        .unwrap();
+    let mut b = tempfile::Builder::new();
+    b.prefix("hoist-sbtest-");
+    let tmp = match std::env::var_os("HOIST_TEST_TMP") {
+        Some(dir) => b.tempdir_in(dir),
+        None => b.tempdir(),
+    }
+    .unwrap();
     let base = tmp.path().join("base");
     busybox_rootfs(&base);
     let sb = Sandbox::new(SandboxConfig {
@@ -974,6 +987,11 @@ fn count_sleeps(secs: u32) -> usize {
 #[test]
 fn killing_hoist_kills_the_sandbox() {
     let secs = 300_000 + std::process::id();
+    // The killed children cannot clean up: give them a directory we remove.
+    let outer = tempfile::Builder::new()
+        .prefix("hoist-sbkill-")
+        .tempdir()
+        .unwrap();
     for sig in [libc::SIGKILL, libc::SIGINT] {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
@@ -984,6 +1002,7 @@ fn killing_hoist_kills_the_sandbox() {
             ])
             .env("HOIST_SANDBOX_HELPER", helper_exe())
             .env("HOIST_TEST_SLEEP", secs.to_string())
+            .env("HOIST_TEST_TMP", outer.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1008,5 +1027,27 @@ fn killing_hoist_kills_the_sandbox() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+    // No mount survives; the run directories left behind are removed by the next
+    // Sandbox on the same state dir.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(outer.path().to_str().unwrap()));
+    for child in std::fs::read_dir(outer.path()).unwrap().flatten() {
+        let state = child.path().join("state");
+        let runs = |p: &Path| {
+            std::fs::read_dir(p)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
+                .count()
+        };
+        assert_eq!(runs(&state), 1, "the killed build left its run dir");
+        let sb = Sandbox::new(SandboxConfig {
+            state_dir: state.clone(),
+            helper_exe: helper_exe(),
+        })
+        .unwrap();
+        assert_eq!(runs(&state), 0);
+        sb.remove_tree(&child.path()).unwrap();
     }
 }

@@ -738,9 +738,9 @@ pub fn make_layout(dir: &Path, tag: &str, layers: &[&[(&str, &[u8])]]) -> Layout
 }
 
 /// Write an OCI layout of `layers` layers, each holding one file of about
-/// `layer_size` bytes of pseudo-random (incompressible) data from `seed`.
-/// Layers are stored uncompressed-in-gzip-framing quickly (level 0 would be
-/// pointless: random data does not compress).
+/// `layer_size` bytes of pseudo-random (incompressible) data from `seed`. The layers
+/// are plain `tar` (`application/vnd.oci.image.layer.v1.tar`): random data does not
+/// compress, and tests should not spend their time in gzip.
 pub fn random_layout(
     dir: &Path,
     tag: &str,

@@ -1,0 +1,264 @@
+//! The step cache: a finished COPY, ADD, RUN or WORKDIR is looked up by a key over
+//! everything that determines its result, so an unchanged rebuild writes nothing.
+//!
+//! ```text
+//! CACHE/
+//!   steps/<key>.json      {"layer": {descriptor} | null, "diff_id": "sha256:…"}
+//!   filehash/<ctx>.json   stat cache: path → (size, mtime, ctime, inode, blake3 of content)
+//! ```
+//!
+//! Keys chain: each stage starts from its base's identity (manifest digest, or the key of
+//! the stage it builds on) and every instruction folds its expanded form into the chain,
+//! so a change anywhere invalidates everything after it. File contents enter keys by
+//! BLAKE3 digest (fast enough to hash a large context in well under a second); the stat
+//! cache skips re-reading files whose size, times and inode are unchanged, and content
+//! keys still match across fresh checkouts where those change. Entries are written
+//! atomically and only after their layer blob is in the store; a hit whose blob has gone
+//! missing is a miss.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use hoist_image::layer::{Entry, EntryKind, FileSource};
+use hoist_image::{BlobStore, Descriptor, Digest};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A cache key (BLAKE3).
+pub type Key = [u8; 32];
+
+/// Fold parts into a key.
+pub struct KeyBuilder(blake3::Hasher);
+
+impl KeyBuilder {
+    /// Start a key of a kind (`copy/v1`, …).
+    pub fn new(kind: &str) -> KeyBuilder {
+        let mut h = blake3::Hasher::new();
+        h.update(kind.as_bytes());
+        h.update(&[0]);
+        KeyBuilder(h)
+    }
+    /// Add bytes (length-prefixed, so parts never run together).
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.0.update(&(b.len() as u64).to_le_bytes());
+        self.0.update(b);
+        self
+    }
+    /// Add a string.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+    /// Add a number.
+    pub fn num(&mut self, n: i64) -> &mut Self {
+        self.0.update(&n.to_le_bytes());
+        self
+    }
+    /// Add a serialisable value (as canonical JSON).
+    pub fn json<T: Serialize>(&mut self, v: &T) -> &mut Self {
+        let b = hoist_image::to_canonical_json(v);
+        self.bytes(&b)
+    }
+    /// Finish.
+    pub fn finish(&self) -> Key {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StatEntry {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+    hash: String,
+}
+
+/// Content hashes of files, with a persistent stat cache.
+pub struct FileHasher {
+    file: Option<PathBuf>,
+    map: Mutex<HashMap<String, StatEntry>>,
+    dirty: Mutex<bool>,
+}
+
+impl FileHasher {
+    /// A hasher whose stat cache lives in `file` (none: no persistence).
+    pub fn load(file: Option<PathBuf>) -> FileHasher {
+        let map = file
+            .as_ref()
+            .and_then(|f| fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        FileHasher {
+            file,
+            map: Mutex::new(map),
+            dirty: Mutex::new(false),
+        }
+    }
+
+    /// The BLAKE3 digest of a file's content.
+    pub fn hash(&self, path: &Path) -> Result<String> {
+        let md = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let key = path.to_string_lossy().into_owned();
+        let mtime_ns = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
+        let ctime_ns = md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128;
+        if let Some(e) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            if e.size == md.len()
+                && e.mtime_ns == mtime_ns
+                && e.ctime_ns == ctime_ns
+                && e.ino == md.ino()
+                && e.dev == md.dev()
+            {
+                return Ok(e.hash.clone());
+            }
+        }
+        let mut h = blake3::Hasher::new();
+        let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let hash = h.finalize().to_hex().to_string();
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key,
+            StatEntry {
+                size: md.len(),
+                mtime_ns,
+                ctime_ns,
+                ino: md.ino(),
+                dev: md.dev(),
+                hash: hash.clone(),
+            },
+        );
+        *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        Ok(hash)
+    }
+
+    /// Save the stat cache (atomically).
+    pub fn save(&self) {
+        let Some(f) = &self.file else { return };
+        if !*self.dirty.lock().unwrap_or_else(|e| e.into_inner()) {
+            return;
+        }
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(b) = serde_json::to_vec(&*map) {
+            if let Some(parent) = f.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
+            let _ = hoist_image::atomic_write(f, &b);
+        }
+    }
+}
+
+/// Fold a list of layer entries (metadata and content) into a key.
+pub fn key_entries(k: &mut KeyBuilder, entries: &[Entry], hasher: &FileHasher) -> Result<()> {
+    k.num(entries.len() as i64);
+    for e in entries {
+        k.str(&e.path)
+            .num(e.mode as i64)
+            .num(e.uid as i64)
+            .num(e.gid as i64)
+            .num(e.mtime);
+        for (n, v) in &e.xattrs {
+            k.str(n).bytes(v);
+        }
+        match &e.kind {
+            EntryKind::File { source, size } => {
+                k.str("f").num(*size as i64);
+                match source {
+                    FileSource::Path(p) => k.str(&hasher.hash(p)?),
+                    FileSource::Bytes(b) => k.bytes(b),
+                };
+            }
+            EntryKind::Dir => {
+                k.str("d");
+            }
+            EntryKind::Symlink(t) => {
+                k.str("l").str(t);
+            }
+            EntryKind::Hardlink(t) => {
+                k.str("h").str(t);
+            }
+            EntryKind::CharDevice { major, minor } => {
+                k.str("c").num(*major as i64).num(*minor as i64);
+            }
+            EntryKind::BlockDevice { major, minor } => {
+                k.str("b").num(*major as i64).num(*minor as i64);
+            }
+            EntryKind::Fifo => {
+                k.str("p");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a cached step produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedStep {
+    /// The layer, or `None` when the step changed nothing.
+    pub layer: Option<Descriptor>,
+    /// Its diff ID.
+    pub diff_id: Option<Digest>,
+}
+
+/// The on-disk step cache.
+pub struct StepCache {
+    dir: PathBuf,
+    lookups: bool,
+}
+
+impl StepCache {
+    /// A cache in `dir`; `lookups` false (`--no-cache`) still records results.
+    pub fn new(dir: PathBuf, lookups: bool) -> StepCache {
+        StepCache { dir, lookups }
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        let hex = hex::encode(key);
+        self.dir.join(&hex[..2]).join(&hex)
+    }
+
+    /// Look a step up; only returns entries whose blob is still in `store`.
+    pub fn get(&self, key: &Key, store: &BlobStore) -> Option<CachedStep> {
+        if !self.lookups {
+            return None;
+        }
+        let p = self.path(key);
+        let b = fs::read(&p).ok()?;
+        let c: CachedStep = serde_json::from_slice(&b).ok()?;
+        if let Some(l) = &c.layer {
+            if !store.has_descriptor(l) {
+                return None;
+            }
+            // Mark as used (for least-recently-used eviction).
+            let _ = filetime_touch(&p);
+        }
+        Some(c)
+    }
+
+    /// Record a step (atomically).
+    pub fn put(&self, key: &Key, step: &CachedStep) {
+        let p = self.path(key);
+        if let Some(parent) = p.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        if let Ok(b) = serde_json::to_vec(step) {
+            let _ = hoist_image::atomic_write(&p, &b);
+        }
+    }
+}
+
+fn filetime_touch(p: &Path) -> std::io::Result<()> {
+    let f = fs::OpenOptions::new().append(true).open(p)?;
+    f.set_modified(std::time::SystemTime::now())
+}
