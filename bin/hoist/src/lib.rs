@@ -34,6 +34,16 @@ pub enum Command {
     Dockerfile(commands::dockerfile::DockerfileCommand),
     /// Show an image's manifest, config, layers and history.
     Inspect(commands::inspect::InspectArgs),
+    /// Pull an image from a registry into the cache (and optionally write it out).
+    Pull(commands::transfer::PullArgs),
+    /// Push an image (from any local format or registry) to registries.
+    Push(commands::transfer::PushArgs),
+    /// Copy an image between any transports, by digest (the digest never changes).
+    Copy(commands::transfer::CopyArgs),
+    /// Log in to a registry (checks the credentials, then stores them).
+    Login(commands::transfer::LoginArgs),
+    /// Log out of a registry.
+    Logout(commands::transfer::LogoutArgs),
 }
 
 fn init_logging(filter: &str) {
@@ -62,6 +72,11 @@ pub fn main() -> ExitCode {
         Command::Build(a) => commands::build::run(a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Pull(a) => commands::transfer::pull(a),
+        Command::Push(a) => commands::transfer::push(a),
+        Command::Copy(a) => commands::transfer::copy(a),
+        Command::Login(a) => commands::transfer::login(a),
+        Command::Logout(a) => commands::transfer::logout(a),
     };
     match result {
         Ok(code) => code,

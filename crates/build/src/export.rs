@@ -48,8 +48,8 @@ fn to_file_or_stdout(
     Ok(())
 }
 
-/// Write `image` to every output.
-pub fn export(
+/// Write a built image to every output.
+pub fn export_built(
     image: &BuiltImage,
     outputs: &[OutputSpec],
     tags: &[String],
@@ -59,6 +59,28 @@ pub fn export(
 ) -> Result<ImageMetadata> {
     let src =
         StoreSource::new(image.store.clone(), image.manifest.clone()).with_name("build result");
+    export(
+        &src,
+        &image.platform,
+        outputs,
+        tags,
+        scratch,
+        pusher,
+        progress,
+    )
+}
+
+/// Write any image to every output (`platform` picks the image of an index for the
+/// single-image formats and filesystem outputs).
+pub fn export(
+    src: &dyn Source,
+    platform: &hoist_image::Platform,
+    outputs: &[OutputSpec],
+    tags: &[String],
+    scratch: &Path,
+    pusher: Option<&dyn Pusher>,
+    progress: &dyn Progress,
+) -> Result<ImageMetadata> {
     for o in outputs {
         match &o.output {
             Output::OciLayout { dest } => {
@@ -70,7 +92,7 @@ pub fn export(
                     .first()
                     .and_then(|t| tag_of(t))
                     .or_else(|| Some("latest".into()));
-                hoist_image::sink::write_oci_layout(&src, dest, tag.as_deref())?;
+                hoist_image::sink::write_oci_layout(src, dest, tag.as_deref())?;
             }
             Output::OciArchive { dest } => {
                 progress.event(Event::Info(&format!(
@@ -82,7 +104,7 @@ pub fn export(
                     .and_then(|t| tag_of(t))
                     .or_else(|| Some("latest".into()));
                 to_file_or_stdout(dest, scratch, |p| {
-                    hoist_image::sink::write_oci_archive(&src, p, tag.as_deref()).map(|_| ())
+                    hoist_image::sink::write_oci_archive(src, p, tag.as_deref()).map(|_| ())
                 })?;
             }
             Output::DockerArchive { dest, names } => {
@@ -92,8 +114,7 @@ pub fn export(
                 )));
                 let names = if names.is_empty() { tags } else { names };
                 to_file_or_stdout(dest, scratch, |p| {
-                    hoist_image::sink::write_docker_archive(&src, p, names, &image.platform)
-                        .map(|_| ())
+                    hoist_image::sink::write_docker_archive(src, p, names, platform).map(|_| ())
                 })?;
             }
             Output::Local { dest } => {
@@ -102,7 +123,7 @@ pub fn export(
                     dest.display()
                 )));
                 let opts = ApplyOptions::default();
-                hoist_image::unpack_rootfs(&src, &image.platform, dest, &opts)?;
+                hoist_image::unpack_rootfs(src, platform, dest, &opts)?;
             }
             Output::Tar { dest } => {
                 progress.event(Event::Info(&format!(
@@ -110,7 +131,7 @@ pub fn export(
                     dest.display()
                 )));
                 to_file_or_stdout(dest, scratch, |p| {
-                    hoist_image::write_rootfs_tar(&src, &image.platform, p)
+                    hoist_image::write_rootfs_tar(src, platform, p)
                 })?;
             }
             Output::Image { names, push } => {
@@ -124,12 +145,12 @@ pub fn export(
                         Error::Unsupported("pushing needs the registry client".into())
                     })?;
                     progress.event(Event::Info(&format!("pushing {}", names.join(", "))));
-                    pusher.push(&src, &names)?;
+                    pusher.push(src, &names)?;
                 }
             }
         }
     }
-    Ok(ImageMetadata::of(&src, &image.platform)?)
+    Ok(ImageMetadata::of(src, platform)?)
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ fn read_ignore(
 
 /// Run a build with the default resolver (local image transports and registries).
 pub fn build(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<BuildResult> {
-    let resolver = resolver::DefaultResolver::new(opts)?;
+    let resolver = resolver::DefaultResolver::new(opts, progress)?;
     build_with(opts, progress, &resolver, Some(&resolver))
 }
 
@@ -151,7 +151,7 @@ pub fn build_with(
     let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
     let image = eng.assemble(&state, oci)?;
     eng.hasher.save();
-    let meta = export::export(
+    let meta = export::export_built(
         &image,
         &opts.outputs,
         &opts.tags,

@@ -172,6 +172,8 @@ pub struct BuildOptions {
     pub iidfile: Option<PathBuf>,
     /// `--metadata-file`.
     pub metadata_file: Option<PathBuf>,
+    /// Registry client settings (credentials, CAs, insecure hosts, mirrors).
+    pub registry: hoist_registry::ClientConfig,
 }
 
 impl BuildOptions {
@@ -197,6 +199,7 @@ impl BuildOptions {
             source_date_epoch: None,
             iidfile: None,
             metadata_file: None,
+            registry: hoist_registry::ClientConfig::default(),
         }
     }
 }

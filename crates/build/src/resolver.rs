@@ -1,24 +1,71 @@
 //! Resolving base images: local transports (`oci:`, `oci-archive:`, `docker-archive:`)
-//! and registry references.
+//! and registry references (pulled through hoist's shared blob cache), and pushing.
+
+use std::sync::OnceLock;
 
 use hoist_image::{
-    DockerArchiveSource, ImageRef, OciArchiveSource, OciLayoutSource, Platform, Source,
+    BlobStore, DockerArchiveSource, ImageRef, OciArchiveSource, OciLayoutSource, Platform, Source,
 };
+use hoist_registry::{Client, ClientConfig, PullPolicy, PushOptions, Reference};
 
 use crate::engine::BaseResolver;
 use crate::error::{Error, Result};
 use crate::export::Pusher;
-use crate::options::BuildOptions;
+use crate::options::{self, BuildOptions};
+use crate::progress::{Event, Progress, Quiet};
 
-/// The resolver `hoist build` uses.
-pub struct DefaultResolver {
-    _private: (),
+/// The resolver and pusher `hoist build` uses.
+pub struct DefaultResolver<'p> {
+    config: ClientConfig,
+    client: OnceLock<std::result::Result<Client, String>>,
+    store: BlobStore,
+    policy: PullPolicy,
+    progress: &'p dyn Progress,
 }
 
-impl DefaultResolver {
-    /// A resolver for a build with these options.
-    pub fn new(_opts: &BuildOptions) -> Result<DefaultResolver> {
-        Ok(DefaultResolver { _private: () })
+impl<'p> DefaultResolver<'p> {
+    /// A resolver for a build with these options (blobs go to the build's cache store).
+    pub fn new(opts: &BuildOptions, progress: &'p dyn Progress) -> Result<DefaultResolver<'p>> {
+        Ok(DefaultResolver {
+            config: opts.registry.clone(),
+            client: OnceLock::new(),
+            store: BlobStore::new(opts.cache_dir.join("blobs"))?,
+            policy: match opts.pull {
+                options::PullPolicy::Always => PullPolicy::Always,
+                options::PullPolicy::Missing => PullPolicy::Missing,
+                options::PullPolicy::Never => PullPolicy::Never,
+            },
+            progress,
+        })
+    }
+
+    /// A resolver with default settings and no progress display.
+    pub fn standalone(
+        config: ClientConfig,
+        store: BlobStore,
+        policy: PullPolicy,
+    ) -> DefaultResolver<'static> {
+        static QUIET: Quiet = Quiet;
+        DefaultResolver {
+            config,
+            client: OnceLock::new(),
+            store,
+            policy,
+            progress: &QUIET,
+        }
+    }
+
+    /// The registry client (created on first use).
+    pub fn client(&self) -> Result<&Client> {
+        self.client
+            .get_or_init(|| Client::new(self.config.clone()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::Invalid(format!("registry client: {e}")))
+    }
+
+    /// The blob cache pulls go to.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
     }
 }
 
@@ -45,22 +92,57 @@ pub fn open_local(reference: &str) -> Result<Option<Box<dyn Source>>> {
     }))
 }
 
-impl BaseResolver for DefaultResolver {
-    fn open(&self, reference: &str, _platform: &Platform) -> Result<Box<dyn Source>> {
+/// Parse a registry reference, with or without `docker://`.
+pub fn registry_reference(reference: &str) -> Result<Reference> {
+    let r = reference.strip_prefix("docker://").unwrap_or(reference);
+    Reference::parse(r).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn reg_err(e: hoist_registry::Error) -> Error {
+    Error::Image(e.into())
+}
+
+impl BaseResolver for DefaultResolver<'_> {
+    fn open(&self, reference: &str, platform: &Platform) -> Result<Box<dyn Source>> {
         if let Some(s) = open_local(reference)? {
             return Ok(s);
         }
-        Err(Error::Unsupported(format!(
-            "pulling {reference:?} from a registry is not available in this build of hoist yet; use oci:, oci-archive: or docker-archive: (or --build-context NAME=oci:DIR)"
-        )))
+        let r = registry_reference(reference)?;
+        self.progress
+            .event(Event::Info(&format!("resolving {r} for {platform}")));
+        let pulled = self
+            .client()?
+            .pull(&r, platform, &self.store, self.policy)
+            .map_err(reg_err)?;
+        if pulled.blobs_downloaded > 0 {
+            self.progress.event(Event::Info(&format!(
+                "pulled {r}: {} blobs, {} bytes",
+                pulled.blobs_downloaded, pulled.bytes_downloaded
+            )));
+        }
+        Ok(Box::new(pulled.source))
     }
 }
 
-impl Pusher for DefaultResolver {
-    fn push(&self, _src: &dyn Source, names: &[String]) -> Result<()> {
-        Err(Error::Unsupported(format!(
-            "pushing to {} is not available in this build of hoist yet",
-            names.join(", ")
-        )))
+impl Pusher for DefaultResolver<'_> {
+    fn push(&self, src: &dyn Source, names: &[String]) -> Result<()> {
+        let refs = names
+            .iter()
+            .map(|n| registry_reference(n))
+            .collect::<Result<Vec<_>>>()?;
+        let opts = PushOptions {
+            cache: Some(self.store.clone()),
+            ..Default::default()
+        };
+        let report = self.client()?.push(src, &refs, &opts).map_err(reg_err)?;
+        self.progress.event(Event::Info(&format!(
+            "pushed {}: {} uploaded ({} bytes), {} mounted, {} already there",
+            names.join(", "),
+            report.uploaded,
+            report.uploaded_bytes,
+            report.mounted,
+            report.skipped
+        )));
+        Ok(())
     }
 }

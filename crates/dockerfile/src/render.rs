@@ -203,7 +203,17 @@ impl InstructionKind {
             InstructionKind::Label { labels } => kvs(&mut o, labels),
             InstructionKind::Env { vars } => kvs(&mut o, vars),
             InstructionKind::Maintainer { maintainer } => args(&mut o, maintainer),
-            InstructionKind::Expose { ports } => args(&mut o, &ports.join(" ")),
+            InstructionKind::Expose { ports } => {
+                // BuildKit sorts the ports, so any order reads back the same; put words that end
+                // in an escape character first, where they cannot be read as a continuation.
+                let (mut esc, plain): (Vec<&String>, Vec<&String>) =
+                    ports.iter().partition(|p| p.ends_with(['\\', '`']));
+                esc.extend(plain);
+                args(
+                    &mut o,
+                    &esc.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+                );
+            }
             InstructionKind::Arg { args: defs } => {
                 let text = defs
                     .iter()

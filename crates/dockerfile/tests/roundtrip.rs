@@ -326,6 +326,7 @@ fn assert_roundtrip(df: &Dockerfile) {
 fn fuzz_regressions() {
     let cases = [
         "FROM a\\\\",
+        "FROM a\nEXPOSE 80 9000b\\ 70\nFROM b\n",
         "FROM a\nCOPY [\"\t\tmy file.txt\", \"other file\", \"/dest dir/\"]\nVOLUME [\"\ta\", \"b\"]\n",
         "FROM alpine\nCOPY [\"my file.txt\", \"ot\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{6}He\u{11}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}r <<OPY# escaOOOOOsOOOOOOOOOOOOOOO`OOOOOescaOOOOO [\"lOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOy file.txt\", \"ot\u{0}OOOOOe\u{10}scaOOOOO [\"lOOOOOOOOOOOi\u{0}\u{0}\u{0}OOOOOOOOOOOOOOOOOOOOOOOOOOOO+OOOOOOOOOOOOOOOOO\u{10}\u{0}\u{0}\u{0}OOO echo a \\ O\u{f}OOOO\u{0}\u{0}\u{0}\u{0}\u{0}OOAOOOOOOOOOOOOOO\u{0}\u{6}HOOO",
     ];

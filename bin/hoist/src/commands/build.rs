@@ -1,6 +1,5 @@
 //! `hoist build`: the conventions of `docker build`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,6 +75,9 @@ pub struct BuildArgs {
     /// Only print the image digest.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -173,6 +175,7 @@ impl BuildArgs {
                 _ => None,
             },
         };
+        o.registry = self.registry.to_config();
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
         Ok(o)
@@ -197,7 +200,6 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     };
     let display = progress::display(mode);
     let result = hoist_build::build(&opts, display.as_ref())?;
-    let _ = BTreeMap::<(), ()>::new();
     println!("{}", result.manifest_digest);
     Ok(ExitCode::SUCCESS)
 }

@@ -20,21 +20,36 @@ pub struct InspectArgs {
     /// Platform to pick from an index (default: the host's).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Registry settings (for docker://REF).
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
 }
 
 /// Open any image reference hoist understands.
-pub fn open_source(reference: &str) -> Result<Box<dyn Source>> {
-    match hoist_build::resolver::open_local(reference)? {
-        Some(s) => Ok(s),
-        None => bail!(
-            "cannot open {reference:?}: expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]"
-        ),
+pub fn open_source(
+    reference: &str,
+    registry: &super::registry_args::RegistryArgs,
+) -> Result<Box<dyn Source>> {
+    if let Some(s) = hoist_build::resolver::open_local(reference)? {
+        return Ok(s);
     }
+    if !reference.starts_with("docker://") && reference.contains(':') && !reference.contains('/') {
+        let t = reference.split(':').next().unwrap_or_default();
+        if !t.contains('.') {
+            bail!("unknown transport {t:?} in {reference:?}: expected docker://, oci:, oci-archive: or docker-archive:");
+        }
+    }
+    let resolver = hoist_build::resolver::DefaultResolver::standalone(
+        registry.to_config(),
+        hoist_image::BlobStore::new(hoist_build::options::default_cache_dir().join("blobs"))?,
+        hoist_registry::PullPolicy::Always,
+    );
+    super::transfer::open_any(reference, &resolver)
 }
 
 /// Run `hoist inspect`.
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
-    let src = open_source(&args.image)?;
+    let src = open_source(&args.image, &args.registry)?;
     let platform = match &args.platform {
         Some(p) => Platform::parse(p).with_context(|| format!("--platform {p:?}"))?,
         None => Platform::host(),

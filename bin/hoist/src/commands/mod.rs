@@ -3,3 +3,5 @@
 pub mod build;
 pub mod dockerfile;
 pub mod inspect;
+pub mod registry_args;
+pub mod transfer;

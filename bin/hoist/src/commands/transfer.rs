@@ -1,0 +1,317 @@
+//! `hoist pull`, `hoist push` and `hoist copy`: move images between any transports.
+//!
+//! Every transport is a `Source` and every destination a sink, so these are short: open
+//! the source, write the destination, check the digest did not change.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hoist_build::output::OutputSpec;
+use hoist_build::progress::{self, Mode};
+use hoist_build::resolver::{registry_reference, DefaultResolver};
+use hoist_build::BaseResolver;
+use hoist_image::{BlobStore, ImageRef, Platform, Source};
+use hoist_registry::{PullPolicy, PushOptions};
+
+use super::registry_args::RegistryArgs;
+
+fn cache_store(cache_dir: &Option<PathBuf>) -> Result<BlobStore> {
+    let dir = cache_dir
+        .clone()
+        .unwrap_or_else(hoist_build::options::default_cache_dir);
+    Ok(BlobStore::new(dir.join("blobs"))?)
+}
+
+fn platform(p: &Option<String>) -> Result<Platform> {
+    match p {
+        Some(p) => Platform::parse(p)
+            .with_context(|| format!("--platform {p:?}: expected os/arch[/variant]")),
+        None => Ok(Platform::host()),
+    }
+}
+
+/// Open any image reference: local transports, or `docker://REF` (also a bare REF).
+pub fn open_any(reference: &str, resolver: &DefaultResolver<'_>) -> Result<Box<dyn Source>> {
+    if let Some(s) = hoist_build::resolver::open_local(reference)? {
+        return Ok(s);
+    }
+    let r = registry_reference(reference)?;
+    Ok(Box::new(resolver.client()?.source(&r)))
+}
+
+/// Flags of `hoist pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: REF or docker://REF.
+    pub image: String,
+    /// Where to write it (same syntax as `hoist build --output`; repeatable). Without
+    /// one, the image is only pulled into the cache.
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// Platform to pull from an index (default: the host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Resolve the tag again even if it is cached (`always`), or use the cache (`missing`, `never`).
+    #[arg(long, default_value = "always")]
+    pub pull: String,
+    /// hoist's cache directory.
+    #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Run `hoist pull`.
+pub fn pull(a: PullArgs) -> Result<ExitCode> {
+    let store = cache_store(&a.cache_dir)?;
+    let policy: PullPolicy = a.pull.parse().map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
+    let resolver = DefaultResolver::standalone(a.registry.to_config(), store.clone(), policy);
+    let p = platform(&a.platform)?;
+    let src = resolver.open(&a.image, &p)?;
+    let outputs = a
+        .outputs
+        .iter()
+        .map(|o| OutputSpec::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scratch = tempfile::tempdir()?;
+    let tag = registry_reference(&a.image)?.to_string();
+    let display = progress::display(Mode::Auto);
+    let meta = hoist_build::export::export(
+        src.as_ref(),
+        &p,
+        &outputs,
+        &[tag],
+        scratch.path(),
+        Some(&resolver),
+        display.as_ref(),
+    )?;
+    println!("{}", meta.manifest_digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flags of `hoist push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image to push: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://REF.
+    pub source: String,
+    /// Destinations: docker://REF or REF (repeatable; all get the same manifest).
+    #[arg(required = true)]
+    pub destinations: Vec<String>,
+    /// hoist's cache directory (its pull records help cross-repository mounts).
+    #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Run `hoist push`.
+pub fn push(a: PushArgs) -> Result<ExitCode> {
+    let store = cache_store(&a.cache_dir)?;
+    let resolver =
+        DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
+    let src = open_any(&a.source, &resolver)?;
+    let refs = a
+        .destinations
+        .iter()
+        .map(|d| registry_reference(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = resolver.client()?.push(
+        src.as_ref(),
+        &refs,
+        &PushOptions {
+            cache: Some(store),
+            ..Default::default()
+        },
+    )?;
+    let digest = report.digest.map(|d| d.to_string()).unwrap_or_else(|| {
+        src.root()
+            .map(|r| r.digest().to_string())
+            .unwrap_or_default()
+    });
+    eprintln!(
+        "pushed {}: {} blobs uploaded ({} bytes), {} mounted, {} already present",
+        a.destinations.join(", "),
+        report.uploaded,
+        report.uploaded_bytes,
+        report.mounted,
+        report.skipped
+    );
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flags of `hoist copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+    pub source: String,
+    /// Destination, in the same syntax.
+    pub destination: String,
+    /// Copy only this platform's image from an index (default: all platforms).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// hoist's cache directory.
+    #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Run `hoist copy`: the destination's root digest must equal the source's.
+pub fn copy(a: CopyArgs) -> Result<ExitCode> {
+    let store = cache_store(&a.cache_dir)?;
+    let resolver =
+        DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
+    let full = open_any(&a.source, &resolver)?;
+    // One platform: narrow the source to that platform's manifest (bytes unchanged).
+    let src: Box<dyn Source> = match &a.platform {
+        None => full,
+        Some(p) => {
+            let p = platform(&Some(p.clone()))?;
+            let img = hoist_image::resolve(full.as_ref(), &p)?;
+            Box::new(Narrowed {
+                inner: full,
+                root: img.manifest_raw,
+            })
+        }
+    };
+    let expected = src.root()?.digest();
+    let dst = ImageRef::parse(&a.destination)
+        .or_else(|_| ImageRef::parse(&format!("docker://{}", a.destination)))?;
+    let written = match dst {
+        ImageRef::Docker(r) => {
+            let r = registry_reference(&r)?;
+            let report = resolver.client()?.push(
+                src.as_ref(),
+                &[r],
+                &PushOptions {
+                    cache: Some(store),
+                    ..Default::default()
+                },
+            )?;
+            report.digest.unwrap_or_else(|| expected.clone())
+        }
+        ImageRef::OciLayout { path, reference } => {
+            hoist_image::write_oci_layout(src.as_ref(), &path, reference.as_deref())?.digest
+        }
+        ImageRef::OciArchive { path, reference } => {
+            hoist_image::write_oci_archive(src.as_ref(), &path, reference.as_deref())?.digest
+        }
+        ImageRef::DockerArchive { path, reference } => {
+            let p = platform(&a.platform)?;
+            let tags: Vec<String> = reference.into_iter().collect();
+            let d = hoist_image::write_docker_archive(src.as_ref(), &path, &tags, &p)?;
+            if d.digest != expected {
+                eprintln!(
+                    "note: a docker-archive holds one platform image; wrote {} of index {expected}",
+                    d.digest
+                );
+                println!("{}", d.digest);
+                return Ok(ExitCode::SUCCESS);
+            }
+            d.digest
+        }
+    };
+    if written != expected {
+        bail!("digest changed while copying: source {expected}, destination {written}");
+    }
+    println!("{written}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A source whose root is one of its manifests (for `--platform`).
+struct Narrowed {
+    inner: Box<dyn Source>,
+    root: hoist_image::RawDocument,
+}
+
+impl Source for Narrowed {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn root(&self) -> hoist_image::Result<hoist_image::RawDocument> {
+        Ok(self.root.clone())
+    }
+    fn manifest(
+        &self,
+        desc: &hoist_image::Descriptor,
+    ) -> hoist_image::Result<hoist_image::RawDocument> {
+        self.inner.manifest(desc)
+    }
+    fn blob(
+        &self,
+        desc: &hoist_image::Descriptor,
+    ) -> hoist_image::Result<Box<dyn std::io::Read + Send + '_>> {
+        self.inner.blob(desc)
+    }
+    fn has_blob(&self, desc: &hoist_image::Descriptor) -> hoist_image::Result<bool> {
+        self.inner.has_blob(desc)
+    }
+}
+
+/// Flags of `hoist login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry host (`docker.io` when omitted).
+    pub registry: Option<String>,
+    /// User name.
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// Password (prefer --password-stdin: command lines are visible to other users).
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Credentials file to write (default: the docker config file).
+    #[arg(long = "authfile", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+}
+
+/// Run `hoist login`: check the credentials against the registry, then store them.
+pub fn login(a: LoginArgs) -> Result<ExitCode> {
+    let password = match (&a.password, a.password_stdin) {
+        (Some(_), true) => bail!("--password and --password-stdin are exclusive"),
+        (Some(p), false) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => bail!("give the password with --password-stdin (or -p)"),
+    };
+    let registry = a.registry.clone().unwrap_or_else(|| "docker.io".into());
+    let client = hoist_registry::Client::new(a.registry_args.to_config())?;
+    let file = client.login(&registry, &a.username, &password, a.authfile.as_deref())?;
+    eprintln!("Login Succeeded (credentials stored in {})", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flags of `hoist logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host (`docker.io` when omitted).
+    pub registry: Option<String>,
+    /// Credentials file (default: the docker config file).
+    #[arg(long = "authfile", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+/// Run `hoist logout`.
+pub fn logout(a: LogoutArgs) -> Result<ExitCode> {
+    let registry = a.registry.clone().unwrap_or_else(|| "docker.io".into());
+    if hoist_registry::logout(&registry, a.authfile.as_deref())? {
+        eprintln!("Removed login credentials for {registry}");
+    } else {
+        eprintln!("Not logged in to {registry}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
