@@ -268,10 +268,7 @@ pub struct LoginArgs {
     /// Read the password from standard input.
     #[arg(long = "password-stdin")]
     pub password_stdin: bool,
-    /// Credentials file to write (default: the docker config file).
-    #[arg(long = "authfile", env = "REGISTRY_AUTH_FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Registry settings.
+    /// Registry settings (`--authfile` is the file written).
     #[command(flatten)]
     pub registry_args: RegistryArgs,
 }
@@ -290,7 +287,12 @@ pub fn login(a: LoginArgs) -> Result<ExitCode> {
     };
     let registry = a.registry.clone().unwrap_or_else(|| "docker.io".into());
     let client = hoist_registry::Client::new(a.registry_args.to_config())?;
-    let file = client.login(&registry, &a.username, &password, a.authfile.as_deref())?;
+    let file = client.login(
+        &registry,
+        &a.username,
+        &password,
+        a.registry_args.authfile.as_deref(),
+    )?;
     eprintln!("Login Succeeded (credentials stored in {})", file.display());
     Ok(ExitCode::SUCCESS)
 }
