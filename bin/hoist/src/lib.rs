@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory.
-    Build(commands::build::BuildArgs),
+    Build(Box<commands::build::BuildArgs>),
     /// Check or parse a Dockerfile.
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::DockerfileCommand),
@@ -69,7 +69,7 @@ pub fn main() -> ExitCode {
         hoist_build::interrupt();
     });
     let result = match cli.command {
-        Command::Build(a) => commands::build::run(a),
+        Command::Build(a) => commands::build::run(*a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Pull(a) => commands::transfer::pull(a),

@@ -314,7 +314,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn from_location(&self, s: &Stage) -> Location {
+    fn location_of_from(&self, s: &Stage) -> Location {
         Location {
             file: self.df_name.clone(),
             line: s.from.span.start_line,
@@ -336,7 +336,7 @@ impl<'a> Engine<'a> {
         if self.building[idx] {
             let stage = &self.df.stages[idx];
             return Err(Error::Step {
-                location: self.from_location(stage),
+                location: self.location_of_from(stage),
                 message: "circular dependency between stages".into(),
             });
         }
@@ -350,7 +350,7 @@ impl<'a> Engine<'a> {
 
     fn build_stage_inner(&mut self, idx: usize) -> Result<StageState> {
         let stage = self.df.stages[idx].clone();
-        let from_loc = self.from_location(&stage);
+        let from_loc = self.location_of_from(&stage);
         let (image, platform_str) = self
             .global
             .expand_from(&stage)
@@ -802,10 +802,7 @@ impl<'a> Engine<'a> {
                 self.history(state, format!("MAINTAINER {maintainer}"), true);
             }
             InstructionKind::Expose { ports } => {
-                let mut specs = Vec::new();
-                for p in ports {
-                    specs.extend(parse_port_spec(p)?);
-                }
+                let specs = hoist_dockerfile::exposed_ports(ports).map_err(Error::Invalid)?;
                 let map = state.cfg().exposed_ports.get_or_insert_with(BTreeMap::new);
                 for s in &specs {
                     map.insert(s.clone(), serde_json::json!({}));
@@ -829,7 +826,9 @@ impl<'a> Engine<'a> {
                 self.history(state, format!("VOLUME {}", history::go_list(volumes)), true);
             }
             InstructionKind::Stopsignal { signal } => {
-                validate_signal(signal)?;
+                if !hoist_dockerfile::valid_signal(signal) {
+                    return Err(Error::Invalid(format!("invalid signal: {signal}")));
+                }
                 state.cfg().stop_signal = Some(signal.clone());
                 self.history(state, format!("STOPSIGNAL {signal}"), true);
             }
@@ -1347,72 +1346,6 @@ fn layer_media_type(mt: &str, oci: bool) -> Result<String> {
     })
 }
 
-/// Parse an EXPOSE port spec into `port/proto` entries (ranges expanded), as BuildKit does.
-pub fn parse_port_spec(raw: &str) -> Result<Vec<String>> {
-    let parts: Vec<&str> = raw.split(':').collect();
-    let container = *parts.last().unwrap_or(&"");
-    let (port, proto) = match container.split_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-        None => (container, String::new()),
-    };
-    if port.is_empty() {
-        return Err(Error::Invalid(format!("no port specified: {raw}<empty>")));
-    }
-    let proto = match proto.as_str() {
-        "" => "tcp".to_string(),
-        "tcp" | "udp" | "sctp" => proto,
-        other => return Err(Error::Invalid(format!("invalid proto: {other}"))),
-    };
-    let parse = |s: &str| -> Result<u16> {
-        s.parse::<u16>()
-            .map_err(|_| Error::Invalid(format!("invalid containerPort: {port}")))
-    };
-    let (start, end) = match port.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (parse(a)?, parse(b)?);
-            if b < a {
-                return Err(Error::Invalid(format!(
-                    "invalid range specified for port: {port}"
-                )));
-            }
-            (a, b)
-        }
-        None => {
-            let p = parse(port)?;
-            (p, p)
-        }
-    };
-    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
-}
-
-fn validate_signal(s: &str) -> Result<()> {
-    const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
-        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
-    ];
-    if let Ok(n) = s.parse::<i64>() {
-        if n > 0 {
-            return Ok(());
-        }
-        return Err(Error::Invalid(format!("invalid signal: {s}")));
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    if NAMES.contains(&name) {
-        return Ok(());
-    }
-    if let Some(rt) = name
-        .strip_prefix("RTMIN")
-        .or_else(|| name.strip_prefix("RTMAX"))
-    {
-        if rt.is_empty() || rt.trim_start_matches(['+', '-']).parse::<u32>().is_ok() {
-            return Ok(());
-        }
-    }
-    Err(Error::Invalid(format!("invalid signal: {s}")))
-}
-
 /// The scratch directory for this build (removed at the end).
 pub(crate) fn scratch_dir(cache: &Path) -> Result<tempfile::TempDir> {
     let tmp = cache.join("tmp");
@@ -1435,23 +1368,9 @@ mod tests {
     }
 
     #[test]
-    fn workdir_and_ports() {
+    fn workdir() {
         assert_eq!(normalize_workdir("/", "app"), "/app");
         assert_eq!(normalize_workdir("/app", "../x/./y/"), "/x/y");
         assert_eq!(normalize_workdir("/a", "/b"), "/b");
-        assert_eq!(parse_port_spec("80").unwrap(), ["80/tcp"]);
-        assert_eq!(parse_port_spec("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(
-            parse_port_spec("1000-1002/tcp").unwrap(),
-            ["1000/tcp", "1001/tcp", "1002/tcp"]
-        );
-        assert!(parse_port_spec("80/foo").is_err());
-        assert!(parse_port_spec("abc").is_err());
-        assert!(parse_port_spec("9-1").is_err());
-        assert!(validate_signal("SIGTERM").is_ok());
-        assert!(validate_signal("kill").is_ok());
-        assert!(validate_signal("9").is_ok());
-        assert!(validate_signal("SIGRTMIN+3").is_ok());
-        assert!(validate_signal("NOPE").is_err());
     }
 }

@@ -8,31 +8,8 @@ use hoist_image::Platform;
 use crate::error::{Error, Result};
 use crate::output::OutputSpec;
 
-/// When to contact the registry for a base image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PullPolicy {
-    /// Always resolve tags against the registry (blobs still come from the cache).
-    Always,
-    /// Use a cached copy of the tag if there is one (the default).
-    #[default]
-    Missing,
-    /// Never contact a registry.
-    Never,
-}
-
-impl std::str::FromStr for PullPolicy {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "always" | "true" => Ok(PullPolicy::Always),
-            "missing" | "false" => Ok(PullPolicy::Missing),
-            "never" => Ok(PullPolicy::Never),
-            other => Err(Error::Invalid(format!(
-                "--pull: {other:?} (expected always, missing or never)"
-            ))),
-        }
-    }
-}
+/// When to contact the registry for a base image (`--pull`).
+pub use hoist_registry::PullPolicy;
 
 /// A secret for `RUN --mount=type=secret`.
 #[derive(Clone, PartialEq, Eq)]

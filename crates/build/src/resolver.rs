@@ -11,7 +11,7 @@ use hoist_registry::{Client, ClientConfig, PullPolicy, PushOptions, Reference};
 use crate::engine::BaseResolver;
 use crate::error::{Error, Result};
 use crate::export::Pusher;
-use crate::options::{self, BuildOptions};
+use crate::options::BuildOptions;
 use crate::progress::{Event, Progress, Quiet};
 
 /// The resolver and pusher `hoist build` uses.
@@ -30,11 +30,7 @@ impl<'p> DefaultResolver<'p> {
             config: opts.registry.clone(),
             client: OnceLock::new(),
             store: BlobStore::new(opts.cache_dir.join("blobs"))?,
-            policy: match opts.pull {
-                options::PullPolicy::Always => PullPolicy::Always,
-                options::PullPolicy::Missing => PullPolicy::Missing,
-                options::PullPolicy::Never => PullPolicy::Never,
-            },
+            policy: opts.pull,
             progress,
         })
     }

@@ -24,7 +24,6 @@ pub mod docker_archive;
 pub mod fsutil;
 pub mod layout;
 pub mod oci_archive;
-pub mod output;
 pub mod rootfs;
 pub mod sink;
 pub mod store_source;
@@ -44,7 +43,6 @@ pub use docker_archive::DockerArchiveSource;
 pub use fsutil::{atomic_write, AtomicDir, AtomicFile};
 pub use layout::OciLayoutSource;
 pub use oci_archive::OciArchiveSource;
-pub use output::{write_output, Dest, OutputKind, OutputSpec};
 pub use rootfs::{unpack_rootfs, write_rootfs_tar, UnpackStats};
 pub use sink::{
     copy_to_store, write_docker_archive, write_oci_archive, write_oci_layout, ImageMetadata,

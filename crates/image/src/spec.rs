@@ -91,10 +91,8 @@ impl Platform {
                     variant = Some("v8".into());
                 }
             }
-            "arm64" => {
-                if variant.is_none() || variant.as_deref() == Some("8") {
-                    variant = Some("v8".into());
-                }
+            "arm64" if variant.is_none() || variant.as_deref() == Some("8") => {
+                variant = Some("v8".into());
             }
             "armhf" => {
                 arch = "arm".into();

@@ -14,9 +14,9 @@ use hoist_image::media_type;
 use hoist_image::source::resolve;
 use hoist_image::{
     copy_to_store, unpack_rootfs, validate, write_docker_archive, write_oci_archive,
-    write_oci_layout, write_output, write_rootfs_tar, BlobStore, Descriptor, DockerArchiveSource,
-    ImageMetadata, ImageRef, Index, Manifest, OciArchiveSource, OciLayoutSource, OutputSpec,
-    Platform, RawDocument, Source, StoreSource,
+    write_oci_layout, write_rootfs_tar, BlobStore, Descriptor, DockerArchiveSource, ImageMetadata,
+    ImageRef, Index, Manifest, OciArchiveSource, OciLayoutSource, Platform, RawDocument, Source,
+    StoreSource,
 };
 use serde_json::Value;
 
@@ -551,44 +551,4 @@ fn local_and_tar_outputs_flatten_the_image() {
         names.iter().all(|n| !n.starts_with('.')),
         "temporary files left: {names:?}"
     );
-}
-
-#[test]
-fn output_specs_write_every_kind() {
-    let t = tempfile::tempdir().unwrap();
-    let layout = umoci_image(t.path());
-    let src = OciLayoutSource::open(&layout, Some("v1")).unwrap();
-    let root = src.root().unwrap().digest();
-    let o = t.path();
-    let apply = hoist_image::layer::ApplyOptions::default();
-    for spec in [
-        format!("type=oci,dest={},name=app:v7", s(&o.join("oci"))),
-        format!("type=oci,dest={},name=app:v7", s(&o.join("oci.tar"))),
-        format!("type=docker,dest={},name=app:v7", s(&o.join("docker.tar"))),
-        format!("type=local,dest={}", s(&o.join("local"))),
-        s(&o.join("local2")).to_string(),
-        format!("type=tar,dest={}", s(&o.join("rootfs.tar"))),
-        format!("type=oci,dest={}", s(&o.join("new/parent/oci.tar"))),
-    ] {
-        let spec = OutputSpec::parse(&spec).unwrap();
-        let d = write_output(&src, &spec, &amd64(), &apply).unwrap();
-        if let Some(d) = d {
-            assert_eq!(d.digest, root, "{spec:?}");
-        }
-    }
-    for r in [
-        format!("oci:{}:v7", s(&o.join("oci"))),
-        format!("oci-archive:{}:v7", s(&o.join("oci.tar"))),
-    ] {
-        assert_eq!(skopeo_inspect(&r)["Digest"], root.to_string(), "{r}");
-    }
-    let d = DockerArchiveSource::open(o.join("docker.tar"), Some("app:v7")).unwrap();
-    assert_eq!(d.root().unwrap().digest(), root);
-    check_rootfs(&o.join("local"));
-    check_rootfs(&o.join("local2"));
-    let listing = run(&mut cmd("tar", &["-tf", s(&o.join("rootfs.tar"))]));
-    assert!(listing.lines().any(|l| l == "bin/busybox"), "{listing}");
-    // An image output is not the image crate's to write.
-    let spec = OutputSpec::parse("type=image,name=localhost:5000/x").unwrap();
-    assert!(write_output(&src, &spec, &amd64(), &apply).is_err());
 }

@@ -164,7 +164,10 @@ impl BuildArgs {
         }
         o.network = self.network.clone();
         o.no_cache = self.no_cache;
-        o.pull = self.pull.parse::<PullPolicy>()?;
+        o.pull = self
+            .pull
+            .parse::<PullPolicy>()
+            .map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
         if let Some(d) = &self.cache_dir {
             o.cache_dir = d.clone();
         }
