@@ -76,8 +76,25 @@ struct StatEntry {
     ctime_ns: i128,
     ino: u64,
     dev: u64,
-    hash: String,
+    #[serde(with = "hex32")]
+    hash: [u8; 32],
 }
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <&str>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+/// Files smaller than this are not kept in the stat cache.
+pub const STAT_CACHE_MIN_SIZE: u64 = 16 << 10;
 
 /// Content hashes of files, with a persistent stat cache.
 pub struct FileHasher {
@@ -102,7 +119,7 @@ impl FileHasher {
     }
 
     /// The BLAKE3 digest of a file's content.
-    pub fn hash(&self, path: &Path) -> Result<String> {
+    pub fn hash(&self, path: &Path) -> Result<[u8; 32]> {
         let md = fs::metadata(path).map_err(|e| Error::io(path, e))?;
         let key = path.to_string_lossy().into_owned();
         let mtime_ns = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
@@ -114,7 +131,7 @@ impl FileHasher {
                 && e.ino == md.ino()
                 && e.dev == md.dev()
             {
-                return Ok(e.hash.clone());
+                return Ok(e.hash);
             }
         }
         let mut h = blake3::Hasher::new();
@@ -127,7 +144,12 @@ impl FileHasher {
             }
             h.update(&buf[..n]);
         }
-        let hash = h.finalize().to_hex().to_string();
+        let hash = *h.finalize().as_bytes();
+        // Small files are cheaper to hash again than to remember: keeping memory flat
+        // for contexts of hundreds of thousands of files.
+        if md.len() < STAT_CACHE_MIN_SIZE {
+            return Ok(hash);
+        }
         self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
             key,
             StatEntry {
@@ -136,7 +158,7 @@ impl FileHasher {
                 ctime_ns,
                 ino: md.ino(),
                 dev: md.dev(),
-                hash: hash.clone(),
+                hash,
             },
         );
         *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -150,12 +172,7 @@ impl FileHasher {
             return;
         }
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(b) = serde_json::to_vec(&*map) {
-            if let Some(parent) = f.parent() {
-                let _ = fs::create_dir_all(parent);
-            }
-            let _ = hoist_image::atomic_write(f, &b);
-        }
+        write_json_atomic(f, &*map);
     }
 }
 
@@ -175,7 +192,7 @@ pub fn key_entries(k: &mut KeyBuilder, entries: &[Entry], hasher: &FileHasher) -
             EntryKind::File { source, size } => {
                 k.str("f").num(*size as i64);
                 match source {
-                    FileSource::Path(p) => k.str(&hasher.hash(p)?),
+                    FileSource::Path(p) => k.bytes(&hasher.hash(p)?),
                     FileSource::Bytes(b) => k.bytes(b),
                 };
             }
@@ -261,4 +278,21 @@ impl StepCache {
 fn filetime_touch(p: &Path) -> std::io::Result<()> {
     let f = fs::OpenOptions::new().append(true).open(p)?;
     f.set_modified(std::time::SystemTime::now())
+}
+
+/// Serialise `value` as JSON straight into a file, atomically (no in-memory copy).
+pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        let _ = fs::create_dir_all(parent);
+    }
+    let Ok(f) = hoist_image::AtomicFile::create(path) else {
+        return;
+    };
+    let mut w = std::io::BufWriter::new(f);
+    if serde_json::to_writer(&mut w, value).is_ok() && w.flush().is_ok() {
+        if let Ok(f) = w.into_inner() {
+            let _ = f.commit();
+        }
+    }
 }

@@ -109,7 +109,23 @@ impl FsView {
 
     /// Merge the entries of a layer hoist is writing (no need to re-read the tar).
     pub fn add_layer_entries(&mut self, entries: &[Entry]) {
-        self.add_layer_index(&index_from_entries(entries));
+        let layer = self.layers;
+        for e in entries.iter().filter_map(index_entry) {
+            if let IndexOp::Put(kind) = e.op {
+                self.insert(
+                    e.path,
+                    Meta {
+                        kind,
+                        mode: e.mode,
+                        uid: e.uid,
+                        gid: e.gid,
+                        mtime: e.mtime,
+                        layer,
+                    },
+                );
+            }
+        }
+        self.layers += 1;
     }
 
     fn insert(&mut self, path: String, meta: Meta) {
@@ -348,24 +364,33 @@ pub fn index_from_tar(tar_stream: impl Read, layer: usize) -> Result<Vec<IndexEn
 
 /// The metadata index of entries hoist writes itself.
 pub fn index_from_entries(entries: &[Entry]) -> Vec<IndexEntry> {
-    entries
-        .iter()
-        .filter(|e| !e.path.is_empty())
-        .map(|e| IndexEntry {
-            path: e.path.clone(),
-            op: IndexOp::Put(match &e.kind {
-                EntryKind::File { size, .. } => Kind::File(*size),
-                EntryKind::Dir => Kind::Dir,
-                EntryKind::Symlink(t) => Kind::Symlink(t.clone()),
-                EntryKind::Hardlink(t) => Kind::Hardlink(t.clone()),
-                _ => Kind::Special,
-            }),
-            mode: e.mode & 0o7777,
-            uid: e.uid,
-            gid: e.gid,
-            mtime: e.mtime,
-        })
-        .collect()
+    entries.iter().filter_map(index_entry).collect()
+}
+
+/// Serialises as the metadata index of `entries` without building it in memory.
+pub struct EntriesIndex<'a>(pub &'a [Entry]);
+
+impl serde::Serialize for EntriesIndex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().filter_map(index_entry))
+    }
+}
+
+fn index_entry(e: &Entry) -> Option<IndexEntry> {
+    (!e.path.is_empty()).then(|| IndexEntry {
+        path: e.path.clone(),
+        op: IndexOp::Put(match &e.kind {
+            EntryKind::File { size, .. } => Kind::File(*size),
+            EntryKind::Dir => Kind::Dir,
+            EntryKind::Symlink(t) => Kind::Symlink(t.clone()),
+            EntryKind::Hardlink(t) => Kind::Hardlink(t.clone()),
+            _ => Kind::Special,
+        }),
+        mode: e.mode & 0o7777,
+        uid: e.uid,
+        gid: e.gid,
+        mtime: e.mtime,
+    })
 }
 
 static ROOT_META: Meta = Meta {

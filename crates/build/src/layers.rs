@@ -150,10 +150,7 @@ pub fn layer_index(
 
 /// Record a layer's metadata index (best effort: it is only a cache).
 pub fn save_layer_index(index_dir: &Path, diff_id: &Digest, idx: &[IndexEntry]) {
-    let _ = fs::create_dir_all(index_dir);
-    if let Ok(b) = serde_json::to_vec(idx) {
-        let _ = hoist_image::atomic_write(&index_dir.join(diff_id.hex()), &b);
-    }
+    crate::cache::write_json_atomic(&index_dir.join(diff_id.hex()), idx);
 }
 
 /// Build the metadata view of a stack of layers.

@@ -630,7 +630,7 @@ fn key_tree(
             key_tree(k, &path.join(&n), hasher)?;
         }
     } else if md.is_file() {
-        k.str("f").str(&hasher.hash(path)?);
+        k.str("f").bytes(&hasher.hash(path)?);
     } else {
         k.str("s");
     }
