@@ -107,6 +107,44 @@ PY
   done
 }
 
+run10() { # ten trivial RUN steps: the per-step overhead
+  local i df=$OUT/RUN10.Dockerfile
+  { printf 'FROM %s/base/busybox:latest\n' "$REG"; for i in $(seq 10); do printf 'RUN echo step %s > /step%s\n' "$i" "$i"; done; } > "$df"
+  $HOIST build --no-cache --progress quiet -f "$df" "$P/ctx-run" >/dev/null 2>&1
+  for i in $(seq "$RUNS"); do
+    measure RUN10 hoist "$i" "rm -rf $HOIST_CACHE_DIR/steps" \
+      "$HOIST build --no-cache --progress plain -f $df $P/ctx-run"
+    measure RUN10 buildah "$i" "$B rmi -f bench-run10; $B rmi --prune -f" \
+      "$B bud --layers --no-cache --isolation chroot -f $df -t bench-run10 $P/ctx-run"
+  done
+}
+
+fresh_reg() { # PORT: a registry with empty storage on 127.0.0.1:PORT
+  local port=$1
+  [ -f "$P/registry-$port.pid" ] && kill "$(cat "$P/registry-$port.pid")" 2>/dev/null
+  sleep 0.3; rm -rf "$BF/work/reg-$port"
+  REG_LOG=$BF/work/reg-$port.log "$HERE/../shared/peers/registry-start.sh" "127.0.0.1:$port" "$BF/work/reg-$port" >/dev/null
+}
+
+w5() { # push W1's image to an empty registry, re-push it, copy registry to registry
+  local img=$BF/out/hoist-W1.tar i
+  [ -f "$img" ] || $HOIST build --progress quiet -f "$(dockerfile W1)" -o "type=oci,dest=$img" "$P/ctx-large"
+  for i in $(seq "$RUNS"); do
+    measure W5-push hoist "$i" "$(declare -f fresh_reg); HERE=$HERE P=$P BF=$BF; fresh_reg 5200" \
+      "$HOIST push oci-archive:$img docker://127.0.0.1:5200/w1:1"
+    measure W5-repush hoist "$i" "true" "$HOIST push oci-archive:$img docker://127.0.0.1:5200/w1:1"
+    measure W5-copy-other hoist "$i" "$(declare -f fresh_reg); HERE=$HERE P=$P BF=$BF; fresh_reg 5201" \
+      "$HOIST copy docker://127.0.0.1:5200/w1:1 docker://127.0.0.1:5201/w1:1"
+    measure W5-copy-same hoist "$i" "true" "$HOIST copy docker://127.0.0.1:5200/w1:1 docker://127.0.0.1:5200/other/w1:$i"
+    measure W5-push skopeo "$i" "$(declare -f fresh_reg); HERE=$HERE P=$P BF=$BF; fresh_reg 5200" \
+      "skopeo copy --dest-tls-verify=false oci-archive:$img docker://127.0.0.1:5200/w1:1"
+    measure W5-repush skopeo "$i" "true" "skopeo copy --dest-tls-verify=false oci-archive:$img docker://127.0.0.1:5200/w1:1"
+    measure W5-copy-other skopeo "$i" "$(declare -f fresh_reg); HERE=$HERE P=$P BF=$BF; fresh_reg 5201" \
+      "skopeo copy --src-tls-verify=false --dest-tls-verify=false docker://127.0.0.1:5200/w1:1 docker://127.0.0.1:5201/w1:1"
+    measure W5-copy-same skopeo "$i" "true" "skopeo copy --src-tls-verify=false --dest-tls-verify=false docker://127.0.0.1:5200/w1:1 docker://127.0.0.1:5200/other2/w1:$i"
+  done
+}
+
 for w in "$@"; do
   case $w in
     W1) copy_wl W1 "$P/ctx-large" ;;
@@ -114,6 +152,8 @@ for w in "$@"; do
     W3) w3 ;;
     W4) w4 ;;
     RUN1G) run1g ;;
+    RUN10) run10 ;;
+    W5) w5 ;;
     *) echo "unknown workload $w" >&2 ;;
   esac
 done

@@ -114,6 +114,11 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
     let resolver =
         DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
     let src = open_any(&a.source, &resolver)?;
+    let mount_from = if hoist_build::resolver::open_local(&a.source)?.is_none() {
+        vec![registry_reference(&a.source)?]
+    } else {
+        Vec::new()
+    };
     let refs = a
         .destinations
         .iter()
@@ -124,6 +129,7 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
         &refs,
         &PushOptions {
             cache: Some(store),
+            mount_from,
             ..Default::default()
         },
     )?;
@@ -181,6 +187,12 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
         }
     };
     let expected = src.root()?.digest();
+    // A registry source is a cross-repository mount candidate on the same registry.
+    let mount_from: Vec<_> = if hoist_build::resolver::open_local(&a.source)?.is_none() {
+        vec![registry_reference(&a.source)?]
+    } else {
+        Vec::new()
+    };
     let dst = ImageRef::parse(&a.destination)
         .or_else(|_| ImageRef::parse(&format!("docker://{}", a.destination)))?;
     let written = match dst {
@@ -191,6 +203,7 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
                 &[r],
                 &PushOptions {
                     cache: Some(store),
+                    mount_from,
                     ..Default::default()
                 },
             )?;
