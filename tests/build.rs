@@ -553,3 +553,73 @@ fn errors_name_the_file_and_line() {
         "{leftovers:?}"
     );
 }
+
+/// Serve `body` over HTTP on loopback for `n` requests; returns the base URL.
+fn serve(body: &'static [u8], n: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn add_from_a_url_verifies_the_checksum() {
+    const BODY: &[u8] = b"downloaded content\n";
+    let sum = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(BODY))
+    );
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let url = serve(BODY, 2);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD --checksum={sum} {url}/files/data.txt /dl/\nADD {url}/files/data.txt /named.txt\n"),
+    )
+    .unwrap();
+    let out = env.path("fs");
+    env.ok(&[
+        "build",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(out.join("dl/data.txt")).unwrap(), BODY);
+    assert_eq!(fs::read(out.join("named.txt")).unwrap(), BODY);
+    // BuildKit gives downloaded files mode 0600.
+    assert_eq!(
+        fs::metadata(out.join("named.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // A wrong checksum fails the build, naming the line.
+    let url = serve(BODY, 1);
+    let bad = format!("sha256:{}", "0".repeat(64));
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD --checksum={bad} {url}/x /x\n"),
+    )
+    .unwrap();
+    let err = env.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+}

@@ -184,9 +184,9 @@ impl Progress for Json {
 }
 
 /// A live terminal display: finished steps scroll up, the running step shows a timer and
-/// its last output line.
+/// its last output line, redrawn several times a second by a small ticker thread.
 pub struct Terminal {
-    state: Mutex<TermState>,
+    state: std::sync::Arc<Mutex<TermState>>,
 }
 
 struct TermState {
@@ -200,15 +200,26 @@ struct TermState {
 impl Terminal {
     /// A terminal display.
     pub fn new() -> Terminal {
-        Terminal {
-            state: Mutex::new(TermState {
-                start: Instant::now(),
-                running: None,
-                last_line: String::new(),
-                partial: Vec::new(),
-                drawn: false,
-            }),
-        }
+        let state = std::sync::Arc::new(Mutex::new(TermState {
+            start: Instant::now(),
+            running: None,
+            last_line: String::new(),
+            partial: Vec::new(),
+            drawn: false,
+        }));
+        // The ticker holds only a weak reference: it ends when the display is dropped.
+        let weak = std::sync::Arc::downgrade(&state);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let Some(state) = weak.upgrade() else { return };
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.running.is_some() && st.drawn {
+                let mut err = std::io::stderr().lock();
+                st.clear(&mut err);
+                st.draw(&mut err);
+            }
+        });
+        Terminal { state }
     }
 }
 
