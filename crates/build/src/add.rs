@@ -9,7 +9,7 @@ use hoist_image::layer::{Entry, EntryKind, FileSource};
 use hoist_image::Digest;
 
 use crate::copy::{self, CopyRequest};
-use crate::engine::{merge_sorted, Engine, StageState};
+use crate::engine::{heredoc_entries, merge_sorted, Engine, StageState};
 use crate::error::{Error, Result};
 use crate::fsview::{self, FsView};
 
@@ -377,31 +377,8 @@ pub(crate) fn plan_add(
             _ => None,
         })
         .collect();
-    for h in heredocs {
-        let target = if dest_is_dir || sources.len() > 1 {
-            fsview::join(&dest_clean, &h.name)
-        } else {
-            dest_clean.clone()
-        };
-        let content = h.effective_content().into_bytes();
-        let owner = req.chown.unwrap_or((0, 0));
-        let (parent, _) = fsview::split(&target);
-        entries.extend(parents_of(view, parent, owner, req.mtime.created())?);
-        let mut e = Entry::new(
-            target,
-            EntryKind::File {
-                size: content.len() as u64,
-                source: FileSource::Bytes(content),
-            },
-            req.chmod
-                .as_ref()
-                .map(|m| m.apply(0o644, false))
-                .unwrap_or(0o644),
-        );
-        e.uid = owner.0;
-        e.gid = owner.1;
-        e.mtime = req.mtime.created();
-        entries.push(e);
+    if !heredocs.is_empty() {
+        entries.extend(heredoc_entries(req, view, &heredocs, sources.len() > 1)?);
     }
     merge_sorted(&mut entries);
     Ok(entries)

@@ -947,15 +947,14 @@ impl<'a> Engine<'a> {
                     *parents,
                     exclude,
                 )?;
-                let mut msg = String::from("COPY");
-                push_copy_flags(&mut msg, *parents, chown.as_deref(), chmod.as_deref());
-                for s in sources {
-                    match s {
-                        CopySource::Path(p) => msg.push_str(&format!(" {p}")),
-                        CopySource::Heredoc(h) => msg.push_str(&format!(" <<{}", h.name)),
-                    }
-                }
-                msg.push_str(&format!(" {dest} # buildkit"));
+                let msg = copy_history(
+                    "COPY",
+                    *parents,
+                    chown.as_deref(),
+                    chmod.as_deref(),
+                    sources,
+                    dest,
+                );
                 let entries = match from {
                     Some(f) => {
                         let src = self.copy_source(f)?;
@@ -986,15 +985,14 @@ impl<'a> Engine<'a> {
                     false,
                     exclude,
                 )?;
-                let mut msg = String::from("ADD");
-                push_copy_flags(&mut msg, false, chown.as_deref(), chmod.as_deref());
-                for s in sources {
-                    match s {
-                        CopySource::Path(p) => msg.push_str(&format!(" {p}")),
-                        CopySource::Heredoc(h) => msg.push_str(&format!(" <<{}", h.name)),
-                    }
-                }
-                msg.push_str(&format!(" {dest} # buildkit"));
+                let msg = copy_history(
+                    "ADD",
+                    false,
+                    chown.as_deref(),
+                    chmod.as_deref(),
+                    sources,
+                    dest,
+                );
                 let entries = crate::add::plan_add(
                     self,
                     state,
@@ -1197,7 +1195,16 @@ fn stage_label(stage: &Stage, idx: usize) -> String {
     stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"))
 }
 
-fn push_copy_flags(msg: &mut String, parents: bool, chown: Option<&str>, chmod: Option<&str>) {
+/// BuildKit's history text for COPY/ADD: `COPY [--parents] [--chown=…] [--chmod=…] SRC… DEST # buildkit`.
+fn copy_history(
+    keyword: &str,
+    parents: bool,
+    chown: Option<&str>,
+    chmod: Option<&str>,
+    sources: &[CopySource],
+    dest: &str,
+) -> String {
+    let mut msg = String::from(keyword);
     if parents {
         msg.push_str(" --parents");
     }
@@ -1207,6 +1214,14 @@ fn push_copy_flags(msg: &mut String, parents: bool, chown: Option<&str>, chmod: 
     if let Some(c) = chmod.filter(|c| !c.is_empty()) {
         msg.push_str(&format!(" --chmod={c}"));
     }
+    for s in sources {
+        match s {
+            CopySource::Path(p) => msg.push_str(&format!(" {p}")),
+            CopySource::Heredoc(h) => msg.push_str(&format!(" <<{}", h.name)),
+        }
+    }
+    msg.push_str(&format!(" {dest} # buildkit"));
+    msg
 }
 
 fn lookup(env: &[String], key: &str) -> Option<String> {
@@ -1267,7 +1282,7 @@ fn mkdir_entries(view: &FsView, dir: &str, owner: (u32, u32), mtime: i64) -> Res
     Ok(out)
 }
 
-fn heredoc_entries(
+pub(crate) fn heredoc_entries(
     req: &CopyRequest,
     view: &FsView,
     heredocs: &[&hoist_dockerfile::Heredoc],
