@@ -201,7 +201,9 @@ fn gnu_tar_gzip_and_zstd_read_our_layers() {
     let tar_path = blob_path(&tar_blobs, &desc.digest);
     assert_eq!(desc.digest, desc.diff_id);
 
+    // Literal names whatever the caller's locale (in the C locale GNU tar escapes UTF-8).
     let list = Command::new("tar")
+        .arg("--quoting-style=literal")
         .arg("-tvf")
         .arg(&tar_path)
         .output()
