@@ -221,10 +221,16 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
 }
 
 /// `podman load` each archive into a throw-away store and check the image it lists.
-fn podman_load(work: &Path, archives: &[(&Path, &str)], config: &Value) {
-    let root = work.join("podman-root");
-    let runroot = work.join("podman-runroot");
-    let tmpdir = work.join("podman-tmp");
+fn podman_load(_work: &Path, archives: &[(&Path, &str)], config: &Value) {
+    // podman refuses a run root longer than 50 characters: keep its dirs short.
+    let short = tempfile::Builder::new()
+        .prefix("pm")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let work = short.path();
+    let root = work.join("r");
+    let runroot = work.join("s");
+    let tmpdir = work.join("t");
     let podman = |args: &[&str]| {
         let mut c = cmd(
             "podman",
