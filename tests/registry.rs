@@ -220,3 +220,85 @@ fn tls_registry_with_a_test_ca() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["digest"], d1.trim());
 }
+
+#[test]
+fn tags_untag_promote_status_and_prune_through_the_cli() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    let base = busybox_base();
+    let repo = format!("{}/life/app", reg.addr());
+    let digest = env
+        .ok(&[
+            "push",
+            &format!("oci:{}:latest", base.display()),
+            &format!("docker://{repo}:1"),
+        ])
+        .trim()
+        .to_string();
+    env.ok(&["tag", &format!("{repo}:1"), "v1", "stable"]);
+    env.ok(&["untag", &format!("{repo}:stable")]);
+    let tags = env.ok(&["tags", &repo]);
+    assert!(
+        tags.contains("v1") && tags.contains('1') && !tags.contains("stable"),
+        "{tags}"
+    );
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{repo}:v1"))["Digest"],
+        digest
+    );
+    // An older image (created 1970: reproducible build) promoted to prod.
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f"), "old\n").unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+    let old = env
+        .ok(&[
+            "build",
+            "-t",
+            &format!("{repo}:old"),
+            "--push",
+            ctx.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    env.ok(&[
+        "promote",
+        &format!("{repo}@{old}"),
+        "--env",
+        "prod",
+        "--note",
+        "signed-off",
+    ]);
+    let status = env.ok(&["status", &repo]);
+    assert!(status.contains("prod") && status.contains(&old), "{status}");
+    // "Keep only the newest image" would expire the prod one: it must survive --apply.
+    let policy = env.path("policy.json");
+    fs::write(
+        &policy,
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+    )
+    .unwrap();
+    let plan = env.ok(&[
+        "prune",
+        &repo,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(plan.contains(&old), "{plan}");
+    env.ok(&[
+        "prune",
+        &repo,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--apply",
+    ]);
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{repo}:env-prod"))["Digest"],
+        old
+    );
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{repo}:v1"))["Digest"],
+        digest
+    );
+}

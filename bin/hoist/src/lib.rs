@@ -44,6 +44,22 @@ pub enum Command {
     Login(commands::transfer::LoginArgs),
     /// Log out of a registry.
     Logout(commands::transfer::LogoutArgs),
+    /// Add tags to an image in a registry without moving any blob.
+    Tag(commands::tags::TagArgs),
+    /// Remove one tag, never the other tags on the same digest.
+    Untag(commands::tags::UntagArgs),
+    /// List a repository's tags with their digests.
+    Tags(commands::tags::TagsArgs),
+    /// Promote an image (by digest) to an environment, recording the promotion.
+    Promote(commands::promote::PromoteArgs),
+    /// Show which digest each environment of a repository runs.
+    Status(commands::promote::StatusArgs),
+    /// List past promotions of an environment.
+    History(commands::promote::HistoryArgs),
+    /// Point an environment back at its previous image.
+    Rollback(commands::promote::RollbackArgs),
+    /// Apply a retention policy (dry run unless --apply).
+    Prune(commands::prune::PruneArgs),
 }
 
 fn init_logging(filter: &str) {
@@ -77,6 +93,14 @@ pub fn main() -> ExitCode {
         Command::Copy(a) => commands::transfer::copy(a),
         Command::Login(a) => commands::transfer::login(a),
         Command::Logout(a) => commands::transfer::logout(a),
+        Command::Tag(a) => commands::tags::tag(a),
+        Command::Untag(a) => commands::tags::untag(a),
+        Command::Tags(a) => commands::tags::tags(a),
+        Command::Promote(a) => commands::promote::promote(a),
+        Command::Status(a) => commands::promote::status(a),
+        Command::History(a) => commands::promote::history(a),
+        Command::Rollback(a) => commands::promote::rollback(a),
+        Command::Prune(a) => commands::prune::run(a),
     };
     match result {
         Ok(code) => code,

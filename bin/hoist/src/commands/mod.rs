@@ -3,5 +3,8 @@
 pub mod build;
 pub mod dockerfile;
 pub mod inspect;
+pub mod promote;
+pub mod prune;
 pub mod registry_args;
+pub mod tags;
 pub mod transfer;
