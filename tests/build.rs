@@ -623,3 +623,79 @@ fn add_from_a_url_verifies_the_checksum() {
         "{err}"
     );
 }
+
+#[test]
+fn git_checkout_provenance_labels_and_tag_templates() {
+    let env = Env::new();
+    let ctx = env.path("repo");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f.txt"), "x\n").unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f.txt /\n").unwrap();
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .arg("-C")
+            .arg(&ctx)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+            .env("GIT_AUTHOR_DATE", "1700000000 +0000"))
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://user:secret@git.example/team/app.git",
+    ]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    let sha = git(&["rev-parse", "HEAD"]).trim().to_string();
+    let out = env.path("oci");
+    let d1 = env.ok(&[
+        "build",
+        "-t",
+        "app:{git-short-sha}",
+        "-o",
+        &format!("type=oci,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let tag = &sha[..7];
+    let cfg = skopeo_config(&format!("oci:{}:{tag}", out.display()));
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["org.opencontainers.image.revision"], sha.as_str());
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://git.example/team/app.git"
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.created"],
+        "2023-11-14T22:13:20Z"
+    );
+    // Reproducible: the same commit gives the same digest.
+    let d2 = env.ok(&["build", ctx.to_str().unwrap()]);
+    assert_eq!(d1.trim(), d2.trim());
+    // A LABEL in the Dockerfile wins over the recorded one.
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nLABEL org.opencontainers.image.source=mine\n",
+    )
+    .unwrap();
+    let out2 = env.path("oci2");
+    env.ok(&[
+        "build",
+        "-o",
+        &format!("type=oci,dest={}", out2.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let cfg = skopeo_config(&format!("oci:{}", out2.display()));
+    assert_eq!(
+        cfg["config"]["Labels"]["org.opencontainers.image.source"],
+        "mine"
+    );
+    // Templates outside a git checkout are a clear error.
+    let plain = env.path("plain");
+    fs::create_dir_all(&plain).unwrap();
+    fs::write(plain.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let err = env.fails(&["build", "-t", "app:{git-sha}", plain.to_str().unwrap()]);
+    assert!(err.contains("git checkout"), "{err}");
+}

@@ -1125,6 +1125,16 @@ impl<'a> Engine<'a> {
     pub fn assemble(&self, state: &StageState, oci: bool) -> Result<BuiltImage> {
         let mut config = state.config.clone();
         config.created = Some(self.created.clone());
+        if !self.opts.default_labels.is_empty() {
+            let labels = config
+                .config
+                .get_or_insert_with(Default::default)
+                .labels
+                .get_or_insert_with(BTreeMap::new);
+            for (k, v) in &self.opts.default_labels {
+                labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         if !self.opts.labels.is_empty() {
             let labels = config
                 .config

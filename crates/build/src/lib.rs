@@ -27,6 +27,7 @@ pub mod layers;
 pub mod options;
 pub mod output;
 pub mod progress;
+pub mod provenance;
 pub mod resolver;
 pub mod run;
 pub mod tree;

@@ -127,6 +127,8 @@ pub struct BuildOptions {
     pub outputs: Vec<OutputSpec>,
     /// `--label` values added to the final image.
     pub labels: BTreeMap<String, String>,
+    /// Labels added only where neither the Dockerfile nor `--label` set them (provenance).
+    pub default_labels: BTreeMap<String, String>,
     /// `--build-context` values.
     pub named_contexts: BTreeMap<String, NamedContext>,
     /// `--secret` values.
@@ -165,6 +167,7 @@ impl BuildOptions {
             tags: Vec::new(),
             outputs: Vec::new(),
             labels: BTreeMap::new(),
+            default_labels: BTreeMap::new(),
             named_contexts: BTreeMap::new(),
             secrets: Vec::new(),
             ssh: BTreeMap::new(),

@@ -116,7 +116,8 @@ impl BuildArgs {
                 format!("--platform {p:?}: expected os/arch[/variant], e.g. linux/amd64")
             })?);
         }
-        o.tags = self.tags.clone();
+        // Provenance: in a git checkout, record the commit and expand tag templates.
+        let git = hoist_build::provenance::git_info(&self.context);
         for s in &self.outputs {
             o.outputs.push(OutputSpec::parse(s)?);
         }
@@ -179,6 +180,14 @@ impl BuildArgs {
             },
         };
         o.registry = self.registry.to_config();
+        o.tags = self
+            .tags
+            .iter()
+            .map(|t| hoist_build::provenance::expand_tag(t, git.as_ref(), o.source_date_epoch))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(info) = &git {
+            o.default_labels = hoist_build::provenance::labels(info);
+        }
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
         Ok(o)
