@@ -147,6 +147,11 @@ pub fn build_with(
         scratch.path().to_path_buf(),
         platform,
     )?;
+    if opts.outputs.is_empty() {
+        progress.event(progress::Event::Warning(
+            "no --output given: the image is kept only in hoist's cache (add -o type=oci,dest=DIR, -o type=docker,dest=FILE.tar or --push)",
+        ));
+    }
     let target = eng.target_index()?;
     let state = eng.build_stage(target)?;
     let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
