@@ -9,7 +9,7 @@ use hoist_image::layer::{Entry, EntryKind, FileSource};
 use hoist_image::Digest;
 
 use crate::copy::{self, CopyRequest};
-use crate::engine::{heredoc_entries, merge_sorted, Engine, StageState};
+use crate::engine::{heredoc_entries, merge_sorted, mkdir_entries, Engine, StageState};
 use crate::error::{Error, Result};
 use crate::fsview::{self, FsView};
 
@@ -321,7 +321,12 @@ pub(crate) fn plan_add(
             e.gid = owner.1;
             e.mtime = req.mtime.created();
             entries.push(e);
-            entries.extend(parents_of(view, &parent_real, owner, req.mtime.created())?);
+            entries.extend(mkdir_entries(
+                view,
+                &parent_real,
+                owner,
+                req.mtime.created(),
+            )?);
             continue;
         }
         // A local archive file is extracted unless --unpack=false.
@@ -339,20 +344,12 @@ pub(crate) fn plan_add(
                         if let Some(kind) = archive_kind(&p)? {
                             if is_tar_archive(&p, kind) {
                                 let dir = view.resolve(&dest_clean, true)?;
-                                entries.extend(parents_of(
+                                entries.extend(mkdir_entries(
                                     view,
                                     &dir,
                                     req.chown.unwrap_or((0, 0)),
                                     req.mtime.created(),
                                 )?);
-                                if view.get(&dir).is_none() {
-                                    let mut d = Entry::new(dir.clone(), EntryKind::Dir, 0o755);
-                                    let o = req.chown.unwrap_or((0, 0));
-                                    d.uid = o.0;
-                                    d.gid = o.1;
-                                    d.mtime = req.mtime.created();
-                                    entries.push(d);
-                                }
                                 entries.extend(extract_archive(&p, kind, &dir, req, &eng.scratch)?);
                                 continue;
                             }
@@ -382,26 +379,6 @@ pub(crate) fn plan_add(
     }
     merge_sorted(&mut entries);
     Ok(entries)
-}
-
-/// Directory entries for the missing parents of `dir` (and `dir` itself).
-fn parents_of(view: &FsView, dir: &str, owner: (u32, u32), mtime: i64) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    let mut p = dir;
-    while !p.is_empty() && !view.is_dir(p) {
-        if view.get(p).is_some() {
-            return Err(Error::Invalid(format!(
-                "cannot create directory /{p}: a file is in the way"
-            )));
-        }
-        let mut e = Entry::new(p.to_string(), EntryKind::Dir, 0o755);
-        e.uid = owner.0;
-        e.gid = owner.1;
-        e.mtime = mtime;
-        out.push(e);
-        p = fsview::parent_of(p);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1264,7 +1264,12 @@ pub fn normalize_workdir(current: &str, requested: &str) -> String {
 }
 
 /// Entries creating `dir` and its missing parents (WORKDIR).
-fn mkdir_entries(view: &FsView, dir: &str, owner: (u32, u32), mtime: i64) -> Result<Vec<Entry>> {
+pub(crate) fn mkdir_entries(
+    view: &FsView,
+    dir: &str,
+    owner: (u32, u32),
+    mtime: i64,
+) -> Result<Vec<Entry>> {
     let real = view.resolve(dir, true)?;
     let mut out = Vec::new();
     let mut p = real.as_str();

@@ -191,47 +191,12 @@ pub fn materialize(store: &BlobStore, layers: &[LayerRef], dest: &Path) -> Resul
         Ok(()) => Ok(()),
         Err(_) if dest.is_dir() => {
             // Another build made the same tree first.
-            let _ = remove_tree(&tmp_path);
+            let _ = hoist_image::fsutil::remove_dir_all_writable(&tmp_path);
             Ok(())
         }
         Err(e) => {
-            let _ = remove_tree(&tmp_path);
+            let _ = hoist_image::fsutil::remove_dir_all_writable(&tmp_path);
             Err(Error::io(dest, e))
         }
     }
-}
-
-/// Remove a tree even where directories are read-only (as unpacked images often have).
-pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => {
-            for ent in walk_dirs(path) {
-                let _ = fs::set_permissions(&ent, fs::Permissions::from_mode(0o700));
-            }
-            fs::remove_dir_all(path)
-        }
-    }
-}
-
-fn walk_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut out = vec![root.to_path_buf()];
-    let mut i = 0;
-    while i < out.len() {
-        let _ = fs::set_permissions(
-            &out[i],
-            <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
-        );
-        if let Ok(rd) = fs::read_dir(&out[i]) {
-            for e in rd.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    out.push(e.path());
-                }
-            }
-        }
-        i += 1;
-    }
-    out
 }

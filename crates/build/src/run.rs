@@ -51,23 +51,11 @@ fn lower_root(eng: &Engine<'_>, sb: &Sandbox) -> PathBuf {
             .collect::<String>()
             .to_lowercase(),
     };
-    let uid = rustix_uid();
+    let uid = hoist_sandbox::capabilities().uid;
     eng.opts
         .cache_dir
         .join("lower")
         .join(format!("{mode}-{uid}"))
-}
-
-fn rustix_uid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        })
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Make sure every layer of `layers` is unpacked as a lower dir; returns them bottom first.
