@@ -14,7 +14,8 @@
 //! cache skips re-reading files whose size, times and inode are unchanged, and content
 //! keys still match across fresh checkouts where those change. Entries are written
 //! atomically and only after their layer blob is in the store; a hit whose blob has gone
-//! missing is a miss.
+//! missing (evicted by [`crate::gc::prune`]) is a miss. A hit sets the record's mtime:
+//! its last use.
 
 use std::collections::HashMap;
 use std::fs;
@@ -106,6 +107,9 @@ pub struct FileHasher {
 impl FileHasher {
     /// A hasher whose stat cache lives in `file` (none: no persistence).
     pub fn load(file: Option<PathBuf>) -> FileHasher {
+        if let Some(f) = &file {
+            crate::gc::touch(f);
+        }
         let map = file
             .as_ref()
             .and_then(|f| fs::read(f).ok())
@@ -257,9 +261,9 @@ impl StepCache {
             if !store.has_descriptor(l) {
                 return None;
             }
-            // Mark as used (for least-recently-used eviction).
-            let _ = filetime_touch(&p);
         }
+        // Mark as used (for least-recently-used eviction, see `crate::gc`).
+        crate::gc::touch(&p);
         Some(c)
     }
 
@@ -273,11 +277,6 @@ impl StepCache {
             let _ = hoist_image::atomic_write(&p, &b);
         }
     }
-}
-
-fn filetime_touch(p: &Path) -> std::io::Result<()> {
-    let f = fs::OpenOptions::new().append(true).open(p)?;
-    f.set_modified(std::time::SystemTime::now())
 }
 
 /// Serialise `value` as JSON straight into a file, atomically (no in-memory copy).

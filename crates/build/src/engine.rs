@@ -526,11 +526,16 @@ impl<'a> Engine<'a> {
                 img.config.os, img.config.architecture
             )));
         }
+        // Used now (the pull cache's copies of the manifest and config, if any, too).
+        crate::gc::touch_blob(&self.store, &img.manifest_raw.digest());
+        crate::gc::touch_blob(&self.store, &img.manifest.config.digest);
         let mut layers = Vec::new();
         for (desc, diff_id) in img.manifest.layers.iter().zip(diff_ids) {
             if !self.store.has_descriptor(desc) {
                 let r = hoist_image::open_verified(src.as_ref(), desc)?;
                 self.store.put_verified(r, desc)?;
+            } else {
+                crate::gc::touch_blob(&self.store, &desc.digest);
             }
             layers.push(LayerRef {
                 desc: desc.clone(),
@@ -628,6 +633,7 @@ impl<'a> Engine<'a> {
         self.cached = true;
         match (hit.layer, hit.diff_id) {
             (Some(desc), Some(diff_id)) => {
+                crate::gc::touch_blob(&self.store, &desc.digest);
                 let l = LayerRef { desc, diff_id };
                 let index = layers::layer_index(&self.store, &l, &self.index_dir)?;
                 state.view.add_layer_index(&index);
@@ -729,6 +735,7 @@ impl<'a> Engine<'a> {
             }
         };
         layers::materialize(&self.store, &state.layers, &dir)?;
+        crate::gc::mark_used(&self.opts.cache_dir, &dir);
         Ok(dir)
     }
 
@@ -1153,6 +1160,7 @@ impl<'a> Engine<'a> {
         };
         let config_raw = RawDocument::from_value(config_mt, &config);
         self.store.put_bytes(&config_raw.bytes)?;
+        crate::gc::touch_blob(&self.store, &config_raw.digest());
         let mut layer_descs = Vec::new();
         for l in &state.layers {
             let mut d = l.desc.clone();
@@ -1184,6 +1192,10 @@ impl<'a> Engine<'a> {
         let manifest_raw =
             RawDocument::from_value(manifest.media_type.clone().unwrap_or_default(), &manifest);
         self.store.put_bytes(&manifest_raw.bytes)?;
+        crate::gc::touch_blob(&self.store, &manifest_raw.digest());
+        for l in &state.layers {
+            crate::gc::touch_blob(&self.store, &l.desc.digest);
+        }
         Ok(BuiltImage {
             manifest: manifest_raw,
             config: config_raw,

@@ -139,6 +139,7 @@ pub fn layer_index(
     let file = index_dir.join(layer.diff_id.hex());
     if let Ok(b) = fs::read(&file) {
         if let Ok(v) = serde_json::from_slice(&b) {
+            crate::gc::touch(&file);
             return Ok(v);
         }
     }

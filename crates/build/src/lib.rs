@@ -6,6 +6,9 @@
 //! - Inside: [`engine`] walks stages and instructions; [`copy`] plans COPY with Docker's
 //!   semantics over a [`tree::SourceTree`] (the context or another stage); [`fsview`] is the
 //!   metadata view of an image's filesystem; [`layers`] manages layer blobs.
+//! - [`gc`] keeps the cache directory under a size bound: [`usage`], [`prune`] (least
+//!   recently used first), [`parse_size`]; builds hold [`CacheLock`] shared while they run,
+//!   and prune after themselves when [`BuildOptions::cache_max_bytes`] is set.
 //!
 //! ```no_run
 //! use hoist_build::{build, options::BuildOptions, output::OutputSpec, progress};
@@ -22,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod fsview;
+pub mod gc;
 pub mod history;
 pub mod layers;
 pub mod options;
@@ -30,6 +34,7 @@ pub mod progress;
 pub mod provenance;
 pub mod resolver;
 pub mod run;
+pub mod ssh;
 pub mod tree;
 pub mod user;
 
@@ -40,6 +45,10 @@ use hoist_image::{Digest, Platform};
 
 pub use engine::{BaseResolver, BuiltImage};
 pub use error::{Error, Result};
+pub use gc::{
+    entries, format_size, parse_size, prune, usage, CacheEntry, CacheLock, CacheUsage, Kind,
+    KindUsage, PruneOptions, PruneReport,
+};
 pub use options::BuildOptions;
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -121,6 +130,11 @@ pub fn build(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<B
 }
 
 /// Run a build with a given resolver for base images and pusher for `type=image,push=true`.
+///
+/// The build holds the cache's lock shared from start to end (see [`gc`]), so a
+/// concurrent prune never removes what it uses; with [`BuildOptions::cache_max_bytes`]
+/// set, a successful build then prunes the cache to that bound (after writing its
+/// outputs), reporting what it evicted as [`progress::Event::Info`].
 pub fn build_with(
     opts: &BuildOptions,
     progress: &dyn progress::Progress,
@@ -133,30 +147,74 @@ pub fn build_with(
     let ignore = read_ignore(opts, df_path.as_ref())?;
     let context = tree::LocalContext::new(&opts.context, ignore)?;
     std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
-    let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
-    let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let mut eng = engine::Engine::new(
-        opts,
-        progress,
-        resolver,
-        df,
-        df_name,
-        context,
-        store,
-        scratch.path().to_path_buf(),
-        platform,
-    )?;
+    let lock = lock_cache(opts, progress);
+    let result = build_locked(opts, progress, resolver, pusher, df, df_name, context)?;
+    drop(lock);
+    if let Some(max) = opts.cache_max_bytes {
+        prune_after_build(opts, max, progress);
+    }
+    Ok(result)
+}
+
+/// The build's shared hold on the cache (none if the file system cannot lock: then a
+/// concurrent prune could remove what the build uses, which it is told).
+fn lock_cache(opts: &BuildOptions, progress: &dyn progress::Progress) -> Option<gc::CacheLock> {
+    let r = match gc::CacheLock::try_shared(&opts.cache_dir) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => {
+            progress.event(progress::Event::Info(&format!(
+                "waiting for the prune of {} to finish",
+                opts.cache_dir.display()
+            )));
+            gc::CacheLock::shared(&opts.cache_dir)
+        }
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(l) => Some(l),
+        Err(e) => {
+            progress.event(progress::Event::Warning(&format!(
+                "cannot lock the cache ({e}): a concurrent cache prune could disturb this build"
+            )));
+            None
+        }
+    }
+}
+
+fn prune_after_build(opts: &BuildOptions, max: u64, progress: &dyn progress::Progress) {
+    match gc::prune(&opts.cache_dir, &gc::PruneOptions::new(max)) {
+        Ok(r) => {
+            if r.skipped.is_some() || !r.evicted.is_empty() || r.bytes_after > max {
+                progress.event(progress::Event::Info(&r.summary()));
+            }
+            for e in r.errors.iter().take(5) {
+                progress.event(progress::Event::Warning(&format!("cache prune: {e}")));
+            }
+        }
+        Err(e) => progress.event(progress::Event::Warning(&format!(
+            "cache prune failed: {e}"
+        ))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_locked(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    pusher: Option<&dyn export::Pusher>,
+    df: hoist_dockerfile::Dockerfile,
+    df_name: String,
+    context: tree::LocalContext,
+) -> Result<BuildResult> {
     if opts.outputs.is_empty() {
         progress.event(progress::Event::Warning(
             "no --output given: the image is kept only in hoist's cache (add -o type=oci,dest=DIR, -o type=docker,dest=FILE.tar or --push)",
         ));
     }
-    let target = eng.target_index()?;
-    let state = eng.build_stage(target)?;
     let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
-    let image = eng.assemble(&state, oci)?;
-    eng.hasher.save();
+    let image = build_image_locked(opts, progress, resolver, df, df_name, context, oci)?;
+    let scratch = engine::scratch_dir(&opts.cache_dir)?;
     let meta = export::export_built(
         &image,
         &opts.outputs,
@@ -177,4 +235,73 @@ pub fn build_with(
         size: meta.size,
         image,
     })
+}
+
+/// Build the image of `opts` (its `--target` stage) into the cache's blob store and
+/// write no output: the caller decides what to do with the image (export it with
+/// [`export::export`], push it, read it as a [`hoist_image::Source`]). `oci` picks OCI
+/// media types, otherwise Docker's. `outputs`, `iidfile`, `metadata_file` and
+/// `cache_max_bytes` of `opts` are not used.
+///
+/// The cache is locked shared only while building: a caller that exports afterwards
+/// and shares the cache with `prune`s should hold [`gc::CacheLock::shared`] itself.
+pub fn build_image(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    oci: bool,
+) -> Result<BuiltImage> {
+    let (df_name, text, df_path) = read_dockerfile(opts)?;
+    let df =
+        hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
+    let ignore = read_ignore(opts, df_path.as_ref())?;
+    let context = tree::LocalContext::new(&opts.context, ignore)?;
+    std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
+    let lock = lock_cache(opts, progress);
+    let image = build_image_locked(opts, progress, resolver, df, df_name, context, oci);
+    drop(lock);
+    image
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_image_locked(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    df: hoist_dockerfile::Dockerfile,
+    df_name: String,
+    context: tree::LocalContext,
+    oci: bool,
+) -> Result<BuiltImage> {
+    // Key files given as ssh sources are served by agents that live as long as the build.
+    let (sockets, _agents) = ssh::agent_sockets(&opts.ssh)?;
+    let with_agents;
+    let opts = if sockets != opts.ssh {
+        with_agents = BuildOptions {
+            ssh: sockets,
+            ..opts.clone()
+        };
+        &with_agents
+    } else {
+        opts
+    };
+    let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
+    let scratch = engine::scratch_dir(&opts.cache_dir)?;
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let mut eng = engine::Engine::new(
+        opts,
+        progress,
+        resolver,
+        df,
+        df_name,
+        context,
+        store,
+        scratch.path().to_path_buf(),
+        platform,
+    )?;
+    let target = eng.target_index()?;
+    let state = eng.build_stage(target)?;
+    let image = eng.assemble(&state, oci)?;
+    eng.hasher.save();
+    Ok(image)
 }

@@ -145,6 +145,11 @@ pub struct BuildOptions {
     pub pull: PullPolicy,
     /// hoist's cache directory (blobs, unpacked layers, step cache).
     pub cache_dir: PathBuf,
+    /// Keep the cache directory under this many bytes: after a successful build, evict
+    /// least recently used entries until it fits ([`crate::gc::prune`]; skipped while
+    /// other builds use the cache). A bound smaller than the image just built evicts
+    /// parts of it too: [`crate::BuildResult::image`] reads from the cache.
+    pub cache_max_bytes: Option<u64>,
     /// `SOURCE_DATE_EPOCH` (from the environment or a build arg).
     pub source_date_epoch: Option<i64>,
     /// `--iidfile`.
@@ -176,6 +181,7 @@ impl BuildOptions {
             no_cache: false,
             pull: PullPolicy::default(),
             cache_dir: default_cache_dir(),
+            cache_max_bytes: None,
             source_date_epoch: None,
             iidfile: None,
             metadata_file: None,

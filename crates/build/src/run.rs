@@ -44,7 +44,7 @@ pub(crate) fn sandbox<'a>(
 
 fn lower_root(eng: &Engine<'_>, sb: &Sandbox) -> PathBuf {
     let mode = match sb.id_mode() {
-        hoist_sandbox::IdMode::Root => "root".to_string(),
+        hoist_sandbox::IdMode::Root { .. } => "root".to_string(),
         other => format!("{other:?}")
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
@@ -81,6 +81,7 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
                 let _ = sb.remove_tree(&tmp);
             }
         }
+        crate::gc::mark_used(&eng.opts.cache_dir, &dir);
         out.push(dir);
     }
     Ok(out)
@@ -266,6 +267,7 @@ fn mounts(
                     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                     set_mode(&dir, o.mode.unwrap_or(0o755))?;
                 }
+                crate::gc::mark_used(&eng.opts.cache_dir, &dir);
                 let sharing = match o.sharing.unwrap_or(Sharing::Shared) {
                     Sharing::Shared => CacheSharing::Shared,
                     Sharing::Private => CacheSharing::Private,
@@ -472,8 +474,11 @@ pub(crate) fn dispatch_run(
     }
     tracing::debug!(elapsed = ?started.elapsed(), "RUN finished");
 
-    // The change becomes a layer.
-    let opts = eng.write_options();
+    // The change becomes a layer. Reproducible by default: file times are clamped to
+    // SOURCE_DATE_EPOCH, or to 0 without it (as COPY writes them), so the same command
+    // producing the same files gives the same layer on every run.
+    let mut opts = eng.write_options();
+    opts.source_date_epoch = Some(opts.source_date_epoch.unwrap_or(0));
     let d = match sb.diff_layer(&dirs.upper, eng.store.root(), &opts) {
         Ok(d) => d,
         Err(e) => {
@@ -505,6 +510,9 @@ pub(crate) fn dispatch_run(
         let lower = lower_root(eng, sb).join(layer.diff_id.hex());
         if lower.exists() || std::fs::rename(&dirs.upper, &lower).is_err() {
             // Already cached (or not movable): fine either way.
+        }
+        if lower.exists() {
+            crate::gc::mark_used(&eng.opts.cache_dir, &lower);
         }
         let _ = sb.remove_tree(&dirs.base);
         let index = crate::layers::layer_index(&eng.store, &layer, &eng.index_dir)?;

@@ -969,6 +969,11 @@ fn read_file(p: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// Check that a CA certificate can be loaded; returns how many certificates it holds.
+pub fn validate_ca(ca: &CaCert) -> Result<usize> {
+    load_ca(ca).map(|c| c.len())
+}
+
 fn load_ca(ca: &CaCert) -> Result<Vec<reqwest::Certificate>> {
     let (pem, name) = match ca {
         CaCert::File(p) => (read_file(p)?, p.display().to_string()),

@@ -134,15 +134,15 @@ pub enum Error {
         /// What went wrong (never contains a secret).
         detail: String,
     },
-    /// A network or TLS failure.
-    #[error("{registry}: {what}: {source}")]
+    /// A network or TLS failure (shown with its whole chain of causes: reqwest's own
+    /// message alone, "error sending request", says nothing).
+    #[error("{registry}: {what}: {}", transport_detail(source))]
     Transport {
         /// The registry host.
         registry: String,
         /// The request, never with query or credentials.
         what: String,
         /// The underlying error (URL removed).
-        #[source]
         source: reqwest::Error,
     },
     /// Content did not match its digest or size.
@@ -258,6 +258,27 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// A transport error with its causes, and what to do about an untrusted certificate.
+fn transport_detail(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    let mut out = parts.join(": ");
+    if is_tls_error(e) {
+        out.push_str(
+            " (to trust a private CA: --ca-cert FILE, LOCAL_CA_CERTIFICATE, or \
+             certs.d/<host>/ca.crt; --insecure-registry skips verification)",
+        );
+    }
+    out
 }
 
 fn is_tls_error(e: &reqwest::Error) -> bool {

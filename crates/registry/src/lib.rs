@@ -57,9 +57,10 @@ pub mod reference;
 pub mod source;
 
 pub use auth::{AuthConfig, Credential};
-pub use client::{CaCert, Client, ClientConfig};
+pub use client::{validate_ca, CaCert, Client, ClientConfig};
 pub use error::{Error, ErrorCode, Result};
 pub use login::logout;
+pub use login::normalize_registry;
 pub use ops::{BlobOutcome, OpenBlob};
 pub use pull::{Inspection, PullPolicy, Pulled};
 pub use push::{PushOptions, PushReport};

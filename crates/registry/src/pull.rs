@@ -13,6 +13,10 @@
 //! The `refs/` directory sits next to the blob store's root. Each entry is written
 //! to a temporary file and renamed, so two hoist processes pulling at once never see
 //! a torn entry; blobs are safe the same way (see [`BlobStore`]).
+//!
+//! The cache may be pruned (`hoist_build::gc`, least recently used first): a pull sets
+//! the mtime of the ref entry and of every blob of the image it returns (their last
+//! use), and a ref entry whose documents or layers are gone is a miss, pulled again.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -266,6 +270,10 @@ impl Client {
                 return Err(Error::NotCached(r.to_string()));
             }
         }
+        if r.digest().is_none() {
+            touch(&ref_entry_path(store, r, platform));
+        }
+        touch_image(store, &root_desc, &image);
         Ok(self.finish_pull(r, root_desc, image, store, false, 0, 0))
     }
 
@@ -369,6 +377,8 @@ impl Client {
         let src = CacheSource::new(format!("docker://{r}"), store.clone(), doc.clone());
         let image = resolve_document(&src, doc, platform)?;
         write_ref_entry(store, r, platform, &root_desc, &manifest_desc)?;
+        // Blobs that were already cached are used again now.
+        touch_image(store, &root_desc, &image);
         Ok(self.finish_pull(r, root_desc, image, store, true, count, bytes.into_inner()))
     }
 
@@ -397,6 +407,24 @@ impl Client {
             root,
             image,
         })
+    }
+}
+
+/// Record a use of a cache file: its mtime is its last use (for least-recently-used
+/// eviction of hoist's cache). Best effort.
+fn touch(path: &std::path::Path) {
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// [`touch`] every blob of a pulled image: root document, manifest, config, layers.
+fn touch_image(store: &BlobStore, root: &Descriptor, image: &ResolvedImage) {
+    touch(&store.path(&root.digest));
+    touch(&store.path(&image.manifest_raw.digest()));
+    touch(&store.path(&image.manifest.config.digest));
+    for l in &image.manifest.layers {
+        touch(&store.path(&l.digest));
     }
 }
 

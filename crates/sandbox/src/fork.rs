@@ -259,7 +259,20 @@ pub struct Probe {
     pub overlay: bool,
     /// Why not, when something failed.
     pub detail: String,
+    /// The call that failed when `userns` is false (empty when unknown).
+    pub failed_call: String,
+    /// Its errno, when known.
+    pub errno: Option<i32>,
 }
+
+/// Exit codes of the probe child: a failed `unshare` exits with `UNSHARE_EXIT + errno`,
+/// a failed map write with `MAP_EXIT + errno` (errnos above 100 are reported as 100,
+/// i.e. unknown).
+const UNSHARE_EXIT: i32 = 10;
+const MAP_EXIT: i32 = 120;
+const ERRNO_MAX: i32 = 100;
+/// The call named for a map write failure.
+pub const MAP_CALL: &str = "writing the id maps of a new user namespace";
 
 /// Fork a child that creates a user and mount namespace, maps the current ids to 0 and
 /// mounts a small overlay with `userxattr` in a temporary directory.
@@ -276,6 +289,8 @@ pub fn probe_userns_overlay_in(dir: &Path) -> Probe {
             userns: false,
             overlay: false,
             detail: e.to_string(),
+            failed_call: format!("preparing the user namespace probe in {}", dir.display()),
+            errno: e.raw_os_error(),
         },
     }
 }
@@ -315,7 +330,7 @@ fn probe_inner(dir: &Path) -> io::Result<Probe> {
         // SAFETY: see above; every pointer refers to memory prepared before the fork.
         unsafe {
             if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-                libc::_exit(2);
+                libc::_exit(UNSHARE_EXIT + (*libc::__errno_location()).clamp(0, ERRNO_MAX));
             }
             for (p, d) in [
                 (&setgroups_p, b"deny".as_slice()),
@@ -324,7 +339,7 @@ fn probe_inner(dir: &Path) -> io::Result<Probe> {
             ] {
                 let fd = libc::open(p.as_ptr(), libc::O_WRONLY);
                 if fd < 0 || libc::write(fd, d.as_ptr() as *const libc::c_void, d.len()) < 0 {
-                    libc::_exit(3);
+                    libc::_exit(MAP_EXIT + (*libc::__errno_location()).clamp(0, ERRNO_MAX));
                 }
                 libc::close(fd);
             }
@@ -348,27 +363,35 @@ fn probe_inner(dir: &Path) -> io::Result<Probe> {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     );
     let _ = std::fs::remove_dir_all(&base);
+    let errno = |code: i32, base: i32| Some(code - base).filter(|e| (1..ERRNO_MAX).contains(e));
+    let failed = |call: &str, errno: Option<i32>| Probe {
+        userns: false,
+        overlay: false,
+        detail: match errno {
+            Some(e) => format!("{call} failed: {}", io::Error::from_raw_os_error(e)),
+            None => format!("{call} failed"),
+        },
+        failed_call: call.to_string(),
+        errno,
+    };
     Ok(match st.code {
         Some(0) => Probe {
             userns: true,
             overlay: true,
             detail: String::new(),
+            failed_call: String::new(),
+            errno: None,
         },
         Some(4) => Probe {
             userns: true,
             overlay: false,
             detail: "mount -t overlay -o userxattr failed".into(),
+            failed_call: String::new(),
+            errno: None,
         },
-        Some(3) => Probe {
-            userns: false,
-            overlay: false,
-            detail: "writing the id maps of a new user namespace failed".into(),
-        },
-        _ => Probe {
-            userns: false,
-            overlay: false,
-            detail: "unshare(CLONE_NEWUSER) failed".into(),
-        },
+        Some(c) if c >= MAP_EXIT => failed(MAP_CALL, errno(c, MAP_EXIT)),
+        Some(c) if c >= UNSHARE_EXIT => failed(crate::caps::UNSHARE_CALL, errno(c, UNSHARE_EXIT)),
+        _ => failed(crate::caps::UNSHARE_CALL, None),
     })
 }
 

@@ -91,7 +91,8 @@ fn helper() -> Result<()> {
             dest,
             same_owner,
         } => {
-            layers::unpack(&blob, &media_type, &dest, same_owner)?;
+            layers::unpack(&blob, &media_type, &dest, same_owner)
+                .map_err(|e| unmapped_owner_hint(e, &req.id_mode))?;
             serde_json::Value::Null
         }
         Op::Diff {
@@ -110,6 +111,33 @@ fn helper() -> Result<()> {
     };
     send(&Msg::Done(result));
     Ok(())
+}
+
+/// A layer entry owned by an id that does not exist in the namespace fails to unpack
+/// with `chown: Invalid argument`: say which ids exist and how to get more.
+fn unmapped_owner_hint(e: Error, id_mode: &IdMode) -> Error {
+    let msg = e.to_string();
+    if !(msg.contains(": chown: ") && msg.contains("(os error 22)")) {
+        return e;
+    }
+    let show = |max: Option<u32>| max.map_or("all".to_string(), |m| format!("0-{m}"));
+    let (uids, gids) = match id_mode {
+        IdMode::Root { uids, gids, .. } => {
+            (crate::caps::show_ids(uids), crate::caps::show_ids(gids))
+        }
+        _ => (show(id_mode.max_uid()), show(id_mode.max_gid())),
+    };
+    let how = match id_mode {
+        IdMode::Root { .. } => {
+            "hoist runs as root of a user namespace (a container) that has only these ids: \
+             give the container a larger id range"
+        }
+        _ => "give the user larger ranges in /etc/subuid and /etc/subgid",
+    };
+    Error::Unsupported(format!(
+        "{msg}: the layer has a file owned by an id that does not exist in this sandbox \
+         (uids {uids}, gids {gids}); {how}"
+    ))
 }
 
 fn mkdir(p: &Path) -> Result<()> {

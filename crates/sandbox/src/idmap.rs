@@ -3,31 +3,53 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::caps::{Capabilities, IdMode};
+use crate::caps::{Capabilities, IdMode, IdRange};
 use crate::{Error, Result};
 
 /// The `uid_map` and `gid_map` lines for a mode.
+///
+/// - `Root`: the identity of every id that exists in hoist's namespace (`0 0 4294967295`
+///   on a host, e.g. `0 0 65536` as root of a container's user namespace);
+/// - `SubIds`: container 0 is the user, then the subordinate ranges one after the other
+///   (container ids `1..`), in `/etc/subuid` order;
+/// - `Single`: container 0 is the user.
 pub fn map_lines(mode: &IdMode) -> (String, String) {
+    fn identity(r: &[IdRange]) -> String {
+        r.iter()
+            .map(|r| format!("{} {} {}\n", r.start, r.start, r.count))
+            .collect()
+    }
+    fn subordinate(own: u32, r: &[IdRange]) -> String {
+        let mut s = format!("0 {own} 1\n");
+        let mut next: u64 = 1;
+        for r in r {
+            s.push_str(&format!("{next} {} {}\n", r.start, r.count));
+            next += u64::from(r.count);
+        }
+        s
+    }
     match mode {
-        IdMode::Root => (
-            "0 0 4294967295\n".to_string(),
-            "0 0 4294967295\n".to_string(),
-        ),
+        IdMode::Root { uids, gids, .. } => (identity(uids), identity(gids)),
         IdMode::SubIds {
             uid,
             gid,
             subuid,
             subgid,
-        } => (
-            format!("0 {uid} 1\n1 {} {}\n", subuid.start, subuid.count),
-            format!("0 {gid} 1\n1 {} {}\n", subgid.start, subgid.count),
-        ),
+        } => (subordinate(*uid, subuid), subordinate(*gid, subgid)),
         IdMode::Single { uid, gid } => (format!("0 {uid} 1\n"), format!("0 {gid} 1\n")),
     }
 }
 
 fn write(path: &str, content: &str) -> Result<()> {
-    std::fs::write(path, content).map_err(|e| Error::io(Path::new(path), e))
+    std::fs::write(path, content).map_err(|e| {
+        Error::sys(
+            format!(
+                "write {:?} to {path}",
+                content.trim_end().replace('\n', "; ")
+            ),
+            e,
+        )
+    })
 }
 
 fn run_tool(tool: &Path, pid: u32, lines: &str) -> Result<()> {
@@ -52,7 +74,7 @@ fn run_tool(tool: &Path, pid: u32, lines: &str) -> Result<()> {
 pub fn write_maps(pid: u32, mode: &IdMode, caps: &Capabilities) -> Result<()> {
     let (u, g) = map_lines(mode);
     match mode {
-        IdMode::Root => {
+        IdMode::Root { .. } => {
             write(&format!("/proc/{pid}/uid_map"), &u)?;
             write(&format!("/proc/{pid}/gid_map"), &g)
         }
@@ -74,24 +96,31 @@ pub fn write_maps(pid: u32, mode: &IdMode, caps: &Capabilities) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caps::IdRange;
+    use crate::caps::IdRanges;
 
     #[test]
     fn lines() {
+        let r = |start, count| IdRange { start, count };
         let (u, g) = map_lines(&IdMode::SubIds {
             uid: 1000,
             gid: 1001,
-            subuid: IdRange {
-                start: 100000,
-                count: 65536,
-            },
-            subgid: IdRange {
-                start: 200000,
-                count: 1000,
-            },
+            subuid: IdRanges::truncated(&[r(100000, 65536)]).0,
+            subgid: IdRanges::truncated(&[r(200000, 1000)]).0,
         });
         assert_eq!(u, "0 1000 1\n1 100000 65536\n");
         assert_eq!(g, "0 1001 1\n1 200000 1000\n");
-        assert_eq!(map_lines(&IdMode::Root).0, "0 0 4294967295\n");
+        assert_eq!(map_lines(&IdMode::ROOT_FULL).0, "0 0 4294967295\n");
+        // Several ranges: container ids continue where the previous range ended.
+        let (u, _) = map_lines(&IdMode::SubIds {
+            uid: 1000,
+            gid: 1000,
+            subuid: IdRanges::truncated(&[r(1, 999), r(1001, 64535), r(300000, 10)]).0,
+            subgid: IdRanges::truncated(&[r(1, 999)]).0,
+        });
+        assert_eq!(u, "0 1000 1\n1 1 999\n1000 1001 64535\n65535 300000 10\n");
+        assert_eq!(
+            map_lines(&IdMode::Single { uid: 5, gid: 6 }),
+            ("0 5 1\n".into(), "0 6 1\n".into())
+        );
     }
 }

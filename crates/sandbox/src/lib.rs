@@ -25,10 +25,15 @@
 //! # Ok::<(), hoist_sandbox::Error>(())
 //! ```
 //!
-//! How ids map: as root, a user namespace with the identity mapping of all ids (the
-//! sandbox's capabilities stay inside its namespaces; files keep their real ids). As an
+//! How ids map: as root, a user namespace with the identity mapping of every id that
+//! exists where hoist runs (the sandbox's capabilities stay inside its namespaces; files
+//! keep their real ids): all ids on a host, only those of the container's user namespace
+//! (e.g. `0 0 65536`) when hoist is root in a Concourse task or rootless Podman. As an
 //! unprivileged user with `/etc/subuid` and `/etc/subgid` ranges, container 0 is the user
-//! and 1..N the subordinate ids (`newuidmap`/`newgidmap`); without ranges only 0 exists.
+//! and 1..N the subordinate ids of all the user's ranges, in file order
+//! (`newuidmap`/`newgidmap`); without ranges only 0 exists. Without user namespaces
+//! (seccomp, sysctls) the sandbox does not start and [`Capabilities::id_mode`] says why
+//! and what to change; builds without `RUN` never start it.
 //! Unpacking, diffing and removing trees run inside the namespace, so layers always
 //! carry the container's ids.
 
@@ -50,7 +55,7 @@ pub mod fallback;
 #[doc(hidden)]
 pub mod fork;
 
-pub use caps::{Capabilities, IdMode, IdRange};
+pub use caps::{Capabilities, IdMode, IdRange, IdRanges, UsernsFailure};
 pub use error::{Error, Result};
 pub use sandbox::{RunDirs, Sandbox, SandboxConfig};
 pub use spec::{CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource};

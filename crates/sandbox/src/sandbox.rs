@@ -364,13 +364,10 @@ impl Sandbox {
     }
 
     fn check_ids(&self, spec: &RunSpec) -> Result<()> {
-        let too_big = |id: u32, max: Option<u32>| max.is_some_and(|m| id > m);
-        if too_big(spec.uid, self.id_mode.max_uid())
-            || too_big(spec.gid, self.id_mode.max_gid())
-            || spec
-                .groups
-                .iter()
-                .any(|g| too_big(*g, self.id_mode.max_gid()))
+        let m = &self.id_mode;
+        if !m.uid_exists(spec.uid)
+            || !m.gid_exists(spec.gid)
+            || spec.groups.iter().any(|g| !m.gid_exists(*g))
         {
             return Err(Error::Unsupported(format!(
                 "user {}:{} (groups {:?}) does not exist in this sandbox: {}",
@@ -382,7 +379,8 @@ impl Sandbox {
         }
         if !self.id_mode.can_setgroups() && !spec.groups.is_empty() {
             return Err(Error::Unsupported(format!(
-                "supplementary groups need /etc/subuid and /etc/subgid ranges: {}",
+                "supplementary groups cannot be set in this sandbox (they need /etc/subuid and \
+                 /etc/subgid ranges, or a user namespace that allows setgroups): {}",
                 self.caps.explain()
             )));
         }
@@ -621,7 +619,7 @@ impl Sandbox {
         blobs_dir: &Path,
         opts: &WriteOptions,
     ) -> Result<LayerDescriptor> {
-        if self.id_mode == IdMode::Root {
+        if self.id_mode.is_root() {
             // Ids are identical inside and out: no namespace needed.
             return layers::diff(upper, blobs_dir, opts);
         }
@@ -638,7 +636,7 @@ impl Sandbox {
     /// Remove a tree made by the sandbox (unpacked layers, run dirs); files owned by
     /// subordinate ids need the user namespace to be removed when unprivileged.
     pub fn remove_tree(&self, dir: &Path) -> Result<()> {
-        if self.id_mode == IdMode::Root {
+        if self.id_mode.is_root() {
             return layers::remove_tree(dir);
         }
         self.helper_op(Op::Remove { dir: abs(dir)? }).map(drop)

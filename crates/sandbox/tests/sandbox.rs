@@ -831,6 +831,336 @@ fn debian_apt_get_and_chown() {
 }
 
 // ---------------------------------------------------------------------------------
+// Nested user namespaces: hoist as root of a container's namespace (Concourse, rootless
+// Podman, Kubernetes), and a namespace where no user namespace may be created.
+// ---------------------------------------------------------------------------------
+
+/// Copies of the test binary and the helper in a world-readable directory, so that a
+/// child running as another host uid (a subordinate id) can execute them.
+fn public_binaries() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("hoist-sbnested-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let test_bin = dir.path().join("sandbox-tests");
+    let helper = dir.path().join("hoist-sandbox-helper");
+    std::fs::copy(std::env::current_exe().unwrap(), &test_bin).unwrap();
+    std::fs::copy(helper_exe(), &helper).unwrap();
+    for p in [&test_bin, &helper] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (dir, test_bin, helper)
+}
+
+fn ns_of(pid: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap_or_default()
+}
+
+/// Run the ignored test `child` of this binary as root of a new user namespace with
+/// the given map lines (`inside outside count`): as root they are written directly,
+/// otherwise with `newuidmap`/`newgidmap` (within the user's ranges).
+/// A holder process creates the namespace (`unshare --user`, waiting on its stdin);
+/// once it is mapped, the test enters it with `nsenter --user`, which makes it uid 0
+/// there with its capabilities.
+fn run_as_root_of_small_userns(uid_map: &[[u32; 3]], gid_map: &[[u32; 3]], child: &str) -> String {
+    let (_dir, test_bin, helper) = public_binaries();
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--user", "--", "/bin/sh", "-c", "read go"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux)");
+    let pid = holder.id().to_string();
+    let start = std::time::Instant::now();
+    while ns_of(&pid) == ns_of("self") {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "unshare --user did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for (file, tool, map) in [
+        ("uid_map", "newuidmap", uid_map),
+        ("gid_map", "newgidmap", gid_map),
+    ] {
+        let nums: Vec<String> = map.iter().flatten().map(|n| n.to_string()).collect();
+        if is_root() {
+            let text: String = nums.chunks(3).map(|l| l.join(" ") + "\n").collect();
+            std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
+        } else {
+            let st = std::process::Command::new(tool)
+                .arg(&pid)
+                .args(&nums)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{tool} {nums:?} failed");
+        }
+    }
+    // The highest id that exists in the namespace.
+    let max = uid_map.iter().map(|l| l[0] + l[2] - 1).max().unwrap();
+    let out = std::process::Command::new("nsenter")
+        .args(["--user", "--target", &pid, "--"])
+        .arg(&test_bin)
+        .args([
+            "--exact",
+            child,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HOIST_SANDBOX_HELPER", &helper)
+        .env("HOIST_NESTED_CHILD", max.to_string())
+        .env("TMPDIR", "/tmp")
+        .current_dir("/tmp")
+        .output()
+        .expect("nsenter (util-linux)");
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "nested {child} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// hoist as root of a user namespace that maps only 65536 ids: the sandbox maps the
+/// identity of those ids, where `0 0 4294967295` would fail with EPERM. As root the
+/// namespace is `0 100000 65536` (Concourse, Kubernetes, rootless Podman); as an
+/// unprivileged user it is what hoist's own sandbox gives a nested hoist:
+/// `0 UID 1` + `1 SUBUID 65536`.
+#[test]
+fn root_of_a_userns_with_65536_ids() {
+    let c = hoist_sandbox::capabilities();
+    let (uid_map, gid_map) = if c.is_root {
+        (vec![[0, 100_000, 65536]], vec![[0, 100_000, 65536]])
+    } else {
+        let big =
+            |r: &[hoist_sandbox::IdRange]| r.iter().find(|r| r.count >= 65536).map(|r| r.start);
+        match (big(&c.subuid), big(&c.subgid), &c.newuidmap, &c.newgidmap) {
+            (Some(u), Some(g), Some(_), Some(_)) if c.userns => (
+                vec![[0, c.uid, 1], [1, u, 65536]],
+                vec![[0, c.gid, 1], [1, g, 65536]],
+            ),
+            _ => {
+                println!("SKIPPED: needs root or a subordinate range of 65536 ids and newuidmap");
+                return;
+            }
+        }
+    };
+    let out = run_as_root_of_small_userns(&uid_map, &gid_map, "child_root_of_a_small_userns");
+    assert!(out.contains("nested sandbox ok"), "{out}");
+}
+
+/// Not run by itself: the child side of `root_of_a_userns_with_65536_ids`.
+#[test]
+#[ignore = "started by root_of_a_userns_with_65536_ids"]
+fn child_root_of_a_small_userns() {
+    let Some(max) = std::env::var("HOIST_NESTED_CHILD")
+        .ok()
+        .and_then(|m| m.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let c = hoist_sandbox::capabilities();
+    assert!(c.is_root && c.userns, "{}", c.explain());
+    // One range per line of this namespace's map, together 0..=max.
+    for own in [&c.own_uids, &c.own_gids] {
+        assert_eq!(own[0].start, 0, "{own:?}");
+        assert!(own.windows(2).all(|w| w[0].end() == u64::from(w[1].start)));
+        assert_eq!(
+            own.iter().map(|r| u64::from(r.count)).sum::<u64>(),
+            u64::from(max) + 1
+        );
+    }
+    let env = setup();
+    let mode = env.sb.id_mode();
+    assert!(mode.is_root(), "{mode:?}");
+    assert_eq!((mode.max_uid(), mode.max_gid()), (Some(max), Some(max)));
+    let range = format!("uids 0-{max}");
+    assert!(env.sb.capabilities().explain().contains(&range));
+    let o = env.sh(&format!(
+        "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; touch /a /b /c; \
+         chown {max}:{max} /a && chown 1000:10 /b && echo CHOWNED; \
+         chown {} /c 2>/dev/null || echo NO_NEXT",
+        max + 1
+    ));
+    assert!(o.status.success(), "{}", o.stderr);
+    // The sandbox's maps are the identity of this namespace's lines.
+    let maps: Vec<Vec<Vec<u32>>> = o
+        .stdout
+        .split("--\n")
+        .take(2)
+        .map(|m| {
+            m.lines()
+                .map(|l| l.split_whitespace().map(|n| n.parse().unwrap()).collect())
+                .collect()
+        })
+        .collect();
+    for (map, own) in maps.iter().zip([&c.own_uids, &c.own_gids]) {
+        let want: Vec<Vec<u32>> = own
+            .iter()
+            .map(|r| vec![r.start, r.start, r.count])
+            .collect();
+        assert_eq!(map, &want, "{}", o.stdout);
+    }
+    assert!(o.stdout.contains("CHOWNED\nNO_NEXT\n"), "{}", o.stdout);
+    let (_, e) = env.layer(&o.upper);
+    assert_eq!((e["a"].uid, e["a"].gid), (max.into(), max.into()));
+    assert_eq!((e["b"].uid, e["b"].gid), (1000, 10));
+    assert_eq!((e["c"].uid, e["c"].gid), (0, 0));
+    // The highest id works as a RUN user; the next one is refused up front.
+    let mut spec = env.spec("id -u; id -g");
+    spec.uid = max;
+    spec.gid = max;
+    assert_eq!(env.run(&spec).stdout, format!("{max}\n{max}\n"));
+    let mut spec = env.spec("true");
+    spec.uid = max + 1;
+    let err = env.sb.run(&spec, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("does not exist in this sandbox"), "{err}");
+    assert!(err.contains(&range), "{err}");
+    unpack_owner_outside_the_sandbox(&env);
+    println!("nested sandbox ok");
+}
+
+/// Unpack a layer with a file of uid 70000: it keeps its owner where that id exists,
+/// and otherwise fails saying which ids exist, whatever the id mode.
+fn unpack_owner_outside_the_sandbox(env: &Env) {
+    use hoist_image::layer::{write_layer_blob, Entry, Ownership};
+    let blobs = env.tmp.path().join("owner-blobs");
+    let mut f = Entry::file_bytes("far", b"x".to_vec());
+    f.uid = 70000;
+    f.gid = 70000;
+    let mut near = Entry::file_bytes("near", b"x".to_vec());
+    near.uid = 65535;
+    near.gid = 65535;
+    let opts = WriteOptions {
+        ownership: Ownership::Preserve,
+        ..Default::default()
+    };
+    let near_d = write_layer_blob(&blobs, vec![near], &opts).unwrap();
+    let far_d = write_layer_blob(&blobs, vec![f], &opts).unwrap();
+    let blob = |d: &LayerDescriptor| blobs.join("sha256").join(d.digest.hex());
+    let mode = env.sb.id_mode();
+    let dest = env.tmp.path().join("owner-near");
+    if mode.uid_exists(65535) && mode.gid_exists(65535) {
+        env.sb
+            .unpack_layer(&blob(&near_d), &near_d.media_type, &dest)
+            .unwrap();
+        let mut spec = env.spec("stat -c %u:%g /near");
+        spec.lower_dirs = vec![env.base.clone(), dest.clone()];
+        assert_eq!(env.run(&spec).stdout, "65535:65535\n");
+    }
+    let dest = env.tmp.path().join("owner-far");
+    let r = env.sb.unpack_layer(&blob(&far_d), &far_d.media_type, &dest);
+    if mode.uid_exists(70000) && mode.gid_exists(70000) {
+        r.unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dest.join("far")).unwrap()),
+            70000
+        );
+    } else {
+        let err = r.unwrap_err().to_string();
+        assert!(err.contains("layer entry \"far\": chown"), "{err}");
+        assert!(
+            err.contains("does not exist in this sandbox (uids 0-"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn layer_with_an_owner_outside_the_sandbox_ids() {
+    let env = setup();
+    if matches!(env.sb.id_mode(), hoist_sandbox::IdMode::Single { .. }) {
+        return;
+    }
+    unpack_owner_outside_the_sandbox(&env);
+}
+
+/// In a user namespace whose `user.max_user_namespaces` is 0 (a per-namespace sysctl
+/// its root may set), the sandbox refuses to start and says why.
+#[test]
+fn no_user_namespaces_is_explained() {
+    if !hoist_sandbox::capabilities().userns {
+        println!("SKIPPED: no user namespaces at all here");
+        return;
+    }
+    let (_dir, test_bin, helper) = public_binaries();
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--", "/bin/sh", "-c"])
+        .arg(r#"echo 0 > /proc/sys/user/max_user_namespaces && exec "$@""#)
+        .arg("sh")
+        .arg(&test_bin)
+        .args([
+            "--exact",
+            "child_without_user_namespaces",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("HOIST_SANDBOX_HELPER", &helper)
+        .env("HOIST_NESTED_CHILD", "1")
+        .env("TMPDIR", "/tmp")
+        .current_dir("/tmp")
+        .output()
+        .expect("unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("no-userns message ok"), "{stdout}");
+}
+
+/// Not run by itself: the child side of `no_user_namespaces_is_explained`.
+#[test]
+#[ignore = "started by no_user_namespaces_is_explained"]
+fn child_without_user_namespaces() {
+    if std::env::var_os("HOIST_NESTED_CHILD").is_none() {
+        return;
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    let c = hoist_sandbox::capabilities();
+    assert!(!c.userns);
+    assert!(
+        c.explain().contains(
+            "user namespaces: no (unshare(CLONE_NEWUSER) failed: No space left on device"
+        ),
+        "{}",
+        c.explain()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let err = Sandbox::new(SandboxConfig {
+        state_dir: tmp.path().join("state"),
+        helper_exe: helper_exe(),
+    })
+    .unwrap_err()
+    .to_string();
+    println!("{err}");
+    for want in [
+        "unshare(CLONE_NEWUSER) failed: No space left on device (os error 28)",
+        "user.max_user_namespaces is 0",
+        "sysctl -w user.max_user_namespaces=15000",
+        "kernel.unprivileged_userns_clone=1",
+        "`privileged: true`",
+        "--security-opt seccomp=unconfined",
+        "without RUN instructions",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+    println!("no-userns message ok");
+}
+
+// ---------------------------------------------------------------------------------
 // The unprivileged runner.
 // ---------------------------------------------------------------------------------
 
@@ -855,6 +1185,9 @@ const PORTABLE: &[&str] = &[
     "secret_from_a_host_file",
     "many_lower_dirs_with_long_odd_paths",
     "another_stage_is_mounted_read_only_from_its_layers",
+    "root_of_a_userns_with_65536_ids",
+    "layer_with_an_owner_outside_the_sandbox_ids",
+    "no_user_namespaces_is_explained",
 ];
 
 /// The tests that must pass with the single-id fallback (no subordinate ranges).
@@ -867,6 +1200,7 @@ const SINGLE: &[&str] = &[
     "single_mapping_explains_what_does_not_work",
     "capabilities_are_explained",
     "stale_state_from_killed_builds_is_removed",
+    "no_user_namespaces_is_explained",
 ];
 
 #[test]
