@@ -60,6 +60,12 @@ pub enum Command {
     Rollback(commands::promote::RollbackArgs),
     /// Apply a retention policy (dry run unless --apply).
     Prune(commands::prune::PruneArgs),
+    /// Show or bound the build cache.
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
+    /// Concourse task mode: oci-build-task's params from the environment, outputs in
+    /// image/ (no daemon, no privileges).
+    Task(commands::task::TaskArgs),
 }
 
 fn init_logging(filter: &str) {
@@ -75,7 +81,12 @@ fn init_logging(filter: &str) {
 /// Run the CLI with the process arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    if matches!(cli.command, Command::Task(_)) && commands::task::debug_requested() {
+        // oci-build-task's DEBUG param.
+        init_logging("debug,hyper=info,hyper_util=info,reqwest=info,rustls=info,h2=info");
+    } else {
+        init_logging(&cli.log);
+    }
     // First Ctrl-C: stop at the next step and clean up; second: leave at once.
     let _ = ctrlc::set_handler(|| {
         if hoist_build::interrupted() {
@@ -101,6 +112,8 @@ pub fn main() -> ExitCode {
         Command::History(a) => commands::promote::history(a),
         Command::Rollback(a) => commands::promote::rollback(a),
         Command::Prune(a) => commands::prune::run(a),
+        Command::Task(a) => commands::task::run(a),
+        Command::Cache(c) => commands::cache::run(c),
     };
     match result {
         Ok(code) => code,

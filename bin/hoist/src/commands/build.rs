@@ -60,7 +60,7 @@ pub struct BuildArgs {
     /// Secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (repeatable).
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
-    /// SSH agent socket for RUN --mount=type=ssh: default|ID[=SOCKET] (repeatable).
+    /// SSH for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY]] (repeatable; key files are served by an ssh-agent).
     #[arg(long = "ssh")]
     pub ssh: Vec<String>,
     /// Add a host to /etc/hosts in RUN: HOST:IP (repeatable).
@@ -72,6 +72,10 @@ pub struct BuildArgs {
     /// hoist's cache directory.
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// After the build, evict least recently used cache entries until the cache fits this
+    /// size (500MB, 10GiB, 2g).
+    #[arg(long, env = "HOIST_CACHE_MAX_SIZE")]
+    pub cache_max_size: Option<String>,
     /// Only print the image digest.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -171,6 +175,11 @@ impl BuildArgs {
             .map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
         if let Some(d) = &self.cache_dir {
             o.cache_dir = d.clone();
+        }
+        if let Some(m) = &self.cache_max_size {
+            o.cache_max_bytes = Some(
+                hoist_build::parse_size(m).map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
+            );
         }
         o.source_date_epoch = match o.build_args.get("SOURCE_DATE_EPOCH") {
             Some(v) => Some(parse_epoch("--build-arg SOURCE_DATE_EPOCH", v)?),
