@@ -168,7 +168,13 @@ impl Sandbox {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
         // Upper dirs live in the state dir: probe overlayfs on that file system.
         let probe = fork::probe_userns_overlay_in(&config.state_dir);
-        if caps.overlay && !probe.overlay {
+        if !caps.overlay && probe.userns && probe.overlay {
+            // The process-wide probe ran in $TMPDIR, which may be an overlay itself (a
+            // container's root): the state dir's file system is what counts.
+            caps.overlay = true;
+            caps.notes
+                .retain(|n| !n.starts_with("overlayfs cannot be mounted"));
+        } else if caps.overlay && !probe.overlay {
             caps.overlay = false;
             caps.notes.push(format!(
                 "overlayfs cannot use {} ({}): each RUN step copies the root file system \

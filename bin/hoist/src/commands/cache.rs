@@ -54,7 +54,7 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
                 .unwrap_or_else(hoist_build::options::default_cache_dir);
             let u = hoist_build::usage(&dir)?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&u)?);
+                crate::commands::out(&serde_json::to_string_pretty(&u)?)?;
             } else {
                 println!("{}\n{u}", dir.display());
             }
@@ -68,7 +68,7 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
             o.wait = a.wait;
             let r = hoist_build::prune(&dir, &o)?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                crate::commands::out(&serde_json::to_string_pretty(&r)?)?;
             } else {
                 println!("{}", r.summary());
                 for e in &r.errors {

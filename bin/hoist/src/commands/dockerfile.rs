@@ -67,7 +67,7 @@ pub fn run(cmd: DockerfileCommand) -> Result<ExitCode> {
                 Ok(df) => {
                     let _ = a.json;
                     let out = serde_json::to_string_pretty(&df)?;
-                    println!("{out}");
+                    crate::commands::out(&out)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

@@ -93,6 +93,6 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         "layers": layers,
         "history": cfg.history,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::commands::out(&serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }

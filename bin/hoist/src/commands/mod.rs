@@ -10,3 +10,13 @@ pub mod registry_args;
 pub mod tags;
 pub mod task;
 pub mod transfer;
+
+/// Print a line to standard output, returning an error (not panicking, as `println!`
+/// does) when the reader has gone: `hoist … | head` then ends quietly.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{text}")?;
+    o.flush()?;
+    Ok(())
+}

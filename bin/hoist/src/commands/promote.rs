@@ -36,7 +36,7 @@ pub struct PromoteArgs {
 
 fn print_report(r: &PromoteReport, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(r)?);
+        crate::commands::out(&serde_json::to_string_pretty(r)?)?;
         return Ok(());
     }
     let previous = r
@@ -88,7 +88,7 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
     let st = promotion::status(&client, &repo)
         .with_context(|| format!("reading the environments of {}", repo.name()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
+        crate::commands::out(&serde_json::to_string_pretty(&st)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for s in st {
@@ -141,7 +141,7 @@ pub fn history(a: HistoryArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading the history of {} in {}", a.env, repo.name()))?;
     h.reverse();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&h)?);
+        crate::commands::out(&serde_json::to_string_pretty(&h)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for r in h {

@@ -55,7 +55,7 @@ pub fn untag(a: UntagArgs) -> Result<ExitCode> {
     let report =
         hoist_promote::tags::untag(&client, &r).with_context(|| format!("untagging {r}"))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::commands::out(&serde_json::to_string_pretty(&report)?)?;
     } else {
         println!(
             "removed {}:{} (was {}); still tagged: {}",
@@ -95,7 +95,7 @@ pub fn tags(a: TagsArgs) -> Result<ExitCode> {
     let list = hoist_promote::tags::list(&client, &repo, a.details)
         .with_context(|| format!("listing the tags of {}", repo.name()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        crate::commands::out(&serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for t in list {
