@@ -827,7 +827,8 @@ fn registry_params_ca_credentials_mirrors_and_platform() {
         &busybox_base(),
         "latest",
         &format!("{}/library/mirrored:1", mirror.addr()),
-        &[],
+        // Anonymous: skopeo would otherwise read the runner's auth files.
+        &["--dest-no-creds"],
     );
     let t3 = Task::new(&["image"]);
     t3.input(
