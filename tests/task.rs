@@ -101,9 +101,14 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// One member of a tar file, as text.
+fn tar_member(tar: &Path, member: &str) -> String {
+    run(Command::new("tar").arg("-xOf").arg(tar).arg(member))
+}
+
 /// The manifest digest recorded in a docker-archive's index.json (Docker 25 layout).
 fn archive_index_digest(tar: &Path) -> String {
-    let out = run(Command::new("tar").arg("-xOf").arg(tar).arg("index.json"));
+    let out = tar_member(tar, "index.json");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["manifests"][0]["digest"].as_str().unwrap().to_string()
 }
@@ -227,10 +232,7 @@ fn oci_build_task_params_produce_its_outputs() {
         ("BUILD_ARGS_FILE", "src/build-args.yml"),
         ("DOCKERFILE", "src/Dockerfile"),
     ]);
-    let args = run(Command::new("tar")
-        .arg("-xOf")
-        .arg(t2.path("image/image.tar"))
-        .arg("index.json"));
+    let args = tar_member(&t2.path("image/image.tar"), "index.json");
     assert!(args.contains("sha256:"));
     assert!(!t2.path("image/rootfs").exists() && !t2.path("image/image").exists());
     let unpacked2 = t2.env.path("rootfs2");
@@ -624,10 +626,7 @@ context = "tools"
         read(&t.path("worker-image/rootfs/common-stamp"))
     );
     // The api image carries its tag for docker load.
-    let manifest = run(Command::new("tar")
-        .arg("-xOf")
-        .arg(t.path("api/image.tar"))
-        .arg("manifest.json"));
+    let manifest = tar_member(&t.path("api/image.tar"), "manifest.json");
     assert!(
         manifest.contains("registry.example.com/api:1.0"),
         "{manifest}"
@@ -783,10 +782,10 @@ fn registry_params_ca_credentials_mirrors_and_platform() {
     let log = t.ok(&params);
     assert!(log.contains("DEBUG"), "DEBUG=true gives debug logs:\n{log}");
     let md = read(&t.path("image/manifest-digest"));
-    let built: serde_json::Value = serde_json::from_str(&run(Command::new("tar")
-        .arg("-xOf")
-        .arg(t.path("image/image.tar"))
-        .arg(format!("blobs/sha256/{}", md.trim_start_matches("sha256:")))))
+    let built: serde_json::Value = serde_json::from_str(&tar_member(
+        &t.path("image/image.tar"),
+        &format!("blobs/sha256/{}", md.trim_start_matches("sha256:")),
+    ))
     .unwrap();
     let base: serde_json::Value = serde_json::from_slice(&skopeo_raw(&format!(
         "oci:{}:latest",
@@ -798,10 +797,7 @@ fn registry_params_ca_credentials_mirrors_and_platform() {
         built["layers"][0]["digest"], base["layers"][0]["digest"],
         "the base layer is reused as is"
     );
-    let manifest = run(Command::new("tar")
-        .arg("-xOf")
-        .arg(t.path("image/image.tar"))
-        .arg("manifest.json"));
+    let manifest = tar_member(&t.path("image/image.tar"), "manifest.json");
     assert!(manifest.contains("example.com/app:ci"), "{manifest}");
     // The same with credentials as a docker config document, from a fresh cache.
     let t2 = Task::new(&["image"]);

@@ -18,7 +18,9 @@ pub trait Pusher {
     fn push(&self, src: &dyn Source, names: &[String]) -> Result<()>;
 }
 
-fn tag_of(name: &str) -> Option<String> {
+/// The tag of an image name (`registry:5000/app:1.2@sha256:…` → `1.2`; `latest` when the
+/// name has none): what an OCI layout's `org.opencontainers.image.ref.name` gets.
+pub fn tag_of(name: &str) -> Option<String> {
     // The part after the last ':' that is not in the registry host (a port).
     let last = name.rsplit('/').next().unwrap_or(name);
     let no_digest = last.split('@').next().unwrap_or(last);

@@ -126,8 +126,7 @@ pub fn write(
         let tag = opts
             .tags
             .first()
-            .and_then(|t| t.rsplit('/').next())
-            .and_then(|t| t.split_once(':').map(|(_, t)| t.to_string()))
+            .and_then(|t| hoist_build::export::tag_of(t))
             .unwrap_or_else(|| "latest".into());
         let layout = dir.join("image");
         let desc = hoist_image::sink::write_oci_layout(&oci_src, &layout, Some(&tag))?;
