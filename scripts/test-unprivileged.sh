@@ -24,8 +24,10 @@ hoist_bin=$(cargo metadata --format-version 1 --no-deps | jq -r .target_director
 W=$(mktemp -d /tmp/hoist-unpriv.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/bin" "$W/repo" "$W/tmp"
-cp "$hoist_bin" "$W/bin/hoist"
-for b in "${bins[@]}"; do cp "$b" "$W/bin/"; done
+# Hard links where /tmp shares the target's file system (the binaries are large), else copies.
+link_or_copy() { cp -l "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
+link_or_copy "$hoist_bin" "$W/bin/hoist"
+for b in "${bins[@]}"; do link_or_copy "$b" "$W/bin/$(basename "$b")"; done
 cp -a fixtures scripts "$W/repo/"
 # Base images only root can make (debootstrap) are shared with the unprivileged run.
 if [ -d target/test-bases/debian-oci ]; then
@@ -38,8 +40,9 @@ fi
     [ -d "$c/$d" ] && mkdir -p "$W/repo/$c/$(dirname $d)" && cp -a "$c/$d" "$W/repo/$c/$d"
   done
 done
-chown -R "$USER_NAME:" "$W"
-chmod 755 "$W"
+# The user owns its repo copy and scratch space; the binaries stay root's (read + execute).
+chown -R "$USER_NAME:" "$W/repo" "$W/tmp"
+chmod 755 "$W" "$W/bin"
 
 status=0
 for b in "$W"/bin/*; do

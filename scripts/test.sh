@@ -43,6 +43,13 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A whole-suite run gains nothing from incremental compilation, which would double the
+# target directory's size; set CARGO_INCREMENTAL=1 to keep it.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
+# Disk space is the resource these tests run short of first (images, caches, registries):
+# say how much there is, so a "no space left on device" is easy to place.
+df -h . /tmp 2>/dev/null | sed 's/^/scripts\/test.sh: /' || true
 
 cargo test --workspace --no-fail-fast
 

@@ -401,7 +401,12 @@ fn secrets_ssh_and_extra_hosts_reach_run_but_never_the_image() {
         .arg(t.path("deploy_key")));
     run(Command::new("chmod").arg("644").arg(t.path("deploy_key")));
     // An ssh agent socket, as BUILDKIT_SSH=id=SOCKET.
-    let sock = t.env.path("agent.sock");
+    // (In the system temp dir: a socket path must stay under 108 bytes.)
+    let sock_dir = tempfile::Builder::new()
+        .prefix("hoist-agent-")
+        .tempdir()
+        .unwrap();
+    let sock = sock_dir.path().join("agent.sock");
     let mut agent = Command::new("ssh-agent")
         .arg("-D")
         .arg("-a")

@@ -37,8 +37,11 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        // Scratch space lives beside the build output (cargo's per-target tmp dir) rather
+        // than in /tmp, which CI machines often keep small; HOIST_TEST_TMP overrides both.
         let base = std::env::var_os("HOIST_TEST_TMP")
             .map(PathBuf::from)
+            .or_else(|| option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from))
             .unwrap_or_else(std::env::temp_dir);
         std::fs::create_dir_all(&base).unwrap();
         Env {
