@@ -51,8 +51,11 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # say how much there is, so a "no space left on device" is easy to place.
 df -h . /tmp 2>/dev/null | sed 's/^/scripts\/test.sh: /' || true
 
-cargo test --workspace --no-fail-fast
+# Both runs always happen; the script fails if either did.
+status=0
+cargo test --workspace --no-fail-fast || status=$?
 
 if [ "$(id -u)" = 0 ]; then
-  scripts/test-unprivileged.sh
+  scripts/test-unprivileged.sh || status=1
 fi
+exit $status

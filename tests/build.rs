@@ -693,8 +693,12 @@ fn git_checkout_provenance_labels_and_tag_templates() {
         "mine"
     );
     // Templates outside a git checkout are a clear error.
-    let plain = env.path("plain");
-    fs::create_dir_all(&plain).unwrap();
+    // (In the system temp dir: the test's own scratch space may sit inside hoist's checkout.)
+    let plain_dir = tempfile::Builder::new()
+        .prefix("hoist-plain-")
+        .tempdir()
+        .unwrap();
+    let plain = plain_dir.path().to_path_buf();
     fs::write(plain.join("Dockerfile"), "FROM scratch\n").unwrap();
     let err = env.fails(&["build", "-t", "app:{git-sha}", plain.to_str().unwrap()]);
     assert!(err.contains("git checkout"), "{err}");
