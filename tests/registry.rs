@@ -302,3 +302,71 @@ fn tags_untag_promote_status_and_prune_through_the_cli() {
         digest
     );
 }
+
+/// A multi-platform build pushed as one tag: the registry holds the index and every
+/// platform's manifest, skopeo picks each platform, and FROM that tag resolves the
+/// requested platform's image.
+#[test]
+fn multi_platform_push_and_build_from_the_index() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY Dockerfile /\nLABEL arch=$TARGETARCH\n",
+    )
+    .unwrap();
+    let name = format!("{}/multi:1", reg.addr());
+    let digest = env
+        .ok(&[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64,linux/arm/v7",
+            "-t",
+            &name,
+            "--push",
+            ctx.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    let raw = skopeo_raw(&format!("docker://{name}"));
+    assert_eq!(sha256_of(&raw), digest);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
+    assert_eq!(index["manifests"][2]["platform"]["variant"], "v7");
+    for (arch, variant) in [("arm64", None), ("arm", Some("v7")), ("amd64", None)] {
+        let mut c = Command::new("skopeo");
+        c.args(["--override-arch", arch]);
+        if let Some(v) = variant {
+            c.args(["--override-variant", v]);
+        }
+        c.args(["inspect", "--config", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{name}"));
+        let cfg: serde_json::Value = serde_json::from_str(&run(&mut c)).unwrap();
+        assert_eq!(cfg["architecture"], arch);
+        assert_eq!(cfg["config"]["Labels"]["arch"], arch);
+    }
+
+    // FROM the pushed index, for one platform: that platform's image is the base.
+    let ctx2 = env.path("ctx2");
+    fs::create_dir_all(&ctx2).unwrap();
+    fs::write(
+        ctx2.join("Dockerfile"),
+        format!("FROM {name}\nLABEL child=1\n"),
+    )
+    .unwrap();
+    let out = env.path("arm.tar");
+    env.ok(&[
+        "build",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        &format!("type=docker,dest={}", out.display()),
+        ctx2.to_str().unwrap(),
+    ]);
+    let cfg = skopeo_config(&format!("docker-archive:{}", out.display()));
+    assert_eq!(cfg["architecture"], "arm64");
+    assert_eq!(cfg["config"]["Labels"]["arch"], "arm64");
+    assert_eq!(cfg["config"]["Labels"]["child"], "1");
+}

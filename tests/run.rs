@@ -263,3 +263,170 @@ fn apt_get_install_works_on_a_real_debian_base() {
         "whiteout honoured by umoci"
     );
 }
+
+/// `--platform a,b` builds one image per platform under an index, BuildKit-style: stages on
+/// `$BUILDPLATFORM` run natively (cross-compilation), `TARGET*` args differ per image, the
+/// index names each platform, and outputs that hold one platform are refused up front.
+#[test]
+fn several_platforms_make_an_index_with_native_build_stages() {
+    let env = Env::new();
+    let ctx = dockerfile(
+        &env,
+        "ctx",
+        &format!(
+            "FROM --platform=$BUILDPLATFORM oci:{}:latest AS build\n\
+             ARG TARGETPLATFORM TARGETARCH BUILDPLATFORM\n\
+             RUN echo \"built on $BUILDPLATFORM for $TARGETPLATFORM\" > /out.txt\n\
+             FROM scratch\n\
+             ARG TARGETARCH\n\
+             COPY --from=build /out.txt /\n\
+             LABEL arch=$TARGETARCH\n",
+            busybox_base().display()
+        ),
+    );
+    let out = env.path("oci");
+    let local = env.path("local");
+    let iid = env.path("iid");
+    let meta = env.path("meta.json");
+    let digest = env
+        .ok(&[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "multi:1",
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            "-o",
+            &format!("type=local,dest={}", local.display()),
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+
+    // The index, as skopeo reads it.
+    let layout_ref = format!("oci:{}:1", out.display());
+    let raw = skopeo_raw(&layout_ref);
+    assert_eq!(sha256_of(&raw), digest);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    let archs: Vec<&str> = entries
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    assert!(entries.iter().all(|m| m["platform"]["os"] == "linux"));
+    // The image ID of a multi-platform build is the index digest; no single config.
+    assert_eq!(fs::read_to_string(&iid).unwrap(), digest);
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.digest"], digest.as_str());
+    assert!(m.get("containerimage.config.digest").is_none(), "{m}");
+
+    // Each platform's image: its config and its files.
+    for arch in ["amd64", "arm64"] {
+        let cfg: serde_json::Value =
+            serde_json::from_str(&run(std::process::Command::new("skopeo")
+                .args(["--override-arch", arch, "inspect", "--config", "--raw"])
+                .arg(&layout_ref)))
+            .unwrap();
+        assert_eq!(cfg["architecture"], arch);
+        assert_eq!(cfg["config"]["Labels"]["arch"], arch);
+        let text = fs::read_to_string(local.join(format!("linux_{arch}/out.txt"))).unwrap();
+        assert_eq!(
+            text.trim(),
+            format!("built on linux/amd64 for linux/{arch}"),
+            "{arch}"
+        );
+    }
+    // Every blob checks out: skopeo copies the whole index.
+    run(std::process::Command::new("skopeo")
+        .args(["copy", "--all", "-q"])
+        .arg(&layout_ref)
+        .arg(format!("oci:{}:copy", env.path("copy").display())));
+
+    // Reproducible: the same index again (from the step cache and without it).
+    let again = env
+        .ok(&[
+            "build",
+            "--no-cache",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            ctx.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(again, digest);
+
+    // A docker-archive holds one platform: refused before anything is built.
+    let err = env.fails(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &format!("type=docker,dest={}", env.path("d.tar").display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(err.contains("type=oci"), "{err}");
+    assert!(!env.path("d.tar").exists());
+    let err = env.fails(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not a platform"), "{err}");
+}
+
+/// RUN in a stage of a platform this machine cannot execute says what is missing (an
+/// emulator) and the usual way around it, instead of "exec format error".
+#[test]
+fn run_for_a_foreign_platform_explains_the_emulator() {
+    if std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-riscv64").exists() {
+        eprintln!("skipped: this machine emulates riscv64");
+        return;
+    }
+    let env = Env::new();
+    // A riscv64 base: busybox's (amd64) files relabelled, enough to reach RUN.
+    let base = env.path("base");
+    let base_ctx = dockerfile(
+        &env,
+        "base-ctx",
+        &format!(
+            "FROM --platform=$BUILDPLATFORM oci:{}:latest AS bb\n\
+             FROM scratch\n\
+             COPY --from=bb / /\n",
+            busybox_base().display()
+        ),
+    );
+    env.ok(&[
+        "build",
+        "--platform",
+        "linux/riscv64",
+        "-o",
+        &format!("type=oci,dest={}", base.display()),
+        base_ctx.to_str().unwrap(),
+    ]);
+    let ctx = dockerfile(
+        &env,
+        "ctx",
+        &format!("FROM oci:{}:latest\nRUN true\n", base.display()),
+    );
+    let err = env.fails(&[
+        "build",
+        "--platform",
+        "linux/riscv64",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(err.contains("linux/riscv64"), "{err}");
+    assert!(err.contains("qemu-user-static"), "{err}");
+    assert!(err.contains("BUILDPLATFORM"), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+}

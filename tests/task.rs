@@ -851,3 +851,72 @@ fn registry_params_ca_credentials_mirrors_and_platform() {
     assert_eq!(cfg["architecture"], "arm64");
     assert_eq!(cfg["os"], "linux");
 }
+
+/// `IMAGE_PLATFORM` with several platforms and `OUTPUT_OCI`, as oci-build-task documents
+/// it: `image/image/` is an OCI layout holding an index (what registry-image's `put`
+/// pushes as a multi-arch tag), `digest` names the index, `rootfs/` is the worker's
+/// platform; without `OUTPUT_OCI` the params are refused before anything is built.
+#[test]
+fn several_platforms_write_an_index_layout() {
+    let t = Task::new(&["image"]);
+    t.busybox_input("busybox");
+    t.input(
+        "src",
+        &[(
+            "Dockerfile",
+            "ARG base\n\
+             FROM --platform=$BUILDPLATFORM ${base} AS build\n\
+             ARG TARGETPLATFORM\n\
+             RUN echo \"for $TARGETPLATFORM\" > /out.txt\n\
+             FROM scratch\n\
+             COPY --from=build /out.txt /\n",
+        )],
+    );
+    let refused = t.run(&[
+        ("CONTEXT", "src"),
+        ("IMAGE_ARG_base", "busybox"),
+        ("IMAGE_PLATFORM", "linux/amd64,linux/arm64"),
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("IMAGE_PLATFORM:"), "{err}");
+    assert!(err.contains("OUTPUT_OCI=true"), "{err}");
+    assert_eq!(std::fs::read_dir(t.path("image")).unwrap().count(), 0);
+
+    t.ok(&[
+        ("CONTEXT", "src"),
+        ("IMAGE_ARG_base", "busybox"),
+        ("IMAGE_PLATFORM", "linux/amd64, linux/arm64"),
+        ("OUTPUT_OCI", "true"),
+        ("UNPACK_ROOTFS", "true"),
+    ]);
+    assert!(!t.path("image/image.tar").exists());
+    assert!(!t.path("image/image/single-image-digest").exists());
+    let layout = format!("oci:{}:latest", t.path("image/image").display());
+    let raw = skopeo_raw(&layout);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    assert_eq!(read(&t.path("image/digest")), sha256_of(&raw));
+    assert_eq!(read(&t.path("image/manifest-digest")), sha256_of(&raw));
+    // Every platform's blobs are there and check out.
+    run(Command::new("skopeo")
+        .args(["copy", "--all", "-q"])
+        .arg(&layout)
+        .arg(format!("oci:{}:copy", t.env.path("copy").display())));
+    // rootfs/ is the worker's platform.
+    let host = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    assert_eq!(
+        read(&t.path("image/rootfs/out.txt")).trim(),
+        format!("for linux/{host}")
+    );
+    assert!(t.path("image/metadata.json").is_file());
+}

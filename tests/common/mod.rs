@@ -181,9 +181,13 @@ pub fn umoci_unpack(layout: &Path, tag: &str, dest: &Path) -> PathBuf {
 
 /// sha256 of a file as `sha256:…`.
 pub fn sha256_file(p: &Path) -> String {
+    sha256_of(&std::fs::read(p).unwrap())
+}
+
+/// sha256 of bytes as `sha256:…`.
+pub fn sha256_of(data: &[u8]) -> String {
     use sha2::Digest;
-    let data = std::fs::read(p).unwrap();
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)))
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
 /// A real Debian base (bookworm minbase) as an OCI layout (tag `bookworm`), made once with

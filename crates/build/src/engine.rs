@@ -165,6 +165,109 @@ impl BuiltImage {
     pub fn digest(&self) -> Digest {
         self.manifest.digest()
     }
+
+    /// The image as a [`Source`] over the cache's store.
+    pub fn source(&self) -> hoist_image::StoreSource {
+        hoist_image::StoreSource::new(self.store.clone(), self.manifest.clone())
+            .with_name("build result")
+    }
+}
+
+/// What a build made: one image, or (several `--platform`s) one image per platform and
+/// the index that lists them, as `docker buildx build --platform a,b` makes.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// One image per platform, in the order the platforms were given.
+    pub images: Vec<BuiltImage>,
+    /// The image index over `images`, when there are several.
+    pub index: Option<RawDocument>,
+    /// Where every blob is.
+    pub store: BlobStore,
+}
+
+impl Built {
+    /// One image, no index.
+    pub fn single(image: BuiltImage) -> Built {
+        Built {
+            store: image.store.clone(),
+            images: vec![image],
+            index: None,
+        }
+    }
+
+    /// Several images under an index (OCI media types when `oci`, else a Docker manifest
+    /// list), stored in the images' store. Entries carry each image's platform.
+    pub fn indexed(images: Vec<BuiltImage>, oci: bool) -> Result<Built> {
+        let store = images
+            .first()
+            .map(|i| i.store.clone())
+            .ok_or_else(|| Error::Invalid("an index needs at least one image".into()))?;
+        let manifests = images
+            .iter()
+            .map(|i| {
+                let mut d = i.manifest.descriptor();
+                d.platform = Some(i.platform.clone());
+                d
+            })
+            .collect();
+        let mt = if oci {
+            media_type::OCI_INDEX
+        } else {
+            media_type::DOCKER_MANIFEST_LIST
+        };
+        let index = hoist_image::Index {
+            schema_version: 2,
+            media_type: Some(mt.into()),
+            artifact_type: None,
+            manifests,
+            subject: None,
+            annotations: None,
+        };
+        let raw = RawDocument::from_value(mt, &index);
+        store.put_bytes(&raw.bytes)?;
+        crate::gc::touch_blob(&store, &raw.digest());
+        Ok(Built {
+            images,
+            index: Some(raw),
+            store,
+        })
+    }
+
+    /// The root document: the index, or the one image's manifest.
+    pub fn root(&self) -> &RawDocument {
+        match &self.index {
+            Some(i) => i,
+            None => &self.images[0].manifest,
+        }
+    }
+
+    /// The root's digest: what a registry reports for the pushed tag.
+    pub fn digest(&self) -> Digest {
+        self.root().digest()
+    }
+
+    /// The first platform's image (the only one without an index).
+    pub fn first(&self) -> &BuiltImage {
+        &self.images[0]
+    }
+
+    /// Every image's platform.
+    pub fn platforms(&self) -> Vec<Platform> {
+        self.images.iter().map(|i| i.platform.clone()).collect()
+    }
+
+    /// The whole result as a [`Source`] (an index source with its child manifests when
+    /// there are several platforms).
+    pub fn source(&self) -> hoist_image::StoreSource {
+        let mut s = hoist_image::StoreSource::new(self.store.clone(), self.root().clone())
+            .with_name("build result");
+        if self.index.is_some() {
+            for i in &self.images {
+                s = s.with_manifest(i.manifest.clone());
+            }
+        }
+        s
+    }
 }
 
 pub(crate) struct Engine<'a> {

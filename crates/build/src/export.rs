@@ -5,9 +5,9 @@ use std::path::Path;
 
 use hoist_image::layer::ApplyOptions;
 use hoist_image::sink::ImageMetadata;
-use hoist_image::{Source, StoreSource};
+use hoist_image::Source;
 
-use crate::engine::BuiltImage;
+use crate::engine::Built;
 use crate::error::{Error, Result};
 use crate::output::{Output, OutputSpec};
 use crate::progress::{Event, Progress};
@@ -50,21 +50,99 @@ fn to_file_or_stdout(
     Ok(())
 }
 
-/// Write a built image to every output.
+/// The directory name BuildKit gives each platform's files in a multi-platform
+/// `type=local` output: `linux_arm64`, `linux_arm_v7`.
+pub fn platform_dir_name(p: &hoist_image::Platform) -> String {
+    let mut s = format!("{}_{}", p.os, p.architecture);
+    if let Some(v) = p.variant.as_deref().filter(|v| !v.is_empty()) {
+        // arm64's default variant is left out, as containerd's normalised names do.
+        if !(p.architecture == "arm64" && v == "v8") {
+            s.push('_');
+            s.push_str(v);
+        }
+    }
+    s
+}
+
+/// Refuse, before anything is built, outputs that cannot hold `platforms` images: a
+/// docker-archive and a file-system tar hold one platform (BuildKit refuses them too).
+pub fn check_outputs(outputs: &[OutputSpec], platforms: usize) -> Result<()> {
+    if platforms < 2 {
+        return Ok(());
+    }
+    for o in outputs {
+        match &o.output {
+            Output::DockerArchive { dest, .. } => {
+                return Err(Error::Invalid(format!(
+                    "--output type=docker,dest={}: a docker-archive holds one platform's image, \
+                     and {platforms} platforms make an image index; use type=oci (a layout or \
+                     archive), push it, or build one --platform at a time",
+                    dest.display()
+                )))
+            }
+            Output::Tar { dest } => {
+                return Err(Error::Invalid(format!(
+                    "--output type=tar,dest={}: one tar holds one platform's files; use \
+                     type=local (one directory per platform) or build one --platform at a time",
+                    dest.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Write a built image (or multi-platform index) to every output.
 pub fn export_built(
-    image: &BuiltImage,
+    built: &Built,
     outputs: &[OutputSpec],
     tags: &[String],
     scratch: &Path,
     pusher: Option<&dyn Pusher>,
     progress: &dyn Progress,
 ) -> Result<ImageMetadata> {
-    let src =
-        StoreSource::new(image.store.clone(), image.manifest.clone()).with_name("build result");
+    let src = built.source();
+    if built.index.is_none() {
+        return export(
+            &src,
+            &built.first().platform,
+            outputs,
+            tags,
+            scratch,
+            pusher,
+            progress,
+        );
+    }
+    check_outputs(outputs, built.images.len())?;
+    // File-system outputs get one directory per platform; the rest take the index.
+    let (local, rest): (Vec<OutputSpec>, Vec<OutputSpec>) = outputs
+        .iter()
+        .cloned()
+        .partition(|o| matches!(o.output, Output::Local { .. }));
+    for o in &local {
+        let Output::Local { dest } = &o.output else {
+            continue;
+        };
+        progress.event(Event::Info(&format!(
+            "exporting files to {} (one directory per platform)",
+            dest.display()
+        )));
+        let out = hoist_image::AtomicDir::create(dest)?;
+        for image in &built.images {
+            hoist_image::unpack_rootfs(
+                &image.source(),
+                &image.platform,
+                &out.path().join(platform_dir_name(&image.platform)),
+                &ApplyOptions::default(),
+            )?;
+        }
+        out.commit()?;
+    }
     export(
         &src,
-        &image.platform,
-        outputs,
+        &built.first().platform,
+        &rest,
         tags,
         scratch,
         pusher,
@@ -165,5 +243,25 @@ mod tests {
         assert_eq!(tag_of("localhost:5000/app").as_deref(), Some("latest"));
         assert_eq!(tag_of("localhost:5000/app:v2").as_deref(), Some("v2"));
         assert_eq!(tag_of("app").as_deref(), Some("latest"));
+    }
+
+    #[test]
+    fn platform_dirs_as_buildkit_names_them() {
+        let d = |s: &str| platform_dir_name(&hoist_image::Platform::parse(s).unwrap());
+        assert_eq!(d("linux/amd64"), "linux_amd64");
+        assert_eq!(d("linux/arm64"), "linux_arm64");
+        assert_eq!(d("linux/arm/v7"), "linux_arm_v7");
+        assert_eq!(d("linux/arm/v6"), "linux_arm_v6");
+    }
+
+    #[test]
+    fn single_platform_outputs_refused_for_an_index() {
+        let o = |s: &str| OutputSpec::parse(s).unwrap();
+        let docker = [o("type=docker,dest=x.tar")];
+        assert!(check_outputs(&docker, 1).is_ok());
+        let e = check_outputs(&docker, 2).unwrap_err().to_string();
+        assert!(e.contains("type=oci"), "{e}");
+        assert!(check_outputs(&[o("type=tar,dest=x.tar")], 3).is_err());
+        assert!(check_outputs(&[o("type=oci,dest=d"), o("type=local,dest=l")], 2).is_ok());
     }
 }

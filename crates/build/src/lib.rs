@@ -43,7 +43,7 @@ use std::path::PathBuf;
 
 use hoist_image::{Digest, Platform};
 
-pub use engine::{BaseResolver, BuiltImage};
+pub use engine::{BaseResolver, Built, BuiltImage};
 pub use error::{Error, Result};
 pub use gc::{
     entries, format_size, parse_size, prune, usage, CacheEntry, CacheLock, CacheUsage, Kind,
@@ -70,12 +70,12 @@ pub fn interrupted() -> bool {
 pub struct BuildResult {
     /// The manifest digest: the image's identity.
     pub manifest_digest: Digest,
-    /// The config digest (Docker's "image ID").
+    /// The config digest (Docker's "image ID") of the first platform's image.
     pub config_digest: Digest,
-    /// Size of the manifest in bytes.
+    /// Size of the root document (manifest or index) in bytes.
     pub size: u64,
-    /// The image, readable as a source.
-    pub image: BuiltImage,
+    /// The image (or images and their index), readable as a source.
+    pub built: Built,
 }
 
 fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBuf>)> {
@@ -213,10 +213,10 @@ fn build_locked(
         ));
     }
     let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
-    let image = build_image_locked(opts, progress, resolver, df, df_name, context, oci)?;
+    let built = build_images_locked(opts, progress, resolver, df, df_name, context, oci)?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     let meta = export::export_built(
-        &image,
+        &built,
         &opts.outputs,
         &opts.tags,
         scratch.path(),
@@ -231,9 +231,9 @@ fn build_locked(
     }
     Ok(BuildResult {
         manifest_digest: meta.manifest_digest.clone(),
-        config_digest: meta.config_digest.clone(),
+        config_digest: built.first().config.digest(),
         size: meta.size,
-        image,
+        built,
     })
 }
 
@@ -241,7 +241,8 @@ fn build_locked(
 /// write no output: the caller decides what to do with the image (export it with
 /// [`export::export`], push it, read it as a [`hoist_image::Source`]). `oci` picks OCI
 /// media types, otherwise Docker's. `outputs`, `iidfile`, `metadata_file` and
-/// `cache_max_bytes` of `opts` are not used.
+/// `cache_max_bytes` of `opts` are not used. One platform only: with several
+/// [`BuildOptions::platforms`] use [`build_images`].
 ///
 /// The cache is locked shared only while building: a caller that exports afterwards
 /// and shares the cache with `prune`s should hold [`gc::CacheLock::shared`] itself.
@@ -251,6 +252,25 @@ pub fn build_image(
     resolver: &dyn BaseResolver,
     oci: bool,
 ) -> Result<BuiltImage> {
+    if opts.target_platforms().len() > 1 {
+        return Err(Error::Invalid(
+            "several platforms make an image index: use build_images".into(),
+        ));
+    }
+    let built = build_images(opts, progress, resolver, oci)?;
+    Ok(built.images.into_iter().next().expect("one platform"))
+}
+
+/// [`build_image`] for every platform of [`BuildOptions::target_platforms`]: one image
+/// per platform (built one after the other, sharing the step cache, so stages that run
+/// on the build platform are built once), and an image index over them when there are
+/// several.
+pub fn build_images(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    oci: bool,
+) -> Result<Built> {
     let (df_name, text, df_path) = read_dockerfile(opts)?;
     let df =
         hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
@@ -258,9 +278,51 @@ pub fn build_image(
     let context = tree::LocalContext::new(&opts.context, ignore)?;
     std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
     let lock = lock_cache(opts, progress);
-    let image = build_image_locked(opts, progress, resolver, df, df_name, context, oci);
+    let built = build_images_locked(opts, progress, resolver, df, df_name, context, oci);
     drop(lock);
-    image
+    built
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_images_locked(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    df: hoist_dockerfile::Dockerfile,
+    df_name: String,
+    context: tree::LocalContext,
+    oci: bool,
+) -> Result<Built> {
+    let platforms = opts.target_platforms();
+    export::check_outputs(&opts.outputs, platforms.len())?;
+    if platforms.len() == 1 {
+        let image = build_image_locked(
+            opts,
+            progress,
+            resolver,
+            df,
+            df_name,
+            context,
+            oci,
+            platforms[0].clone(),
+        )?;
+        return Ok(Built::single(image));
+    }
+    let mut images = Vec::new();
+    for p in platforms {
+        progress.event(progress::Event::Info(&format!("building for {p}")));
+        images.push(build_image_locked(
+            opts,
+            progress,
+            resolver,
+            df.clone(),
+            df_name.clone(),
+            context.clone(),
+            oci,
+            p,
+        )?);
+    }
+    Built::indexed(images, oci)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -272,6 +334,7 @@ fn build_image_locked(
     df_name: String,
     context: tree::LocalContext,
     oci: bool,
+    platform: Platform,
 ) -> Result<BuiltImage> {
     // Key files given as ssh sources are served by agents that live as long as the build.
     let (sockets, _agents) = ssh::agent_sockets(&opts.ssh)?;
@@ -287,7 +350,6 @@ fn build_image_locked(
     };
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let mut eng = engine::Engine::new(
         opts,
         progress,

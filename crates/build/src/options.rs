@@ -119,8 +119,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`.
     pub target: Option<String>,
-    /// `--platform` (default: the host's).
-    pub platform: Option<Platform>,
+    /// `--platform`: empty builds for the host; several build one image each, under an
+    /// image index (see [`crate::build_images`]).
+    pub platforms: Vec<Platform>,
     /// `-t` names.
     pub tags: Vec<String>,
     /// `--output` specs.
@@ -148,7 +149,7 @@ pub struct BuildOptions {
     /// Keep the cache directory under this many bytes: after a successful build, evict
     /// least recently used entries until it fits ([`crate::gc::prune`]; skipped while
     /// other builds use the cache). A bound smaller than the image just built evicts
-    /// parts of it too: [`crate::BuildResult::image`] reads from the cache.
+    /// parts of it too: [`crate::BuildResult::built`] reads from the cache.
     pub cache_max_bytes: Option<u64>,
     /// `SOURCE_DATE_EPOCH` (from the environment or a build arg).
     pub source_date_epoch: Option<i64>,
@@ -168,7 +169,7 @@ impl BuildOptions {
             dockerfile: None,
             build_args: BTreeMap::new(),
             target: None,
-            platform: None,
+            platforms: Vec::new(),
             tags: Vec::new(),
             outputs: Vec::new(),
             labels: BTreeMap::new(),
@@ -187,6 +188,23 @@ impl BuildOptions {
             metadata_file: None,
             registry: hoist_registry::ClientConfig::default(),
         }
+    }
+}
+
+impl BuildOptions {
+    /// The platforms to build, in order, duplicates dropped: [`BuildOptions::platforms`],
+    /// or the host's when none was given.
+    pub fn target_platforms(&self) -> Vec<Platform> {
+        let mut out: Vec<Platform> = Vec::new();
+        for p in &self.platforms {
+            if !out.iter().any(|q| q.matches(p) && p.matches(q)) {
+                out.push(p.clone());
+            }
+        }
+        if out.is_empty() {
+            out.push(Platform::host());
+        }
+        out
     }
 }
 

@@ -449,6 +449,10 @@ pub(crate) fn dispatch_run(
         eng.history(state, text, !made);
         return Ok(());
     }
+    let platform = state.config.platform();
+    if let Err(why) = can_execute(&platform, &hoist_image::Platform::host()) {
+        return Err(Error::Invalid(why));
+    }
     spec.lower_dirs = lower_dirs(eng, sb, &state.layers)?;
     let dirs = sb.create_run_dirs().map_err(sandbox_err)?;
     spec.upper_dir = dirs.upper.clone();
@@ -524,6 +528,66 @@ pub(crate) fn dispatch_run(
     eng.cache_put(state, &key, !empty);
     eng.history(state, history_text, empty);
     Ok(())
+}
+
+/// Whether this host can run `platform`'s programs: its own architecture, one its CPU
+/// runs natively (386 on amd64, arm on arm64), or one an emulator is registered for in
+/// binfmt_misc (qemu-user-static). Otherwise the reason and what to do, rather than the
+/// "exec format error" the command would fail with.
+pub(crate) fn can_execute(
+    platform: &hoist_image::Platform,
+    host: &hoist_image::Platform,
+) -> std::result::Result<(), String> {
+    if platform.os.is_empty() || platform.architecture.is_empty() {
+        return Ok(());
+    }
+    let arch = platform.architecture.as_str();
+    let native = arch == host.architecture
+        || matches!(
+            (host.architecture.as_str(), arch),
+            ("amd64", "386") | ("arm64", "arm")
+        );
+    if platform.os == host.os && native {
+        return Ok(());
+    }
+    let qemu = match arch {
+        "amd64" => "x86_64",
+        "386" => "i386",
+        "arm64" => "aarch64",
+        "arm" => "arm",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64le" => "mips64el",
+        "mips64" => "mips64",
+        "loong64" => "loongarch64",
+        other => other,
+    };
+    if platform.os == host.os && binfmt_handler(qemu) {
+        return Ok(());
+    }
+    let p = platform.to_string();
+    Err(format!(
+        "RUN needs to execute {p} programs, and this {host} machine cannot: no emulator \
+         for {qemu} is registered in /proc/sys/fs/binfmt_misc. Install one (Debian: \
+         apt-get install qemu-user-static, which registers qemu-{qemu}), or run this stage \
+         on the build platform (FROM --platform=$BUILDPLATFORM … and cross-compile, \
+         copying the result into the {p} stage)"
+    ))
+}
+
+/// Whether binfmt_misc has an enabled handler whose name mentions `qemu_arch`.
+fn binfmt_handler(qemu_arch: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().to_string();
+        (name == format!("qemu-{qemu_arch}") || name == qemu_arch)
+            && std::fs::read_to_string(e.path())
+                .map(|t| t.lines().next() == Some("enabled"))
+                .unwrap_or(false)
+    })
 }
 
 fn run_history(argv: &[String], scope: &StageScope) -> String {
@@ -631,4 +695,26 @@ fn key_tree(
         k.str("s");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::can_execute;
+    use hoist_image::Platform;
+
+    #[test]
+    fn foreign_platforms_need_an_emulator() {
+        let p = |s: &str| Platform::parse(s).unwrap();
+        let amd64 = p("linux/amd64");
+        assert!(can_execute(&p("linux/amd64"), &amd64).is_ok());
+        assert!(can_execute(&p("linux/386"), &amd64).is_ok());
+        assert!(can_execute(&p("linux/arm/v7"), &p("linux/arm64")).is_ok());
+        // A made-up architecture no binfmt handler can be registered for.
+        let err = can_execute(&p("linux/nosucharch"), &amd64).unwrap_err();
+        assert!(err.contains("linux/nosucharch"), "{err}");
+        assert!(err.contains("qemu-user-static"), "{err}");
+        assert!(err.contains("BUILDPLATFORM"), "{err}");
+        let err = can_execute(&p("windows/amd64"), &amd64).unwrap_err();
+        assert!(err.contains("windows/amd64"), "{err}");
+    }
 }

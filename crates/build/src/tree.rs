@@ -50,6 +50,7 @@ pub trait SourceTree {
 }
 
 /// The local build context: a directory, with `.dockerignore` applied.
+#[derive(Clone)]
 pub struct LocalContext {
     root: PathBuf,
     ignore: Option<Matcher>,

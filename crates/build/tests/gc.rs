@@ -199,7 +199,7 @@ struct Built {
 fn build_with_opts(o: &BuildOptions) -> Built {
     let rec = Rec::default();
     let r = hoist_build::build(o, &rec).unwrap_or_else(|e| panic!("build failed: {e}"));
-    let manifest: Manifest = r.image.manifest.parse().unwrap();
+    let manifest: Manifest = r.built.first().manifest.parse().unwrap();
     Built {
         digest: r.manifest_digest,
         manifest,

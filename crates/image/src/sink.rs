@@ -580,16 +580,25 @@ impl ImageMetadata {
         })
     }
 
-    /// The image ID `docker build --iidfile` and buildx write: the config digest.
+    /// Whether the root is an index (a multi-platform image).
+    pub fn is_index(&self) -> bool {
+        media_type::is_index(&self.media_type)
+    }
+
+    /// The image ID `docker build --iidfile` and buildx write: the config digest, or
+    /// for a multi-platform image (no one config) the index digest.
     pub fn image_id(&self) -> &Digest {
-        &self.config_digest
+        if self.is_index() {
+            &self.manifest_digest
+        } else {
+            &self.config_digest
+        }
     }
 
     /// The `--metadata-file` JSON, with BuildKit's keys (`containerimage.digest`,
     /// `containerimage.config.digest`, `containerimage.descriptor`).
     pub fn to_json(&self) -> Vec<u8> {
-        let v = serde_json::json!({
-            "containerimage.config.digest": self.config_digest.to_string(),
+        let mut v = serde_json::json!({
             "containerimage.digest": self.manifest_digest.to_string(),
             "containerimage.descriptor": {
                 "mediaType": self.media_type,
@@ -597,6 +606,10 @@ impl ImageMetadata {
                 "size": self.size,
             },
         });
+        // BuildKit names a config only for a single-platform image.
+        if !self.is_index() {
+            v["containerimage.config.digest"] = self.config_digest.to_string().into();
+        }
         let mut out = serde_json::to_vec_pretty(&v).expect("JSON values serialise");
         out.push(b'\n');
         out

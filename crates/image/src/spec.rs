@@ -56,7 +56,6 @@ impl Platform {
             other => other,
         };
         let variant = match arch {
-            "arm64" => Some("v8".to_string()),
             "arm" => Some("v7".to_string()),
             _ => None,
         };
@@ -85,14 +84,13 @@ impl Platform {
         // Normalise as containerd's platforms package does.
         match arch.as_str() {
             "x86_64" | "x86-64" => arch = "amd64".into(),
-            "aarch64" => {
+            // v8 is arm64's default variant, left out as containerd (and so BuildKit's
+            // TARGETPLATFORM and image configs) leave it out.
+            "aarch64" | "arm64" => {
                 arch = "arm64".into();
-                if variant.is_none() {
-                    variant = Some("v8".into());
+                if matches!(variant.as_deref(), Some("8" | "v8" | "v8.0")) {
+                    variant = None;
                 }
-            }
-            "arm64" if variant.is_none() || variant.as_deref() == Some("8") => {
-                variant = Some("v8".into());
             }
             "armhf" => {
                 arch = "arm".into();
@@ -431,7 +429,15 @@ mod tests {
     #[test]
     fn platform_parse_normalises() {
         let p = Platform::parse("linux/aarch64").unwrap();
-        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert_eq!(p.to_string(), "linux/arm64");
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm64/v9").unwrap().to_string(),
+            "linux/arm64/v9"
+        );
         assert!(Platform::parse("linux/arm64")
             .unwrap()
             .matches(&Platform::parse("linux/arm64/v8").unwrap()));

@@ -46,7 +46,7 @@ pub struct ImageEntry {
     /// Names recorded in `image.tar` (`docker load` tags).
     #[serde(default)]
     pub tags: Vec<String>,
-    /// The platform.
+    /// The platform(s), comma-separated.
     pub platform: Option<String>,
     /// The task output directory (default: the image's name).
     pub output: Option<String>,
@@ -77,8 +77,8 @@ pub struct ImageSpec {
     pub labels: BTreeMap<String, String>,
     /// Names recorded in `image.tar`.
     pub tags: Vec<String>,
-    /// The platform.
-    pub platform: Option<Platform>,
+    /// The platforms (empty: the task's `IMAGE_PLATFORM`, else the worker's).
+    pub platforms: Vec<Platform>,
     /// The task output directory name.
     pub output: String,
 }
@@ -154,12 +154,11 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
         args.extend(e.args.clone());
         let mut labels = d.labels.clone();
         labels.extend(e.labels.clone());
-        let platform = match e.platform.as_ref().or(d.platform.as_ref()) {
-            None => None,
-            Some(p) => Some(
-                Platform::parse(p)
-                    .ok_or_else(|| err(format!("{p:?} is not a platform (os/arch[/variant])")))?,
-            ),
+        let platforms = match e.platform.as_ref().or(d.platform.as_ref()) {
+            None => Vec::new(),
+            Some(p) => {
+                crate::params::parse_platforms(p).map_err(|m| err(format!("platform {m}")))?
+            }
         };
         let output = e.output.clone().unwrap_or_else(|| name.clone());
         if output.is_empty() || output.contains('/') || output == "cache" {
@@ -182,7 +181,7 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
             args,
             labels,
             tags,
-            platform,
+            platforms,
             output,
         });
     }
@@ -220,7 +219,7 @@ mod tests {
         assert_eq!(v[0].output, "one");
         assert_eq!(v[1].output, "two-out");
         assert_eq!(v[1].target.as_deref(), Some("t"));
-        assert!(v[1].platform.is_some());
+        assert_eq!(v[1].platforms.len(), 1);
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub struct Job {
 pub struct ImageReport {
     /// The job's name.
     pub name: String,
-    /// The OCI manifest digest of the built image.
+    /// The OCI manifest digest of the built image (the index digest for several
+    /// platforms).
     pub manifest_digest: Digest,
     /// What was written, or `None` when the output directory does not exist.
     pub written: Option<outputs::Written>,
@@ -100,7 +101,7 @@ fn base_options(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> B
     o.cache_dir = cache_dir.to_path_buf();
     o.build_args = p.build_args.clone();
     o.labels = p.labels.clone();
-    o.platform = p.platform.clone();
+    o.platforms = p.platforms.clone();
     o.secrets = p.secrets.clone();
     o.ssh = p.ssh.clone();
     o.add_hosts = p.add_hosts.clone();
@@ -139,9 +140,11 @@ pub fn plan(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> Resul
             // The file's args win over the task's BUILD_ARG_* params, which fill in the rest.
             o.build_args.extend(s.args.clone());
             o.labels.extend(s.labels.clone());
-            if s.platform.is_some() {
-                o.platform = s.platform.clone();
+            if !s.platforms.is_empty() {
+                o.platforms = s.platforms.clone();
             }
+            params::check_platforms(&o.platforms, p.output_oci, p.unpack_rootfs)
+                .map_err(|e| Error::BuildFile(format!("image {}: platform {e}", s.name)))?;
             provenance(&mut o);
             let tags = if s.tags.is_empty() {
                 p.tags.clone()
@@ -254,8 +257,8 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
                 image: job.name.clone(),
                 source: e,
             })?;
-        let image =
-            hoist_build::build_image(&job.options, progress, &resolver, true).map_err(|e| {
+        let built =
+            hoist_build::build_images(&job.options, progress, &resolver, true).map_err(|e| {
                 Error::Build {
                     image: job.name.clone(),
                     source: e,
@@ -266,13 +269,13 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
                 tags: job.tags.clone(),
                 ..opts.clone()
             };
-            Some(outputs::write(&image, &job.output_dir, &o, progress)?)
+            Some(outputs::write(&built, &job.output_dir, &o, progress)?)
         } else {
             None
         };
         images.push(ImageReport {
             name: job.name.clone(),
-            manifest_digest: image.digest(),
+            manifest_digest: built.digest(),
             written,
         });
     }

@@ -10,13 +10,18 @@
 //! rootfs/            the unpacked file system, with UNPACK_ROOTFS
 //! metadata.json      {"env", "user", "cmd", "entrypoint", "workdir"}, with UNPACK_ROOTFS
 //! ```
+//!
+//! Several platforms (`IMAGE_PLATFORM=linux/amd64,linux/arm64`) make an image index:
+//! `image/` holds it (no `single-image-digest`), `digest` and `manifest-digest` both hold
+//! the index digest, there is no `image.tar` (a docker-archive holds one platform), and
+//! `rootfs/` is the worker's platform.
 
 use std::path::{Path, PathBuf};
 
 use hoist_build::progress::{Event, Progress};
-use hoist_build::BuiltImage;
+use hoist_build::{Built, BuiltImage};
 use hoist_image::layer::ApplyOptions;
-use hoist_image::{media_type, Digest, ImageConfig, Manifest, RawDocument, StoreSource};
+use hoist_image::{media_type, Digest, ImageConfig, Manifest, Platform, RawDocument, StoreSource};
 use serde::Serialize;
 
 use crate::Error;
@@ -37,12 +42,15 @@ pub struct OutputOptions {
 pub struct Written {
     /// The directory.
     pub dir: PathBuf,
-    /// The config digest (`digest`).
-    pub config_digest: Digest,
-    /// The digest of `image.tar`'s manifest (`manifest-digest`).
+    /// What `digest` holds: the config digest, or the index digest for several platforms.
+    pub digest: Digest,
+    /// What `manifest-digest` holds: the digest of `image.tar`'s manifest, or the index
+    /// digest for several platforms.
     pub manifest_digest: Digest,
-    /// The digest of the OCI layout's manifest, when written.
+    /// The digest of the OCI layout's root (manifest or index), when written.
     pub oci_manifest_digest: Option<Digest>,
+    /// The platforms built (one unless an index).
+    pub platforms: Vec<Platform>,
 }
 
 /// Concourse's `metadata.json` for a task image (`rootfs/` format).
@@ -100,14 +108,23 @@ fn ggcr_docker_manifest(m: &Manifest) -> Result<Vec<u8>, Error> {
     Ok(s.into_bytes())
 }
 
-/// Write every output for `image` into `dir` (which exists).
+/// Write every output for `built` into `dir` (which exists).
 pub fn write(
-    image: &BuiltImage,
+    built: &Built,
     dir: &Path,
     opts: &OutputOptions,
     progress: &dyn Progress,
 ) -> Result<Written, Error> {
     let show = dir.display();
+    let tag = opts
+        .tags
+        .first()
+        .and_then(|t| hoist_build::export::tag_of(t))
+        .unwrap_or_else(|| "latest".into());
+    if built.index.is_some() {
+        return write_index(built, dir, opts, &tag, progress);
+    }
+    let image = built.first();
     let docker = docker_manifest(image)?;
     let docker_src =
         StoreSource::new(image.store.clone(), docker.clone()).with_name("build result");
@@ -118,18 +135,11 @@ pub fn write(
         &opts.tags,
         &image.platform,
     )?;
-    let oci_src =
-        StoreSource::new(image.store.clone(), image.manifest.clone()).with_name("build result");
     let mut oci_manifest_digest = None;
     if opts.oci_layout {
         progress.event(Event::Info(&format!("writing OCI layout {show}/image")));
-        let tag = opts
-            .tags
-            .first()
-            .and_then(|t| hoist_build::export::tag_of(t))
-            .unwrap_or_else(|| "latest".into());
         let layout = dir.join("image");
-        let desc = hoist_image::sink::write_oci_layout(&oci_src, &layout, Some(&tag))?;
+        let desc = hoist_image::sink::write_oci_layout(&image.source(), &layout, Some(&tag))?;
         // registry-image's `put` with `format: oci-layout` pushes this image itself rather
         // than an index around it when the marker names it.
         hoist_image::atomic_write(
@@ -138,28 +148,10 @@ pub fn write(
         )?;
         oci_manifest_digest = Some(desc.digest);
     }
-    let config_digest = image.config.digest();
     if opts.unpack_rootfs {
-        progress.event(Event::Info(&format!("unpacking {show}/rootfs")));
-        hoist_image::unpack_rootfs(
-            &oci_src,
-            &image.platform,
-            &dir.join("rootfs"),
-            &ApplyOptions::default(),
-        )?;
-        let cfg: ImageConfig = serde_json::from_slice(&image.config.bytes)
-            .map_err(|e| Error::Output(format!("built config: {e}")))?;
-        let c = cfg.config.unwrap_or_default();
-        let meta = Metadata {
-            env: c.env.as_deref().unwrap_or(&[]),
-            user: c.user.as_deref().unwrap_or(""),
-            cmd: c.cmd.as_deref().unwrap_or(&[]),
-            entrypoint: c.entrypoint.as_deref().unwrap_or(&[]),
-            workdir: c.working_dir.as_deref().unwrap_or(""),
-        };
-        let bytes = serde_json::to_vec(&meta).map_err(|e| Error::Output(e.to_string()))?;
-        hoist_image::atomic_write(&dir.join("metadata.json"), &bytes)?;
+        unpack(image, dir, progress)?;
     }
+    let config_digest = image.config.digest();
     hoist_image::atomic_write(&dir.join("digest"), config_digest.to_string().as_bytes())?;
     hoist_image::atomic_write(
         &dir.join("manifest-digest"),
@@ -167,10 +159,89 @@ pub fn write(
     )?;
     Ok(Written {
         dir: dir.to_path_buf(),
-        config_digest,
+        digest: config_digest,
         manifest_digest: docker.digest(),
         oci_manifest_digest,
+        platforms: vec![image.platform.clone()],
     })
+}
+
+/// The outputs of a multi-platform build: the index in `image/`, its digest in `digest`
+/// and `manifest-digest`, the worker's platform in `rootfs/`.
+fn write_index(
+    built: &Built,
+    dir: &Path,
+    opts: &OutputOptions,
+    tag: &str,
+    progress: &dyn Progress,
+) -> Result<Written, Error> {
+    let show = dir.display();
+    let platforms = built.platforms();
+    let list = platforms
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !opts.oci_layout {
+        return Err(Error::Output(format!(
+            "{list}: an image index is written only as an OCI layout (OUTPUT_OCI=true)"
+        )));
+    }
+    progress.event(Event::Info(&format!(
+        "writing OCI layout {show}/image (index of {list})"
+    )));
+    let desc = hoist_image::sink::write_oci_layout(&built.source(), &dir.join("image"), Some(tag))?;
+    if opts.unpack_rootfs {
+        let host = Platform::host();
+        let image = built
+            .images
+            .iter()
+            .find(|i| host.matches(&i.platform))
+            .ok_or_else(|| {
+                Error::Output(format!(
+                    "UNPACK_ROOTFS: none of {list} is the worker's platform ({host})"
+                ))
+            })?;
+        unpack(image, dir, progress)?;
+    }
+    let digest = built.digest();
+    hoist_image::atomic_write(&dir.join("digest"), digest.to_string().as_bytes())?;
+    hoist_image::atomic_write(&dir.join("manifest-digest"), digest.to_string().as_bytes())?;
+    Ok(Written {
+        dir: dir.to_path_buf(),
+        digest: digest.clone(),
+        manifest_digest: digest,
+        oci_manifest_digest: Some(desc.digest),
+        platforms,
+    })
+}
+
+/// `rootfs/` and `metadata.json` for one image.
+fn unpack(image: &BuiltImage, dir: &Path, progress: &dyn Progress) -> Result<(), Error> {
+    progress.event(Event::Info(&format!(
+        "unpacking {}/rootfs ({})",
+        dir.display(),
+        image.platform
+    )));
+    hoist_image::unpack_rootfs(
+        &image.source(),
+        &image.platform,
+        &dir.join("rootfs"),
+        &ApplyOptions::default(),
+    )?;
+    let cfg: ImageConfig = serde_json::from_slice(&image.config.bytes)
+        .map_err(|e| Error::Output(format!("built config: {e}")))?;
+    let c = cfg.config.unwrap_or_default();
+    let meta = Metadata {
+        env: c.env.as_deref().unwrap_or(&[]),
+        user: c.user.as_deref().unwrap_or(""),
+        cmd: c.cmd.as_deref().unwrap_or(&[]),
+        entrypoint: c.entrypoint.as_deref().unwrap_or(&[]),
+        workdir: c.working_dir.as_deref().unwrap_or(""),
+    };
+    let bytes = serde_json::to_vec(&meta).map_err(|e| Error::Output(e.to_string()))?;
+    hoist_image::atomic_write(&dir.join("metadata.json"), &bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]

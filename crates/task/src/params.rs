@@ -79,8 +79,9 @@ pub struct TaskParams {
     pub labels: BTreeMap<String, String>,
     /// `IMAGE_ARG_*`: build arg name → image.
     pub image_args: BTreeMap<String, ImageArg>,
-    /// `IMAGE_PLATFORM`.
-    pub platform: Option<Platform>,
+    /// `IMAGE_PLATFORM` (comma-separated; several make an image index, which needs
+    /// `OUTPUT_OCI`). Empty: the worker's platform.
+    pub platforms: Vec<Platform>,
     /// `OUTPUT_OCI`.
     pub output_oci: bool,
     /// `UNPACK_ROOTFS`.
@@ -245,6 +246,56 @@ pub fn parse_bool(v: &str) -> Option<bool> {
         "true" | "1" | "yes" | "on" => Some(true),
         _ => None,
     }
+}
+
+/// A comma-separated platform list (`linux/amd64,linux/arm64`), duplicates dropped.
+pub fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
+    let mut out: Vec<Platform> = Vec::new();
+    for one in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = Platform::parse(one).ok_or_else(|| {
+            format!("{one:?} is not a platform (expected os/arch[/variant], e.g. linux/arm64)")
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{s:?} names no platform"));
+    }
+    Ok(out)
+}
+
+/// What several platforms need from the other params: an image index only fits the OCI
+/// layout (`OUTPUT_OCI`), never `image.tar`, and `rootfs/` is the worker's own platform,
+/// which must be among them.
+pub fn check_platforms(
+    platforms: &[Platform],
+    output_oci: bool,
+    unpack_rootfs: bool,
+) -> Result<(), String> {
+    if platforms.len() < 2 {
+        return Ok(());
+    }
+    let list = platforms
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    if !output_oci {
+        return Err(format!(
+            "{list}: several platforms make an image index, which only the OCI layout \
+             output holds: set OUTPUT_OCI=true (image.tar, a docker-archive, holds one \
+             platform)"
+        ));
+    }
+    let host = Platform::host();
+    if unpack_rootfs && !platforms.iter().any(|p| host.matches(p)) {
+        return Err(format!(
+            "{list}: UNPACK_ROOTFS unpacks the worker's platform ({host}), which is not \
+             among them"
+        ));
+    }
+    Ok(())
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -438,29 +489,17 @@ impl TaskParams {
             build_args.insert(name.clone(), a.reference.clone());
         }
 
-        let platform = match get("IMAGE_PLATFORM") {
-            None => None,
-            Some(p) if p.contains(',') => {
-                c.err(
-                    "IMAGE_PLATFORM",
-                    format!(
-                        "{p:?}: several platforms in one image index are not supported yet; \
-                         run one task per platform"
-                    ),
-                );
-                None
+        let platforms = match get("IMAGE_PLATFORM").map(parse_platforms) {
+            None => Vec::new(),
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                c.err("IMAGE_PLATFORM", e);
+                Vec::new()
             }
-            Some(p) => match Platform::parse(p.trim()) {
-                Some(pl) => Some(pl),
-                None => {
-                    c.err(
-                        "IMAGE_PLATFORM",
-                        format!("{p:?} is not a platform (expected os/arch[/variant], e.g. linux/arm64)"),
-                    );
-                    None
-                }
-            },
         };
+        if let Err(e) = check_platforms(&platforms, output_oci, unpack_rootfs) {
+            c.err("IMAGE_PLATFORM", e);
+        }
 
         let registry_mirrors = get("REGISTRY_MIRRORS").map(split_list).unwrap_or_default();
         for m in &registry_mirrors {
@@ -658,7 +697,7 @@ impl TaskParams {
             build_args,
             labels,
             image_args,
-            platform,
+            platforms,
             output_oci,
             unpack_rootfs,
             registry_mirrors,
@@ -787,5 +826,20 @@ mod tests {
         assert!(p.unpack_rootfs && !p.output_oci);
         assert_eq!(p.cache_dir, Some(d.path().join("cache")));
         assert_eq!(p.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
+    }
+
+    #[test]
+    fn platform_lists() {
+        let l = parse_platforms("linux/amd64, linux/arm64,linux/amd64").unwrap();
+        assert_eq!(l.len(), 2);
+        assert!(parse_platforms("linux/amd64,linux").is_err());
+        assert!(parse_platforms(" , ").is_err());
+        assert!(check_platforms(&l[..1], false, true).is_ok());
+        let e = check_platforms(&l, false, false).unwrap_err();
+        assert!(e.contains("OUTPUT_OCI=true"), "{e}");
+        assert!(check_platforms(&l, true, false).is_ok());
+        let foreign = parse_platforms("linux/s390x,linux/riscv64").unwrap();
+        let e = check_platforms(&foreign, true, true).unwrap_err();
+        assert!(e.contains("UNPACK_ROOTFS"), "{e}");
     }
 }

@@ -27,7 +27,8 @@ pub struct BuildArgs {
     /// Build this stage (name or index) instead of the last.
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platform (os/arch[/variant]); default: the host's.
+    /// Target platform(s), os/arch[/variant], comma-separated; several build one image
+    /// each under an image index. Default: the host's.
     #[arg(long)]
     pub platform: Option<String>,
     /// Output: type=oci|docker|local|tar|image|registry,dest=…,… (repeatable).
@@ -112,13 +113,14 @@ impl BuildArgs {
         }
         o.target = self.target.clone();
         if let Some(p) = &self.platform {
-            let first = p.split(',').next().unwrap_or_default();
-            if p.contains(',') {
-                bail!("--platform {p:?}: building several platforms at once is not supported yet; build each platform separately");
+            for one in p.split(',').map(str::trim) {
+                o.platforms.push(Platform::parse(one).with_context(|| {
+                    format!(
+                        "--platform {p:?}: {one:?} is not a platform \
+                         (expected os/arch[/variant], e.g. linux/amd64,linux/arm64)"
+                    )
+                })?);
             }
-            o.platform = Some(Platform::parse(first).with_context(|| {
-                format!("--platform {p:?}: expected os/arch[/variant], e.g. linux/amd64")
-            })?);
         }
         // Provenance: in a git checkout, record the commit and expand tag templates.
         let git = hoist_build::provenance::git_info(&self.context);

@@ -66,11 +66,18 @@ pub fn run(args: TaskArgs) -> Result<ExitCode> {
     let report = hoist_task::run(&params, display.as_ref())?;
     for img in &report.images {
         match &img.written {
+            Some(w) if w.platforms.len() > 1 => println!(
+                "{}: {} (index of {} platforms) written to {}",
+                img.name,
+                w.manifest_digest,
+                w.platforms.len(),
+                w.dir.display()
+            ),
             Some(w) => println!(
                 "{}: {} (config {}) written to {}",
                 img.name,
                 w.manifest_digest,
-                w.config_digest,
+                w.digest,
                 w.dir.display()
             ),
             None => println!(
