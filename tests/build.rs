@@ -703,3 +703,34 @@ fn git_checkout_provenance_labels_and_tag_templates() {
     let err = env.fails(&["build", "-t", "app:{git-sha}", plain.to_str().unwrap()]);
     assert!(err.contains("git checkout"), "{err}");
 }
+
+/// Build args no built stage declares are reported, as BuildKit does (proxy args,
+/// `SOURCE_DATE_EPOCH` and args of stages that were built are not); the build succeeds.
+#[test]
+fn unconsumed_build_args_are_reported() {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "ARG GLOBAL\nFROM scratch AS skipped\nARG ONLY_SKIPPED\n\
+         FROM scratch\nARG USED\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+    let out = env
+        .hoist()
+        .args(["build", "--progress", "plain"])
+        .args(["--build-arg", "GLOBAL=1", "--build-arg", "USED=1"])
+        .args(["--build-arg", "ONLY_SKIPPED=1", "--build-arg", "TYPO=1"])
+        .args(["--build-arg", "HTTPS_PROXY=http://proxy:3128"])
+        .args(["--build-arg", "SOURCE_DATE_EPOCH=0"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert_success(&out, "hoist build");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("build args [ONLY_SKIPPED TYPO] were not consumed"),
+        "{err}"
+    );
+}

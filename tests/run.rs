@@ -430,3 +430,67 @@ fn run_for_a_foreign_platform_explains_the_emulator() {
     assert!(err.contains("BUILDPLATFORM"), "{err}");
     assert!(err.contains("Dockerfile:2"), "{err}");
 }
+
+/// `RUN --mount=type=bind` from the context sees the context as BuildKit has it, with
+/// `.dockerignore` applied: ignored files are invisible (read-only and read-write mounts),
+/// changing them does not invalidate the step, and writes never reach the context.
+#[test]
+fn bind_mounts_of_the_context_honour_dockerignore() {
+    let env = Env::new();
+    let ctx = dockerfile(
+        &env,
+        "ctx",
+        &(from_busybox()
+            + "RUN --mount=type=bind,target=/ctx \\\n\
+                 test ! -e /ctx/secret.env && test ! -e /ctx/node_modules/big.js \\\n\
+                 && test -f /ctx/node_modules/keep.txt && test -f /ctx/src/main.c \\\n\
+                 && cat /proc/sys/kernel/random/uuid > /run-id\n\
+               RUN --mount=type=bind,source=src,target=/w,rw \\\n\
+                 touch /w/new && test ! -e /w/generated.o && ls /w > /w-listing\n"),
+    );
+    fs::write(
+        ctx.join(".dockerignore"),
+        "secret.env\nnode_modules\n!node_modules/keep.txt\nsrc/*.o\n",
+    )
+    .unwrap();
+    fs::write(ctx.join("secret.env"), "TOKEN=1\n").unwrap();
+    fs::create_dir_all(ctx.join("node_modules")).unwrap();
+    fs::write(ctx.join("node_modules/big.js"), "x").unwrap();
+    fs::write(ctx.join("node_modules/keep.txt"), "keep").unwrap();
+    fs::create_dir_all(ctx.join("src")).unwrap();
+    fs::write(ctx.join("src/main.c"), "int main;").unwrap();
+    fs::write(ctx.join("src/generated.o"), "obj").unwrap();
+    let out = env.path("oci");
+    let build = || {
+        env.ok(&[
+            "build",
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            ctx.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string()
+    };
+    let first = build();
+    let rootfs = umoci_unpack(&out, "latest", &env.path("b1"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("w-listing")).unwrap(),
+        "main.c\nnew\n"
+    );
+    // Writes to the read-write mount stay out of the context.
+    assert!(!ctx.join("src/new").exists());
+    assert_eq!(
+        fs::read_to_string(ctx.join("secret.env")).unwrap(),
+        "TOKEN=1\n"
+    );
+    // Ignored files changing leave the steps cached (the uuid would differ otherwise).
+    fs::write(ctx.join("secret.env"), "TOKEN=2\n").unwrap();
+    fs::write(ctx.join("node_modules/big.js"), "y").unwrap();
+    fs::write(ctx.join("src/generated.o"), "obj2").unwrap();
+    fs::remove_dir_all(&out).unwrap();
+    assert_eq!(build(), first);
+    // A file the build sees changing re-runs the step.
+    fs::write(ctx.join("src/main.c"), "int main(void);").unwrap();
+    fs::remove_dir_all(&out).unwrap();
+    assert_ne!(build(), first);
+}

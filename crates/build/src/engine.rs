@@ -367,6 +367,23 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// `--build-arg`s that no ARG of the global scope or of a built stage declared
+    /// (BuildKit warns about them; proxy args, `BUILDKIT_*` and `SOURCE_DATE_EPOCH`
+    /// never count).
+    pub fn unused_build_args(&self) -> Vec<String> {
+        let declared: std::collections::BTreeSet<&String> = self
+            .stages
+            .iter()
+            .flatten()
+            .flat_map(|s| s.declared_args.iter())
+            .collect();
+        self.global
+            .unused_build_args(std::iter::empty())
+            .into_iter()
+            .filter(|a| !declared.contains(a) && a != "SOURCE_DATE_EPOCH")
+            .collect()
+    }
+
     /// The index of the target stage.
     pub fn target_index(&self) -> Result<usize> {
         if self.df.stages.is_empty() {

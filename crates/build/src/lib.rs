@@ -305,11 +305,12 @@ fn build_images_locked(
             context,
             oci,
             platforms[0].clone(),
+            true,
         )?;
         return Ok(Built::single(image));
     }
     let mut images = Vec::new();
-    for p in platforms {
+    for (i, p) in platforms.into_iter().enumerate() {
         progress.event(progress::Event::Info(&format!("building for {p}")));
         images.push(build_image_locked(
             opts,
@@ -320,6 +321,7 @@ fn build_images_locked(
             context.clone(),
             oci,
             p,
+            i == 0,
         )?);
     }
     Built::indexed(images, oci)
@@ -335,6 +337,7 @@ fn build_image_locked(
     context: tree::LocalContext,
     oci: bool,
     platform: Platform,
+    warn_unused: bool,
 ) -> Result<BuiltImage> {
     // Key files given as ssh sources are served by agents that live as long as the build.
     let (sockets, _agents) = ssh::agent_sockets(&opts.ssh)?;
@@ -363,6 +366,13 @@ fn build_image_locked(
     )?;
     let target = eng.target_index()?;
     let state = eng.build_stage(target)?;
+    let unused = eng.unused_build_args();
+    if warn_unused && !unused.is_empty() {
+        progress.event(progress::Event::Warning(&format!(
+            "one or more build args [{}] were not consumed",
+            unused.join(" ")
+        )));
+    }
     let image = eng.assemble(&state, oci)?;
     eng.hasher.save();
     Ok(image)

@@ -218,6 +218,23 @@ fn mounts(
                     Error::Invalid(format!("--mount={}: target is required", m.spec))
                 })?;
                 let sub = crate::copy::clean_rel(o.source.as_deref().unwrap_or(""));
+                // The context as the build sees it: with a .dockerignore, a filtered
+                // tree (hard links; copies for a read-write mount, whose writes are
+                // discarded), so ignored files are neither visible nor part of the key.
+                if o.from.is_none() && eng.context.has_ignore() {
+                    let view = eng.scratch.join(format!("bind-{}", unique()));
+                    eng.context
+                        .materialize(&sub, &view, !o.readonly)
+                        .map_err(|e| {
+                            Error::Invalid(format!("--mount={}: source /{sub}: {e}", m.spec))
+                        })?;
+                    out.push(MountSpec::Bind {
+                        src: view,
+                        target: abs_target(target),
+                        readonly: o.readonly,
+                    });
+                    continue;
+                }
                 let src = match o.from.as_deref() {
                     None => eng.context.root().join(&sub),
                     Some(f) => match eng.copy_source(f)? {

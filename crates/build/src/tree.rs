@@ -75,6 +75,53 @@ impl LocalContext {
         &self.root
     }
 
+    /// Whether a `.dockerignore` filters the context.
+    pub fn has_ignore(&self) -> bool {
+        self.ignore.is_some()
+    }
+
+    /// Lay out `rel` (a directory or file of the context) at `dest` as the build sees
+    /// it, ignored paths left out: directories are created with their modes, regular
+    /// files hard-linked (copied when `copy` is set or linking fails, e.g. across file
+    /// systems), symlinks recreated. What `RUN --mount=type=bind` mounts from a
+    /// filtered context, as BuildKit only ever has the filtered context.
+    pub fn materialize(&self, rel: &str, dest: &Path, copy: bool) -> Result<()> {
+        let md = match self.stat(rel)? {
+            Some(m) => m,
+            None => {
+                return Err(Error::Invalid(format!(
+                    "{rel}: not in the build context (missing or excluded by .dockerignore)"
+                )))
+            }
+        };
+        self.materialize_entry(rel, &md, dest, copy)
+    }
+
+    fn materialize_entry(&self, rel: &str, md: &SrcMeta, dest: &Path, copy: bool) -> Result<()> {
+        let src = self.root.join(rel);
+        match &md.kind {
+            Kind::Dir => {
+                fs::create_dir(dest).map_err(|e| Error::io(dest, e))?;
+                for name in self.list(rel)? {
+                    let child = fsview::join(rel, &name);
+                    if let Some(cmd) = self.stat(&child)? {
+                        self.materialize_entry(&child, &cmd, &dest.join(&name), copy)?;
+                    }
+                }
+                fs::set_permissions(dest, fs::Permissions::from_mode(md.mode))
+                    .map_err(|e| Error::io(dest, e))?;
+            }
+            Kind::File(_) if copy || fs::hard_link(&src, dest).is_err() => {
+                fs::copy(&src, dest).map_err(|e| Error::io(&src, e))?;
+            }
+            Kind::Symlink(target) => {
+                std::os::unix::fs::symlink(target, dest).map_err(|e| Error::io(dest, e))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn excluded(&self, rel: &str) -> bool {
         match &self.ignore {
             Some(m) => !rel.is_empty() && m.matches(rel),

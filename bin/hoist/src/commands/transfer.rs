@@ -17,11 +17,30 @@ use hoist_registry::{PullPolicy, PushOptions};
 
 use super::registry_args::RegistryArgs;
 
-fn cache_store(cache_dir: &Option<PathBuf>) -> Result<BlobStore> {
+/// The cache's blob store, and a shared hold on the cache for as long as the command
+/// keeps it, so a concurrent `hoist cache prune` (or a task's prune) never removes blobs
+/// this command is writing or reading. `None` when the file system cannot lock.
+pub(crate) fn cache_store(
+    cache_dir: &Option<PathBuf>,
+) -> Result<(BlobStore, Option<hoist_build::CacheLock>)> {
     let dir = cache_dir
         .clone()
         .unwrap_or_else(hoist_build::options::default_cache_dir);
-    Ok(BlobStore::new(dir.join("blobs"))?)
+    std::fs::create_dir_all(&dir).with_context(|| format!("cache directory {}", dir.display()))?;
+    let lock = match hoist_build::CacheLock::try_shared(&dir) {
+        Ok(Some(l)) => Some(l),
+        Ok(None) => {
+            eprintln!("waiting for the prune of {} to finish", dir.display());
+            hoist_build::CacheLock::shared(&dir).ok()
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot lock the cache ({e}): a concurrent prune could disturb this command"
+            );
+            None
+        }
+    };
+    Ok((BlobStore::new(dir.join("blobs"))?, lock))
 }
 
 fn platform(p: &Option<String>) -> Result<Platform> {
@@ -66,7 +85,7 @@ pub struct PullArgs {
 
 /// Run `hoist pull`.
 pub fn pull(a: PullArgs) -> Result<ExitCode> {
-    let store = cache_store(&a.cache_dir)?;
+    let (store, _cache_lock) = cache_store(&a.cache_dir)?;
     let policy: PullPolicy = a.pull.parse().map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
     let resolver = DefaultResolver::standalone(a.registry.to_config(), store.clone(), policy);
     let p = platform(&a.platform)?;
@@ -110,7 +129,7 @@ pub struct PushArgs {
 
 /// Run `hoist push`.
 pub fn push(a: PushArgs) -> Result<ExitCode> {
-    let store = cache_store(&a.cache_dir)?;
+    let (store, _cache_lock) = cache_store(&a.cache_dir)?;
     let resolver =
         DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
     let src = open_any(&a.source, &resolver)?;
@@ -170,7 +189,7 @@ pub struct CopyArgs {
 
 /// Run `hoist copy`: the destination's root digest must equal the source's.
 pub fn copy(a: CopyArgs) -> Result<ExitCode> {
-    let store = cache_store(&a.cache_dir)?;
+    let (store, _cache_lock) = cache_store(&a.cache_dir)?;
     let resolver =
         DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
     let full = open_any(&a.source, &resolver)?;
