@@ -208,6 +208,27 @@ impl BuildOptions {
     }
 }
 
+/// One extra host entry as `docker build --add-host` and BuildKit's `add-hosts` take it:
+/// `HOST=IP` or `HOST:IP` (the first `=`, else the first `:`), an IPv6 address optionally
+/// in brackets (`db=[2001:db8::1]`). Returns (host, ip).
+pub fn parse_add_host(s: &str) -> std::result::Result<(String, String), String> {
+    let split = match s.split_once('=') {
+        Some(p) => Some(p),
+        None => s.split_once(':'),
+    };
+    let bad = || format!("{s:?}: expected HOST=IP (e.g. db.local=10.0.0.5)");
+    let (host, ip) = split.ok_or_else(bad)?;
+    let host = host.trim();
+    let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    ip.parse::<std::net::IpAddr>().map_err(|_| {
+        format!("{s:?}: {ip:?} is not an IP address (expected HOST=IP, e.g. db.local=10.0.0.5)")
+    })?;
+    Ok((host.to_string(), ip.to_string()))
+}
+
 /// `$HOIST_CACHE_DIR`, else `$XDG_CACHE_HOME/hoist`, else `~/.cache/hoist`.
 pub fn default_cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HOIST_CACHE_DIR") {
@@ -220,4 +241,21 @@ pub fn default_cache_dir() -> PathBuf {
         return PathBuf::from(h).join(".cache/hoist");
     }
     std::env::temp_dir().join("hoist-cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_add_host;
+
+    #[test]
+    fn add_host_forms() {
+        let ok = |s: &str| parse_add_host(s).unwrap();
+        assert_eq!(ok("db=10.0.0.5"), ("db".into(), "10.0.0.5".into()));
+        assert_eq!(ok("db:10.0.0.5"), ("db".into(), "10.0.0.5".into()));
+        assert_eq!(ok("v6=[2001:db8::1]"), ("v6".into(), "2001:db8::1".into()));
+        assert_eq!(ok("v6=::1"), ("v6".into(), "::1".into()));
+        for bad in ["db", "=1.2.3.4", "db=notanip", "db=", "a b=1.2.3.4"] {
+            assert!(parse_add_host(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -262,17 +262,20 @@ impl Error {
 
 /// A transport error with its causes, and what to do about an untrusted certificate.
 fn transport_detail(e: &reqwest::Error) -> String {
+    // One walk down the cause chain: each new message, and whether any is about TLS.
     let mut parts = vec![e.to_string()];
-    let mut cur = std::error::Error::source(e);
+    let mut tls = false;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         let s = err.to_string();
+        tls |= mentions_tls(&s);
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
         cur = err.source();
     }
     let mut out = parts.join(": ");
-    if is_tls_error(e) {
+    if tls {
         out.push_str(
             " (to trust a private CA: --ca-cert FILE, LOCAL_CA_CERTIFICATE, or \
              certs.d/<host>/ca.crt; --insecure-registry skips verification)",
@@ -281,11 +284,16 @@ fn transport_detail(e: &reqwest::Error) -> String {
     out
 }
 
+/// Whether an error message is about certificate verification.
+fn mentions_tls(s: &str) -> bool {
+    s.contains("certificate") || s.contains("InvalidCertificate")
+}
+
+/// Whether any cause of `e` is about certificate verification (never worth a retry).
 fn is_tls_error(e: &reqwest::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        let s = err.to_string();
-        if s.contains("certificate") || s.contains("InvalidCertificate") {
+        if mentions_tls(&err.to_string()) {
             return true;
         }
         cur = err.source();

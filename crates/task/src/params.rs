@@ -5,7 +5,6 @@
 //! task before anything is built, and every problem is reported at once.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use hoist_build::options::{PullPolicy, Secret};
@@ -557,14 +556,9 @@ impl TaskParams {
         let mut add_hosts = Vec::new();
         if let Some(v) = get("BUILDKIT_ADD_HOSTS") {
             for item in split_list(v) {
-                match item.split_once(['=', ':']) {
-                    Some((h, ip)) if !h.is_empty() && ip.trim().parse::<IpAddr>().is_ok() => {
-                        add_hosts.push((h.to_string(), ip.trim().to_string()))
-                    }
-                    _ => c.err(
-                        "BUILDKIT_ADD_HOSTS",
-                        format!("{item:?}: expected HOSTNAME=IP (e.g. db.local=10.0.0.5)"),
-                    ),
+                match hoist_build::options::parse_add_host(&item) {
+                    Ok(h) => add_hosts.push(h),
+                    Err(e) => c.err("BUILDKIT_ADD_HOSTS", e),
                 }
             }
         }

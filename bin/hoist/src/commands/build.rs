@@ -164,10 +164,10 @@ impl BuildArgs {
             o.ssh.insert(id, sock);
         }
         for h in &self.add_hosts {
-            let (host, ip) = h
-                .split_once(['=', ':'])
-                .with_context(|| format!("--add-host {h:?}: expected HOST:IP"))?;
-            o.add_hosts.push((host.to_string(), ip.to_string()));
+            o.add_hosts.push(
+                hoist_build::options::parse_add_host(h)
+                    .map_err(|e| anyhow::anyhow!("--add-host {e}"))?,
+            );
         }
         o.network = self.network.clone();
         o.no_cache = self.no_cache;
