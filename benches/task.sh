@@ -1,13 +1,55 @@
 #!/usr/bin/env bash
 # hoist task (Concourse task mode) cold and cached, against buildah building the same
-# Dockerfile and writing the same docker-archive (what oci-build-task's output is).
+# Dockerfile and context and writing the same docker-archive (what oci-build-task's output is),
+# both in one hyperfine run.
 #
 #   benches/task.sh [HOIST_BIN]      (as root; needs buildah, hyperfine, umoci, busybox-static)
+#
+# Env: BENCH_FS (default /mnt/hoist-peers-bench: the journaled loop fs of
+#      ../shared/peers/bench-fs.sh; when it is not mounted, /tmp is used, which is noisier),
+#      RUNS_COLD (default 5), RUNS_CACHED (default 10),
+#      OUT (a directory to keep the hyperfine markdown + JSON in; default: not kept).
+#
+# Equivalent work for both tools, per timed run:
+#   cold    hoist: empty task cache (`cache/`)  | buildah: empty private store (base too)
+#   cached  hoist: `cache/` of the previous run | buildah: its store of the previous run
+#   both read the busybox base from the same OCI layout, build the same Dockerfile and
+#   context, and end with a docker-archive file (hoist: image/image.tar; buildah: bb.tar).
+#
+# buildah runs with its own store under the work directory (never the machine's default
+# store, which other users share), overlay driver, `--isolation chroot` as in BENCHMARKS.md's
+# other sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOIST=$(realpath "${1:-target/release/hoist}")
-W=$(mktemp -d /tmp/hoist-task-bench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+BF=${BENCH_FS:-/mnt/hoist-peers-bench}
+RUNS_COLD=${RUNS_COLD:-5}
+RUNS_CACHED=${RUNS_CACHED:-10}
+if mountpoint -q "$BF"; then
+  BASE_DIR=$BF/work
+else
+  BASE_DIR=/tmp
+  echo "note: $BF is not mounted (../shared/peers/bench-fs.sh); using /tmp, expect more noise" >&2
+fi
+mkdir -p "$BASE_DIR"
+# buildah stores an `oci:DIR` base under the name `localhost/DIR`, and an image name must be
+# lowercase: a work directory from `mktemp -d …XXXXXX` (mixed case) makes every buildah build
+# fail with "repository name must be lowercase" (exit status 125). So: a lowercase name.
+W=$BASE_DIR/hoist-task-bench.$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+if [[ $W != "${W,,}" ]]; then
+  echo "the work directory $W must be lowercase (buildah names the oci: base after it)" >&2
+  exit 1
+fi
+mkdir "$W"
+ST=(--root "$W/buildah/root" --runroot "$W/buildah/run" --storage-driver overlay)
+cleanup() {
+  buildah "${ST[@]}" rm -a >/dev/null 2>&1 || true
+  buildah "${ST[@]}" rmi -a -f >/dev/null 2>&1 || true
+  umount -R "$W/buildah/root/overlay" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
 bash scripts/make-busybox-base.sh "$W/busybox" >/dev/null
 mkdir -p "$W/work/src/app"
 python3 - "$W/work/src/app" <<'PY'
@@ -29,16 +71,53 @@ ENV APP=/app
 DF
 cp -a "$W/busybox" "$W/work/busybox"
 cd "$W/work"
-task() { env -i PATH="$PATH" HOME="$HOME" CONTEXT=src IMAGE_ARG_base=busybox "$HOIST" task >/dev/null 2>&1; }
-export -f task; export HOIST
-bb() { buildah bud --quiet --layers --build-arg base="oci:$PWD/busybox:latest" -t bench-task src >/dev/null 2>&1 && buildah push --quiet bench-task "docker-archive:$PWD/bb.tar:bench-task:latest" >/dev/null 2>&1; }
-export -f bb
-hyperfine --shell bash --warmup 1 --runs 5 --export-markdown "$W/cold.md" \
-  --prepare 'rm -rf cache image bb.tar; mkdir cache image; buildah rmi -a -f >/dev/null 2>&1 || true' \
-  -n 'hoist task (cold cache)' 'task' \
-  -n 'buildah bud + push docker-archive (cold)' 'bb'
-hyperfine --shell bash --warmup 1 --runs 10 --export-markdown "$W/warm.md" \
-  --prepare 'rm -rf image bb.tar; mkdir -p image cache' \
-  -n 'hoist task (cached)' 'task' \
-  -n 'buildah bud + push docker-archive (cached)' 'bb'
-cat "$W/cold.md" "$W/warm.md"
+
+# No output redirection here: hyperfine discards the commands' output itself, and the
+# checked runs below show it when a command fails.
+task() { env -i PATH="$PATH" HOME="$HOME" CONTEXT=src IMAGE_ARG_base=busybox "$HOIST" task; }
+bb() {
+  buildah "${ST[@]}" bud --quiet --layers --isolation chroot \
+    --build-arg base="oci:$PWD/busybox:latest" -t bench-task src &&
+  buildah "${ST[@]}" push --quiet bench-task "docker-archive:$PWD/bb.tar:bench-task:latest"
+}
+ST_Q=$(printf '%q ' "${ST[@]}")
+export -f task bb; export HOIST
+ST_DECL="ST=($ST_Q)"
+# `export -f` does not carry arrays: each hyperfine command re-declares ST.
+reset_hoist='rm -rf cache image; mkdir cache image'
+reset_bb_cold="$ST_DECL; rm -f bb.tar; buildah \"\${ST[@]}\" rmi -a -f >/dev/null"
+reset_bb_cached='rm -f bb.tar'
+
+# One checked run of each before timing, output shown on failure.
+checked() { # NAME PREP CMD
+  local log=$W/check-$1.log
+  if ! bash -c "$2; $3" >"$log" 2>&1; then
+    echo "$1 failed:" >&2; cat "$log" >&2; exit 1
+  fi
+}
+checked hoist "$reset_hoist" task
+checked buildah "$reset_bb_cold" "$ST_DECL; bb"
+ls -l image/image.tar bb.tar
+
+hyperfine --shell bash --warmup 1 --runs "$RUNS_COLD" \
+  --export-markdown "$W/cold.md" --export-json "$W/cold.json" \
+  --prepare "$reset_hoist" -n 'hoist task (cold cache)' 'task' \
+  --prepare "$reset_bb_cold" -n 'buildah bud + push docker-archive (cold)' "$ST_DECL; bb"
+# Cached: the cache (hoist's cache/, buildah's store) is whatever the previous run left;
+# only the outputs are removed before each run.
+hyperfine --shell bash --warmup 1 --runs "$RUNS_CACHED" \
+  --export-markdown "$W/cached.md" --export-json "$W/cached.json" \
+  --prepare 'rm -rf image; mkdir image' -n 'hoist task (cached)' 'task' \
+  --prepare "$reset_bb_cached" -n 'buildah bud + push docker-archive (cached)' "$ST_DECL; bb"
+ls -l image/image.tar bb.tar
+cat "$W/cold.md" "$W/cached.md"
+python3 - "$W/cold.json" "$W/cached.json" <<'PY'
+import json, sys
+for f in sys.argv[1:]:
+    r = json.load(open(f))["results"]
+    h, b = r[0], r[1]
+    print(f"{h['command']}: mean {h['mean']:.3f} s ± {h['stddev']:.3f}, median {h['median']:.3f} s")
+    print(f"{b['command']}: mean {b['mean']:.3f} s ± {b['stddev']:.3f}, median {b['median']:.3f} s")
+    print(f"  buildah / hoist: mean {b['mean']/h['mean']:.2f}x, median {b['median']/h['median']:.2f}x")
+PY
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; cp "$W"/cold.* "$W"/cached.* "$OUT"/; fi
