@@ -26,6 +26,18 @@ fn helper_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hoist-sandbox-helper"))
 }
 
+/// Copy a program that will be executed, in a child process: a write descriptor held by
+/// this (multi-threaded) test process could leak into a concurrently forked child and make
+/// the exec fail with "Text file busy" (ETXTBSY).
+fn copy_executable(src: &Path, dst: &Path) {
+    let st = std::process::Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp {} {}", src.display(), dst.display());
+}
+
 /// Build a minimal root file system from the static busybox: one symlink per applet,
 /// `/etc/passwd` and `/etc/group`.
 fn busybox_rootfs(dir: &Path) {
@@ -35,7 +47,7 @@ fn busybox_rootfs(dir: &Path) {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    copy_executable(Path::new("/bin/busybox"), &dir.join("bin/busybox"));
     std::fs::set_permissions(
         dir.join("bin/busybox"),
         std::fs::Permissions::from_mode(0o755),
@@ -845,8 +857,8 @@ fn public_binaries() -> (tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let test_bin = dir.path().join("sandbox-tests");
     let helper = dir.path().join("hoist-sandbox-helper");
-    std::fs::copy(std::env::current_exe().unwrap(), &test_bin).unwrap();
-    std::fs::copy(helper_exe(), &helper).unwrap();
+    copy_executable(&std::env::current_exe().unwrap(), &test_bin);
+    copy_executable(&helper_exe(), &helper);
     for p in [&test_bin, &helper] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -1255,8 +1267,8 @@ fn run_as(user: &str, tests: &[&str], single: bool) -> bool {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let test_bin = dir.path().join("sandbox-tests");
     let helper = dir.path().join("hoist-sandbox-helper");
-    std::fs::copy(std::env::current_exe().unwrap(), &test_bin).unwrap();
-    std::fs::copy(helper_exe(), &helper).unwrap();
+    copy_executable(&std::env::current_exe().unwrap(), &test_bin);
+    copy_executable(&helper_exe(), &helper);
     let out = std::process::Command::new("runuser")
         .args(["-u", user, "--", "env"])
         .arg(format!("HOIST_SANDBOX_HELPER={}", helper.display()))
