@@ -365,6 +365,29 @@ fn several_platforms_make_an_index_with_native_build_stages() {
         .to_string();
     assert_eq!(again, digest);
 
+    // BuildKit's index-level annotations.
+    let annotated = env.path("annotated");
+    env.ok(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &format!(
+            "type=oci,dest={},annotation-index.org.opencontainers.image.title=multi,\
+             annotation-manifest-descriptor.org.example.k=v",
+            annotated.display()
+        ),
+        ctx.to_str().unwrap(),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&skopeo_raw(&format!("oci:{}:latest", annotated.display())))
+            .unwrap();
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.title"],
+        "multi"
+    );
+    assert_eq!(index["manifests"][1]["annotations"]["org.example.k"], "v");
+
     // A docker-archive holds one platform: refused before anything is built.
     let err = env.fails(&[
         "build",

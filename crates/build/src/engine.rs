@@ -196,8 +196,16 @@ impl Built {
     }
 
     /// Several images under an index (OCI media types when `oci`, else a Docker manifest
-    /// list), stored in the images' store. Entries carry each image's platform.
-    pub fn indexed(images: Vec<BuiltImage>, oci: bool) -> Result<Built> {
+    /// list), stored in the images' store. Entries carry each image's platform and
+    /// `descriptor_annotations`; the index carries `index_annotations` (OCI only: a Docker
+    /// manifest list has no annotations).
+    pub fn indexed(
+        images: Vec<BuiltImage>,
+        oci: bool,
+        index_annotations: &BTreeMap<String, String>,
+        descriptor_annotations: &BTreeMap<String, String>,
+    ) -> Result<Built> {
+        let some = |a: &BTreeMap<String, String>| (oci && !a.is_empty()).then(|| a.clone());
         let store = images
             .first()
             .map(|i| i.store.clone())
@@ -207,6 +215,7 @@ impl Built {
             .map(|i| {
                 let mut d = i.manifest.descriptor();
                 d.platform = Some(i.platform.clone());
+                d.annotations = some(descriptor_annotations);
                 d
             })
             .collect();
@@ -221,7 +230,7 @@ impl Built {
             artifact_type: None,
             manifests,
             subject: None,
-            annotations: None,
+            annotations: some(index_annotations),
         };
         let raw = RawDocument::from_value(mt, &index);
         store.put_bytes(&raw.bytes)?;

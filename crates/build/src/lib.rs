@@ -295,6 +295,17 @@ fn build_images_locked(
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
     export::check_outputs(&opts.outputs, platforms.len())?;
+    if platforms.len() == 1
+        && opts
+            .outputs
+            .iter()
+            .any(|o| !o.index_annotations.is_empty() || !o.descriptor_annotations.is_empty())
+    {
+        progress.event(progress::Event::Warning(
+            "annotation-index and annotation-manifest-descriptor apply to the image index of a \
+             multi-platform build; a single-platform image has none",
+        ));
+    }
     if platforms.len() == 1 {
         let image = build_image_locked(
             opts,
@@ -324,7 +335,13 @@ fn build_images_locked(
             i == 0,
         )?);
     }
-    Built::indexed(images, oci)
+    let mut index_annotations = std::collections::BTreeMap::new();
+    let mut descriptor_annotations = std::collections::BTreeMap::new();
+    for o in &opts.outputs {
+        index_annotations.extend(o.index_annotations.clone());
+        descriptor_annotations.extend(o.descriptor_annotations.clone());
+    }
+    Built::indexed(images, oci, &index_annotations, &descriptor_annotations)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -64,8 +64,13 @@ pub struct OutputSpec {
     pub compression_level: Option<i32>,
     /// `oci-mediatypes=` if given.
     pub oci_mediatypes: Option<bool>,
-    /// `annotation.KEY=VALUE` / `annotation-manifest.KEY=VALUE` pairs.
+    /// `annotation.KEY=VALUE` / `annotation-manifest.KEY=VALUE` pairs (on each manifest).
     pub annotations: BTreeMap<String, String>,
+    /// `annotation-index.KEY=VALUE` pairs: on the image index of a multi-platform build.
+    pub index_annotations: BTreeMap<String, String>,
+    /// `annotation-manifest-descriptor.KEY=VALUE` pairs: on each manifest's entry in the
+    /// image index of a multi-platform build.
+    pub descriptor_annotations: BTreeMap<String, String>,
 }
 
 fn split_csv(s: &str) -> Vec<String> {
@@ -114,6 +119,8 @@ impl OutputSpec {
         }
         let mut kv: BTreeMap<String, String> = BTreeMap::new();
         let mut annotations = BTreeMap::new();
+        let mut index_annotations = BTreeMap::new();
+        let mut descriptor_annotations = BTreeMap::new();
         for field in split_csv(s) {
             let (k, v) = field.split_once('=').ok_or_else(|| {
                 Error::Invalid(format!("--output {s:?}: {field:?} is not KEY=VALUE"))
@@ -124,6 +131,14 @@ impl OutputSpec {
                 .or_else(|| k.strip_prefix("annotation-manifest."))
             {
                 annotations.insert(a.to_string(), v.to_string());
+                continue;
+            }
+            if let Some(a) = k.strip_prefix("annotation-index.") {
+                index_annotations.insert(a.to_string(), v.to_string());
+                continue;
+            }
+            if let Some(a) = k.strip_prefix("annotation-manifest-descriptor.") {
+                descriptor_annotations.insert(a.to_string(), v.to_string());
                 continue;
             }
             if kv.insert(k.clone(), v.to_string()).is_some() {
@@ -247,6 +262,8 @@ impl OutputSpec {
             compression_level,
             oci_mediatypes,
             annotations,
+            index_annotations,
+            descriptor_annotations,
         })
     }
 
@@ -257,6 +274,8 @@ impl OutputSpec {
             compression_level: None,
             oci_mediatypes: None,
             annotations: BTreeMap::new(),
+            index_annotations: BTreeMap::new(),
+            descriptor_annotations: BTreeMap::new(),
         }
     }
 
@@ -309,6 +328,14 @@ mod tests {
         );
         assert_eq!(o.compression, Some(Compression::Zstd));
         assert_eq!(o.annotations["x"], "y");
+        let o = OutputSpec::parse(
+            "type=oci,dest=d,annotation-index.org.opencontainers.image.title=t,\
+             annotation-manifest-descriptor.k=v",
+        )
+        .unwrap();
+        assert_eq!(o.index_annotations["org.opencontainers.image.title"], "t");
+        assert_eq!(o.descriptor_annotations["k"], "v");
+        assert!(o.annotations.is_empty());
         for bad in [
             "type=nope,dest=x",
             "type=oci",
