@@ -517,3 +517,52 @@ fn bind_mounts_of_the_context_honour_dockerignore() {
     fs::remove_dir_all(&out).unwrap();
     assert_ne!(build(), first);
 }
+
+/// Symlinks in a bind mount's source are followed inside the source's own root, never on
+/// the host: an absolute link in the context or in a stage must not mount a host file.
+#[test]
+fn bind_mount_sources_never_follow_links_onto_the_host() {
+    let env = Env::new();
+    // A stage whose /grp is an absolute link: the stage's /etc/group is meant, not the host's.
+    let ctx = dockerfile(
+        &env,
+        "ctx",
+        &(format!(
+            "FROM oci:{}:latest AS s\nRUN echo 'stagegroup:x:4242:' > /etc/group && ln -s /etc/group /grp\n",
+            busybox_base().display()
+        ) + &from_busybox()
+            + "RUN --mount=from=s,source=grp,target=/g cat /g > /seen-stage\n\
+               RUN --mount=type=bind,source=rel,target=/r cat /r > /seen-rel\n"),
+    );
+    fs::write(ctx.join("real.txt"), "in the context\n").unwrap();
+    std::os::unix::fs::symlink("real.txt", ctx.join("rel")).unwrap();
+    let out = env.path("oci");
+    env.ok(&[
+        "build",
+        "-o",
+        &format!("type=oci,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let rootfs = umoci_unpack(&out, "latest", &env.path("b"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("seen-stage")).unwrap(),
+        "stagegroup:x:4242:\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("seen-rel")).unwrap(),
+        "in the context\n"
+    );
+
+    // An absolute link in the context to a host file: not found, never the host's file.
+    let host_file = env.path("host-secret");
+    fs::write(&host_file, "host secret\n").unwrap();
+    let ctx2 = dockerfile(
+        &env,
+        "ctx2",
+        &(from_busybox() + "RUN --mount=type=bind,source=abs,target=/a cat /a\n"),
+    );
+    std::os::unix::fs::symlink(&host_file, ctx2.join("abs")).unwrap();
+    let err = env.fails(&["build", ctx2.to_str().unwrap()]);
+    assert!(!err.contains("host secret"), "{err}");
+    assert!(err.contains("not found"), "{err}");
+}

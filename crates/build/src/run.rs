@@ -218,6 +218,27 @@ fn mounts(
                     Error::Invalid(format!("--mount={}: target is required", m.spec))
                 })?;
                 let sub = crate::copy::clean_rel(o.source.as_deref().unwrap_or(""));
+                // Symlinks in the source path are followed inside the source's own root
+                // (as BuildKit does), never on the host: an absolute link in the context
+                // or an image must not mount a host file.
+                let sub = {
+                    use crate::tree::SourceTree;
+                    let resolved = match o.from.as_deref() {
+                        None => eng.context.resolve(&sub),
+                        Some(f) => match eng.copy_source(f)? {
+                            CopyFrom::Dir(d) => {
+                                crate::tree::LocalContext::new(&d, None)?.resolve(&sub)
+                            }
+                            CopyFrom::Stage(s) => {
+                                let rootfs = eng.rootfs_of(&s)?;
+                                crate::tree::StageTree::new(&s.view, rootfs).resolve(&sub)
+                            }
+                        },
+                    };
+                    resolved.map_err(|e| {
+                        Error::Invalid(format!("--mount={}: source /{sub}: {e}", m.spec))
+                    })?
+                };
                 // The context as the build sees it: with a .dockerignore, a filtered
                 // tree (hard links; copies for a read-write mount, whose writes are
                 // discarded), so ignored files are neither visible nor part of the key.
