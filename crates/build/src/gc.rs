@@ -422,6 +422,18 @@ impl CacheLock {
         try_lock(cache_dir, false)
     }
 
+    /// Take the shared lock, calling `waiting` first when a prune holds the cache (so the
+    /// caller can say why it waits), then waiting for it to finish.
+    pub fn shared_telling(cache_dir: &Path, waiting: impl FnOnce()) -> Result<CacheLock> {
+        match Self::try_shared(cache_dir)? {
+            Some(l) => Ok(l),
+            None => {
+                waiting();
+                Self::shared(cache_dir)
+            }
+        }
+    }
+
     /// Take the exclusive lock (what prune holds), waiting for every build to finish.
     pub fn exclusive(cache_dir: &Path) -> Result<CacheLock> {
         lock(cache_dir, true)

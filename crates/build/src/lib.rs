@@ -123,6 +123,29 @@ fn read_ignore(
     Ok(None)
 }
 
+/// What every build reads before it starts: the parsed Dockerfile, its name for messages,
+/// and the context filtered by its `.dockerignore`.
+struct Prepared {
+    df: hoist_dockerfile::Dockerfile,
+    df_name: String,
+    context: tree::LocalContext,
+}
+
+/// Read and parse the Dockerfile, open the context, create the cache directory.
+fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+    let (df_name, text, df_path) = read_dockerfile(opts)?;
+    let df =
+        hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
+    let ignore = read_ignore(opts, df_path.as_ref())?;
+    let context = tree::LocalContext::new(&opts.context, ignore)?;
+    std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
+    Ok(Prepared {
+        df,
+        df_name,
+        context,
+    })
+}
+
 /// Run a build with the default resolver (local image transports and registries).
 pub fn build(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<BuildResult> {
     let resolver = resolver::DefaultResolver::new(opts, progress)?;
@@ -141,14 +164,9 @@ pub fn build_with(
     resolver: &dyn BaseResolver,
     pusher: Option<&dyn export::Pusher>,
 ) -> Result<BuildResult> {
-    let (df_name, text, df_path) = read_dockerfile(opts)?;
-    let df =
-        hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
-    let ignore = read_ignore(opts, df_path.as_ref())?;
-    let context = tree::LocalContext::new(&opts.context, ignore)?;
-    std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
+    let input = prepare(opts)?;
     let lock = lock_cache(opts, progress);
-    let result = build_locked(opts, progress, resolver, pusher, df, df_name, context)?;
+    let result = build_locked(opts, progress, resolver, pusher, &input)?;
     drop(lock);
     if let Some(max) = opts.cache_max_bytes {
         prune_after_build(opts, max, progress);
@@ -159,17 +177,12 @@ pub fn build_with(
 /// The build's shared hold on the cache (none if the file system cannot lock: then a
 /// concurrent prune could remove what the build uses, which it is told).
 fn lock_cache(opts: &BuildOptions, progress: &dyn progress::Progress) -> Option<gc::CacheLock> {
-    let r = match gc::CacheLock::try_shared(&opts.cache_dir) {
-        Ok(Some(l)) => Ok(l),
-        Ok(None) => {
-            progress.event(progress::Event::Info(&format!(
-                "waiting for the prune of {} to finish",
-                opts.cache_dir.display()
-            )));
-            gc::CacheLock::shared(&opts.cache_dir)
-        }
-        Err(e) => Err(e),
-    };
+    let r = gc::CacheLock::shared_telling(&opts.cache_dir, || {
+        progress.event(progress::Event::Info(&format!(
+            "waiting for the prune of {} to finish",
+            opts.cache_dir.display()
+        )))
+    });
     match r {
         Ok(l) => Some(l),
         Err(e) => {
@@ -197,15 +210,12 @@ fn prune_after_build(opts: &BuildOptions, max: u64, progress: &dyn progress::Pro
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_locked(
     opts: &BuildOptions,
     progress: &dyn progress::Progress,
     resolver: &dyn BaseResolver,
     pusher: Option<&dyn export::Pusher>,
-    df: hoist_dockerfile::Dockerfile,
-    df_name: String,
-    context: tree::LocalContext,
+    input: &Prepared,
 ) -> Result<BuildResult> {
     if opts.outputs.is_empty() {
         progress.event(progress::Event::Warning(
@@ -213,7 +223,7 @@ fn build_locked(
         ));
     }
     let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
-    let built = build_images_locked(opts, progress, resolver, df, df_name, context, oci)?;
+    let built = build_images_locked(opts, progress, resolver, input, oci)?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     let meta = export::export_built(
         &built,
@@ -271,92 +281,37 @@ pub fn build_images(
     resolver: &dyn BaseResolver,
     oci: bool,
 ) -> Result<Built> {
-    let (df_name, text, df_path) = read_dockerfile(opts)?;
-    let df =
-        hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
-    let ignore = read_ignore(opts, df_path.as_ref())?;
-    let context = tree::LocalContext::new(&opts.context, ignore)?;
-    std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
+    let input = prepare(opts)?;
     let lock = lock_cache(opts, progress);
-    let built = build_images_locked(opts, progress, resolver, df, df_name, context, oci);
+    let built = build_images_locked(opts, progress, resolver, &input, oci);
     drop(lock);
     built
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_images_locked(
     opts: &BuildOptions,
     progress: &dyn progress::Progress,
     resolver: &dyn BaseResolver,
-    df: hoist_dockerfile::Dockerfile,
-    df_name: String,
-    context: tree::LocalContext,
+    input: &Prepared,
     oci: bool,
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
+    let several = platforms.len() > 1;
     export::check_outputs(&opts.outputs, platforms.len())?;
-    if platforms.len() == 1
-        && opts
-            .outputs
-            .iter()
-            .any(|o| !o.index_annotations.is_empty() || !o.descriptor_annotations.is_empty())
-    {
-        progress.event(progress::Event::Warning(
-            "annotation-index and annotation-manifest-descriptor apply to the image index of a \
-             multi-platform build; a single-platform image has none",
-        ));
-    }
-    if platforms.len() == 1 {
-        let image = build_image_locked(
-            opts,
-            progress,
-            resolver,
-            df,
-            df_name,
-            context,
-            oci,
-            platforms[0].clone(),
-            true,
-        )?;
-        return Ok(Built::single(image));
-    }
-    let mut images = Vec::new();
-    for (i, p) in platforms.into_iter().enumerate() {
-        progress.event(progress::Event::Info(&format!("building for {p}")));
-        images.push(build_image_locked(
-            opts,
-            progress,
-            resolver,
-            df.clone(),
-            df_name.clone(),
-            context.clone(),
-            oci,
-            p,
-            i == 0,
-        )?);
-    }
     let mut index_annotations = std::collections::BTreeMap::new();
     let mut descriptor_annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
         index_annotations.extend(o.index_annotations.clone());
         descriptor_annotations.extend(o.descriptor_annotations.clone());
     }
-    Built::indexed(images, oci, &index_annotations, &descriptor_annotations)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_image_locked(
-    opts: &BuildOptions,
-    progress: &dyn progress::Progress,
-    resolver: &dyn BaseResolver,
-    df: hoist_dockerfile::Dockerfile,
-    df_name: String,
-    context: tree::LocalContext,
-    oci: bool,
-    platform: Platform,
-    warn_unused: bool,
-) -> Result<BuiltImage> {
-    // Key files given as ssh sources are served by agents that live as long as the build.
+    if !several && (!index_annotations.is_empty() || !descriptor_annotations.is_empty()) {
+        progress.event(progress::Event::Warning(
+            "annotation-index and annotation-manifest-descriptor apply to the image index of a \
+             multi-platform build; a single-platform image has none",
+        ));
+    }
+    // Key files given as ssh sources are served by agents that live as long as the build
+    // (every platform's).
     let (sockets, _agents) = ssh::agent_sockets(&opts.ssh)?;
     let with_agents;
     let opts = if sockets != opts.ssh {
@@ -368,15 +323,46 @@ fn build_image_locked(
     } else {
         opts
     };
+    let mut images = Vec::new();
+    for (i, p) in platforms.into_iter().enumerate() {
+        if several {
+            progress.event(progress::Event::Info(&format!("building for {p}")));
+        }
+        images.push(build_image_locked(
+            opts,
+            progress,
+            resolver,
+            input,
+            oci,
+            p,
+            i == 0,
+        )?);
+    }
+    if !several {
+        return Ok(Built::single(images.pop().expect("one platform")));
+    }
+    Built::indexed(images, oci, &index_annotations, &descriptor_annotations)
+}
+
+/// One platform's image. `opts.ssh` already names agent sockets.
+fn build_image_locked(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    input: &Prepared,
+    oci: bool,
+    platform: Platform,
+    warn_unused: bool,
+) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     let mut eng = engine::Engine::new(
         opts,
         progress,
         resolver,
-        df,
-        df_name,
-        context,
+        input.df.clone(),
+        input.df_name.clone(),
+        input.context.clone(),
         store,
         scratch.path().to_path_buf(),
         platform,

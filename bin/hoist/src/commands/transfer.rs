@@ -27,12 +27,10 @@ pub(crate) fn cache_store(
         .clone()
         .unwrap_or_else(hoist_build::options::default_cache_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cache directory {}", dir.display()))?;
-    let lock = match hoist_build::CacheLock::try_shared(&dir) {
-        Ok(Some(l)) => Some(l),
-        Ok(None) => {
-            eprintln!("waiting for the prune of {} to finish", dir.display());
-            hoist_build::CacheLock::shared(&dir).ok()
-        }
+    let lock = match hoist_build::CacheLock::shared_telling(&dir, || {
+        eprintln!("waiting for the prune of {} to finish", dir.display())
+    }) {
+        Ok(l) => Some(l),
         Err(e) => {
             tracing::warn!(
                 "cannot lock the cache ({e}): a concurrent prune could disturb this command"
