@@ -221,24 +221,27 @@ fn mounts(
                 // Symlinks in the source path are followed inside the source's own root
                 // (as BuildKit does), never on the host: an absolute link in the context
                 // or an image must not mount a host file.
-                let sub = {
+                let (root, resolved) = {
                     use crate::tree::SourceTree;
-                    let resolved = match o.from.as_deref() {
-                        None => eng.context.resolve(&sub),
+                    match o.from.as_deref() {
+                        None => (eng.context.root().to_path_buf(), eng.context.resolve(&sub)),
                         Some(f) => match eng.copy_source(f)? {
                             CopyFrom::Dir(d) => {
-                                crate::tree::LocalContext::new(&d, None)?.resolve(&sub)
+                                let r = crate::tree::LocalContext::new(&d, None)?.resolve(&sub);
+                                (d, r)
                             }
                             CopyFrom::Stage(s) => {
                                 let rootfs = eng.rootfs_of(&s)?;
-                                crate::tree::StageTree::new(&s.view, rootfs).resolve(&sub)
+                                let r = crate::tree::StageTree::new(&s.view, rootfs.clone())
+                                    .resolve(&sub);
+                                (rootfs, r)
                             }
                         },
-                    };
-                    resolved.map_err(|e| {
-                        Error::Invalid(format!("--mount={}: source /{sub}: {e}", m.spec))
-                    })?
+                    }
                 };
+                let sub = resolved.map_err(|e| {
+                    Error::Invalid(format!("--mount={}: source /{sub}: {e}", m.spec))
+                })?;
                 // The context as the build sees it: with a .dockerignore, a filtered
                 // tree (hard links; copies for a read-write mount, whose writes are
                 // discarded), so ignored files are neither visible nor part of the key.
@@ -256,13 +259,7 @@ fn mounts(
                     });
                     continue;
                 }
-                let src = match o.from.as_deref() {
-                    None => eng.context.root().join(&sub),
-                    Some(f) => match eng.copy_source(f)? {
-                        CopyFrom::Dir(d) => d.join(&sub),
-                        CopyFrom::Stage(s) => eng.rootfs_of(&s)?.join(&sub),
-                    },
-                };
+                let src = root.join(&sub);
                 if !src.exists() {
                     return Err(Error::Invalid(format!(
                         "--mount={}: source /{sub} not found",
