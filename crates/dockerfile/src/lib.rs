@@ -121,7 +121,7 @@ pub mod scope;
 pub use error::{Diagnostic, Error, Result};
 pub use lex::{EnvLookup, LexError, ShellLex};
 pub use model::*;
-pub use parse::INSTRUCTIONS;
+pub use parse::{edit_distance, INSTRUCTIONS};
 pub use scope::{
     exposed_ports, valid_signal, GlobalScope, Platforms, StageScope, DEFAULT_PATH_ENV, PROXY_ARGS,
 };

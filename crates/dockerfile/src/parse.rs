@@ -1413,27 +1413,30 @@ fn to_typed(node: &mut Node<'_>, escape: char) -> Result<Parsed, IErr> {
     }))
 }
 
+/// The Levenshtein distance between `a` and `b` (in characters): how "did you mean"
+/// suggestions, here and for hoist's other names, pick the closest known spelling.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// The known instruction closest to `word`, if it is a likely typo.
 fn suggest(word: &str) -> Option<&'static str> {
-    fn dist(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                let sub = prev[j] + usize::from(ca != *cb);
-                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
     if word.chars().count() > 32 {
         return None;
     }
     INSTRUCTIONS
         .iter()
-        .map(|i| (dist(word, i), *i))
+        .map(|i| (edit_distance(word, i), *i))
         .filter(|(d, i)| *d <= 2 && *d < i.len())
         .min()
         .map(|(_, i)| i)

@@ -201,7 +201,7 @@ fn misspelling(name: &str) -> Option<String> {
     }
     let best = EXACT
         .iter()
-        .map(|k| (levenshtein(name, k), *k))
+        .map(|k| (hoist_dockerfile::edit_distance(name, k), *k))
         .min()
         .filter(|(d, k)| reserved || (name.len() >= 6 && *d <= 2 && *d < k.len() / 3 + 1));
     match best {
@@ -209,20 +209,6 @@ fn misspelling(name: &str) -> Option<String> {
         None if reserved => Some("a known param".into()),
         None => None,
     }
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 struct Collector {
