@@ -1259,16 +1259,8 @@ fn run_as(user: &str, tests: &[&str], single: bool) -> bool {
         );
         return false;
     }
-    // Copy both binaries where the user can execute them.
-    let dir = tempfile::Builder::new()
-        .prefix("hoist-sbunpriv-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let test_bin = dir.path().join("sandbox-tests");
-    let helper = dir.path().join("hoist-sandbox-helper");
-    copy_executable(&std::env::current_exe().unwrap(), &test_bin);
-    copy_executable(&helper_exe(), &helper);
+    // Both binaries where the user can execute them.
+    let (_dir, test_bin, helper) = public_binaries();
     let out = std::process::Command::new("runuser")
         .args(["-u", user, "--", "env"])
         .arg(format!("HOIST_SANDBOX_HELPER={}", helper.display()))
