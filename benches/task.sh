@@ -22,33 +22,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOIST=$(realpath "${1:-target/release/hoist}")
-BF=${BENCH_FS:-/mnt/hoist-peers-bench}
 RUNS_COLD=${RUNS_COLD:-5}
 RUNS_CACHED=${RUNS_CACHED:-10}
-if mountpoint -q "$BF"; then
-  BASE_DIR=$BF/work
-else
-  BASE_DIR=/tmp
-  echo "note: $BF is not mounted (../shared/peers/bench-fs.sh); using /tmp, expect more noise" >&2
-fi
-mkdir -p "$BASE_DIR"
-# buildah stores an `oci:DIR` base under the name `localhost/DIR`, and an image name must be
-# lowercase: a work directory from `mktemp -d …XXXXXX` (mixed case) makes every buildah build
-# fail with "repository name must be lowercase" (exit status 125). So: a lowercase name.
-W=$BASE_DIR/hoist-task-bench.$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-if [[ $W != "${W,,}" ]]; then
-  echo "the work directory $W must be lowercase (buildah names the oci: base after it)" >&2
-  exit 1
-fi
-mkdir "$W"
-ST=(--root "$W/buildah/root" --runroot "$W/buildah/run" --storage-driver overlay)
-cleanup() {
-  buildah "${ST[@]}" rm -a >/dev/null 2>&1 || true
-  buildah "${ST[@]}" rmi -a -f >/dev/null 2>&1 || true
-  umount -R "$W/buildah/root/overlay" 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+. benches/common.sh
+bench_workdir hoist-task-bench
 
 bash scripts/make-busybox-base.sh "$W/busybox" >/dev/null
 mkdir -p "$W/work/src/app"
