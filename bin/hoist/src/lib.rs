@@ -90,11 +90,11 @@ pub fn main() -> ExitCode {
     }
     // First Ctrl-C: stop at the next step and clean up; second: leave at once.
     let _ = ctrlc::set_handler(|| {
-        if hoist_build::interrupted() {
+        if hoist_engine::interrupted() {
             std::process::exit(130);
         }
         eprintln!("interrupted: stopping after cleanup (press Ctrl-C again to quit now)");
-        hoist_build::interrupt();
+        hoist_engine::interrupt();
     });
     let result = match cli.command {
         Command::Build(a) => commands::build::run(*a),

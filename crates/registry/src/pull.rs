@@ -14,7 +14,7 @@
 //! to a temporary file and renamed, so two hoist processes pulling at once never see
 //! a torn entry; blobs are safe the same way (see [`BlobStore`]).
 //!
-//! The cache may be pruned (`hoist_build::gc`, least recently used first): a pull sets
+//! The cache may be pruned (`hoist_engine::gc`, least recently used first): a pull sets
 //! the mtime of the ref entry and of every blob of the image it returns (their last
 //! use), and a ref entry whose documents or layers are gone is a miss, pulled again.
 

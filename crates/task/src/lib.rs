@@ -20,8 +20,8 @@ pub mod params;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hoist_build::options::BuildOptions;
-use hoist_build::progress::{Event, Progress};
+use hoist_engine::options::BuildOptions;
+use hoist_engine::progress::{Event, Progress};
 use hoist_image::Digest;
 
 pub use params::{ParamError, ParamErrors, TaskParams};
@@ -42,7 +42,7 @@ pub enum Error {
         image: String,
         /// Why.
         #[source]
-        source: hoist_build::Error,
+        source: hoist_engine::Error,
     },
     /// Writing an output failed.
     #[error("writing outputs: {0}")]
@@ -185,8 +185,8 @@ pub fn plan(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> Resul
 
 /// Git provenance labels when the context is a git checkout (a Concourse `git` input).
 fn provenance(o: &mut BuildOptions) {
-    if let Some(info) = hoist_build::provenance::git_info(&o.context) {
-        o.default_labels = hoist_build::provenance::labels(&info);
+    if let Some(info) = hoist_engine::provenance::git_info(&o.context) {
+        o.default_labels = hoist_engine::provenance::labels(&info);
     }
 }
 
@@ -248,17 +248,17 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
     };
     // Held from the first build to the last output, so a concurrent prune of a shared
     // cache never removes what the outputs are written from.
-    let lock = hoist_build::CacheLock::shared(&cache_dir).ok();
+    let lock = hoist_engine::CacheLock::shared(&cache_dir).ok();
     let mut images = Vec::new();
     for job in &jobs {
         progress.event(Event::Info(&format!("building {}", job.name)));
-        let resolver = hoist_build::resolver::DefaultResolver::new(&job.options, progress)
+        let resolver = hoist_engine::resolver::DefaultResolver::new(&job.options, progress)
             .map_err(|e| Error::Build {
                 image: job.name.clone(),
                 source: e,
             })?;
         let built =
-            hoist_build::build_images(&job.options, progress, &resolver, true).map_err(|e| {
+            hoist_engine::build_images(&job.options, progress, &resolver, true).map_err(|e| {
                 Error::Build {
                     image: job.name.clone(),
                     source: e,
@@ -284,14 +284,14 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
         prune_cache(&cache_dir, p.cache_max_bytes, progress);
     } else {
         // The temporary cache may hold files of other (subordinate) users.
-        let _ = hoist_build::prune(&cache_dir, &hoist_build::PruneOptions::new(0));
+        let _ = hoist_engine::prune(&cache_dir, &hoist_engine::PruneOptions::new(0));
     }
     Ok(TaskReport { images })
 }
 
 /// Keep the task cache under its bound, least recently used entries first.
 fn prune_cache(cache_dir: &Path, max: u64, progress: &dyn Progress) {
-    match hoist_build::prune(cache_dir, &hoist_build::PruneOptions::new(max)) {
+    match hoist_engine::prune(cache_dir, &hoist_engine::PruneOptions::new(max)) {
         Ok(r) => {
             progress.event(Event::Info(&r.summary()));
             for e in r.errors.iter().take(5) {

@@ -18,8 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hoist_build::progress::{Event, Progress};
-use hoist_build::{Built, BuiltImage};
+use hoist_engine::progress::{Event, Progress};
+use hoist_engine::{Built, BuiltImage};
 use hoist_image::layer::ApplyOptions;
 use hoist_image::{media_type, Digest, ImageConfig, Manifest, Platform, RawDocument, StoreSource};
 use serde::Serialize;
@@ -119,7 +119,7 @@ pub fn write(
     let tag = opts
         .tags
         .first()
-        .and_then(|t| hoist_build::export::tag_of(t))
+        .and_then(|t| hoist_engine::export::tag_of(t))
         .unwrap_or_else(|| "latest".into());
     if built.index.is_some() {
         return write_index(built, dir, opts, &tag, progress);

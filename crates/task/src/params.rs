@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hoist_build::options::{PullPolicy, Secret};
+use hoist_engine::options::{PullPolicy, Secret};
 use hoist_image::Platform;
 use hoist_registry::{CaCert, Credential};
 
@@ -542,7 +542,7 @@ impl TaskParams {
         let mut add_hosts = Vec::new();
         if let Some(v) = get("BUILDKIT_ADD_HOSTS") {
             for item in split_list(v) {
-                match hoist_build::options::parse_add_host(&item) {
+                match hoist_engine::options::parse_add_host(&item) {
                     Ok(h) => add_hosts.push(h),
                     Err(e) => c.err("BUILDKIT_ADD_HOSTS", e),
                 }
@@ -622,7 +622,7 @@ impl TaskParams {
         };
         let cache_max_bytes = match get("HOIST_CACHE_MAX_SIZE") {
             None => DEFAULT_CACHE_MAX_BYTES,
-            Some(v) => match hoist_build::parse_size(v) {
+            Some(v) => match hoist_engine::parse_size(v) {
                 Ok(n) => n,
                 Err(e) => {
                     c.err("HOIST_CACHE_MAX_SIZE", e.to_string());

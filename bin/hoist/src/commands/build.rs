@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hoist_build::options::{BuildOptions, NamedContext, PullPolicy, Secret};
-use hoist_build::output::{Output, OutputSpec};
-use hoist_build::progress::{self, Mode};
+use hoist_engine::options::{BuildOptions, NamedContext, PullPolicy, Secret};
+use hoist_engine::output::{Output, OutputSpec};
+use hoist_engine::progress::{self, Mode};
 use hoist_image::Platform;
 
 /// Flags of `hoist build`.
@@ -123,7 +123,7 @@ impl BuildArgs {
             }
         }
         // Provenance: in a git checkout, record the commit and expand tag templates.
-        let git = hoist_build::provenance::git_info(&self.context);
+        let git = hoist_engine::provenance::git_info(&self.context);
         for s in &self.outputs {
             o.outputs.push(OutputSpec::parse(s)?);
         }
@@ -165,7 +165,7 @@ impl BuildArgs {
         }
         for h in &self.add_hosts {
             o.add_hosts.push(
-                hoist_build::options::parse_add_host(h)
+                hoist_engine::options::parse_add_host(h)
                     .map_err(|e| anyhow::anyhow!("--add-host {e}"))?,
             );
         }
@@ -180,7 +180,7 @@ impl BuildArgs {
         }
         if let Some(m) = &self.cache_max_size {
             o.cache_max_bytes = Some(
-                hoist_build::parse_size(m).map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
+                hoist_engine::parse_size(m).map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
             );
         }
         o.source_date_epoch = match o.build_args.get("SOURCE_DATE_EPOCH") {
@@ -194,10 +194,10 @@ impl BuildArgs {
         o.tags = self
             .tags
             .iter()
-            .map(|t| hoist_build::provenance::expand_tag(t, git.as_ref(), o.source_date_epoch))
+            .map(|t| hoist_engine::provenance::expand_tag(t, git.as_ref(), o.source_date_epoch))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(info) = &git {
-            o.default_labels = hoist_build::provenance::labels(info);
+            o.default_labels = hoist_engine::provenance::labels(info);
         }
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
@@ -222,7 +222,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         args.progress.parse().map_err(anyhow::Error::msg)?
     };
     let display = progress::display(mode);
-    let result = hoist_build::build(&opts, display.as_ref())?;
+    let result = hoist_engine::build(&opts, display.as_ref())?;
     println!("{}", result.manifest_digest);
     Ok(ExitCode::SUCCESS)
 }

@@ -51,8 +51,8 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
         CacheCommand::Usage(a) => {
             let dir = a
                 .cache_dir
-                .unwrap_or_else(hoist_build::options::default_cache_dir);
-            let u = hoist_build::usage(&dir)?;
+                .unwrap_or_else(hoist_engine::options::default_cache_dir);
+            let u = hoist_engine::usage(&dir)?;
             if a.json {
                 crate::commands::out(&serde_json::to_string_pretty(&u)?)?;
             } else {
@@ -62,11 +62,11 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
         CacheCommand::Prune(a) => {
             let dir = a
                 .cache_dir
-                .unwrap_or_else(hoist_build::options::default_cache_dir);
-            let mut o = hoist_build::PruneOptions::new(hoist_build::parse_size(&a.max_size)?);
+                .unwrap_or_else(hoist_engine::options::default_cache_dir);
+            let mut o = hoist_engine::PruneOptions::new(hoist_engine::parse_size(&a.max_size)?);
             o.dry_run = a.dry_run;
             o.wait = a.wait;
-            let r = hoist_build::prune(&dir, &o)?;
+            let r = hoist_engine::prune(&dir, &o)?;
             if a.json {
                 crate::commands::out(&serde_json::to_string_pretty(&r)?)?;
             } else {

@@ -30,7 +30,7 @@ pub fn open_source(
     reference: &str,
     registry: &super::registry_args::RegistryArgs,
 ) -> Result<Box<dyn Source>> {
-    if let Some(s) = hoist_build::resolver::open_local(reference)? {
+    if let Some(s) = hoist_engine::resolver::open_local(reference)? {
         return Ok(s);
     }
     if !reference.starts_with("docker://") && reference.contains(':') && !reference.contains('/') {
@@ -39,9 +39,9 @@ pub fn open_source(
             bail!("unknown transport {t:?} in {reference:?}: expected docker://, oci:, oci-archive: or docker-archive:");
         }
     }
-    let resolver = hoist_build::resolver::DefaultResolver::standalone(
+    let resolver = hoist_engine::resolver::DefaultResolver::standalone(
         registry.to_config(),
-        hoist_image::BlobStore::new(hoist_build::options::default_cache_dir().join("blobs"))?,
+        hoist_image::BlobStore::new(hoist_engine::options::default_cache_dir().join("blobs"))?,
         hoist_registry::PullPolicy::Always,
     );
     super::transfer::open_any(reference, &resolver)

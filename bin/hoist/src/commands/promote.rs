@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use hoist_build::resolver::registry_reference;
+use hoist_engine::resolver::registry_reference;
 use hoist_promote::promotion::{self, PromoteReport};
 
 use super::registry_args::RegistryArgs;

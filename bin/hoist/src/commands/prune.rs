@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use hoist_build::resolver::registry_reference;
+use hoist_engine::resolver::registry_reference;
 use hoist_promote::policy::{Policy, Verdict};
 use hoist_promote::prune::{self, PruneOptions};
 

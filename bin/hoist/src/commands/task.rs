@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist_build::progress::{self, Mode};
+use hoist_engine::progress::{self, Mode};
 
 /// Flags of `hoist task` (the build itself is configured by params, as env vars).
 #[derive(Debug, clap::Args)]

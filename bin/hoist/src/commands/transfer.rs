@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hoist_build::output::OutputSpec;
-use hoist_build::progress::{self, Mode};
-use hoist_build::resolver::{registry_reference, DefaultResolver};
-use hoist_build::BaseResolver;
+use hoist_engine::output::OutputSpec;
+use hoist_engine::progress::{self, Mode};
+use hoist_engine::resolver::{registry_reference, DefaultResolver};
+use hoist_engine::BaseResolver;
 use hoist_image::{BlobStore, ImageRef, Platform, Source};
 use hoist_registry::{PullPolicy, PushOptions};
 
@@ -22,12 +22,12 @@ use super::registry_args::RegistryArgs;
 /// this command is writing or reading. `None` when the file system cannot lock.
 pub(crate) fn cache_store(
     cache_dir: &Option<PathBuf>,
-) -> Result<(BlobStore, Option<hoist_build::CacheLock>)> {
+) -> Result<(BlobStore, Option<hoist_engine::CacheLock>)> {
     let dir = cache_dir
         .clone()
-        .unwrap_or_else(hoist_build::options::default_cache_dir);
+        .unwrap_or_else(hoist_engine::options::default_cache_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cache directory {}", dir.display()))?;
-    let lock = match hoist_build::CacheLock::shared_telling(&dir, || {
+    let lock = match hoist_engine::CacheLock::shared_telling(&dir, || {
         eprintln!("waiting for the prune of {} to finish", dir.display())
     }) {
         Ok(l) => Some(l),
@@ -51,7 +51,7 @@ fn platform(p: &Option<String>) -> Result<Platform> {
 
 /// Open any image reference: local transports, or `docker://REF` (also a bare REF).
 pub fn open_any(reference: &str, resolver: &DefaultResolver<'_>) -> Result<Box<dyn Source>> {
-    if let Some(s) = hoist_build::resolver::open_local(reference)? {
+    if let Some(s) = hoist_engine::resolver::open_local(reference)? {
         return Ok(s);
     }
     let r = registry_reference(reference)?;
@@ -96,7 +96,7 @@ pub fn pull(a: PullArgs) -> Result<ExitCode> {
     let scratch = tempfile::tempdir()?;
     let tag = registry_reference(&a.image)?.to_string();
     let display = progress::display(Mode::Auto);
-    let meta = hoist_build::export::export(
+    let meta = hoist_engine::export::export(
         src.as_ref(),
         &p,
         &outputs,
@@ -131,7 +131,7 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
     let resolver =
         DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
     let src = open_any(&a.source, &resolver)?;
-    let mount_from = if hoist_build::resolver::open_local(&a.source)?.is_none() {
+    let mount_from = if hoist_engine::resolver::open_local(&a.source)?.is_none() {
         vec![registry_reference(&a.source)?]
     } else {
         Vec::new()
@@ -205,7 +205,7 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
     };
     let expected = src.root()?.digest();
     // A registry source is a cross-repository mount candidate on the same registry.
-    let mount_from: Vec<_> = if hoist_build::resolver::open_local(&a.source)?.is_none() {
+    let mount_from: Vec<_> = if hoist_engine::resolver::open_local(&a.source)?.is_none() {
         vec![registry_reference(&a.source)?]
     } else {
         Vec::new()

@@ -1,5 +1,5 @@
-//! Cache eviction end to end: real builds (`hoist_build::build`) into temporary caches,
-//! pruned with `hoist_build::prune`, checked with this file's own `du` walk.
+//! Cache eviction end to end: real builds (`hoist_engine::build`) into temporary caches,
+//! pruned with `hoist_engine::prune`, checked with this file's own `du` walk.
 //!
 //! Its own `main` (`harness = false`): RUN steps re-execute this binary as the sandbox
 //! helper, which must call `hoist_sandbox::init()` before anything else. Arguments: an
@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use hoist_build::output::OutputSpec;
-use hoist_build::progress::{Event, Progress};
-use hoist_build::{gc, BuildOptions, Kind, PruneOptions};
+use hoist_engine::output::OutputSpec;
+use hoist_engine::progress::{Event, Progress};
+use hoist_engine::{gc, BuildOptions, Kind, PruneOptions};
 use hoist_image::{Digest, Manifest};
 
 type Test = (&'static str, fn());
@@ -121,7 +121,7 @@ impl Drop for Scratch {
             // Evicting everything removes what only the sandbox can remove.
             let mut o = PruneOptions::new(0);
             o.wait = true;
-            let _ = hoist_build::prune(&cache, &o);
+            let _ = hoist_engine::prune(&cache, &o);
         }
         let _ = hoist_image::fsutil::remove_dir_all_writable(d.path());
         std::mem::forget(d);
@@ -198,7 +198,7 @@ struct Built {
 
 fn build_with_opts(o: &BuildOptions) -> Built {
     let rec = Rec::default();
-    let r = hoist_build::build(o, &rec).unwrap_or_else(|e| panic!("build failed: {e}"));
+    let r = hoist_engine::build(o, &rec).unwrap_or_else(|e| panic!("build failed: {e}"));
     let manifest: Manifest = r.built.first().manifest.parse().unwrap();
     Built {
         digest: r.manifest_digest,
@@ -350,7 +350,7 @@ fn lru_prune_keeps_the_latest_build_and_rebuilds_the_same_digest() {
     pause();
 
     let total = du(&cache);
-    let u = hoist_build::usage(&cache).unwrap();
+    let u = hoist_engine::usage(&cache).unwrap();
     assert_eq!(u.total_bytes, total, "usage vs du:\n{u}");
     assert_eq!(
         u.total_bytes,
@@ -362,8 +362,8 @@ fn lru_prune_keeps_the_latest_build_and_rebuilds_the_same_digest() {
 
     // A bound that A's big layer must make room for, and B fits in.
     let bound = total - 150_000;
-    let before = hoist_build::entries(&cache).unwrap();
-    let r = hoist_build::prune(&cache, &PruneOptions::new(bound)).unwrap();
+    let before = hoist_engine::entries(&cache).unwrap();
+    let r = hoist_engine::prune(&cache, &PruneOptions::new(bound)).unwrap();
     assert!(r.skipped.is_none() && r.errors.is_empty(), "{r:?}");
     assert_eq!(r.bytes_before, total);
     let after = du(&cache);
@@ -420,9 +420,9 @@ fn lru_prune_keeps_the_latest_build_and_rebuilds_the_same_digest() {
     assert!(blob(&cache, big_a).exists());
 
     // Down to nothing evictable, and the cache still works.
-    let r = hoist_build::prune(&cache, &PruneOptions::new(0)).unwrap();
+    let r = hoist_engine::prune(&cache, &PruneOptions::new(0)).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let u = hoist_build::usage(&cache).unwrap();
+    let u = hoist_engine::usage(&cache).unwrap();
     assert_eq!(u.entries(), 0, "{u}");
     assert_eq!(r.bytes_after, du(&cache));
     assert_eq!(build(&cache, &a).digest, built_a.digest);
@@ -439,7 +439,7 @@ fn dry_run_deletes_nothing() {
     let total = du(&cache);
     let mut o = PruneOptions::new(0);
     o.dry_run = true;
-    let r = hoist_build::prune(&cache, &o).unwrap();
+    let r = hoist_engine::prune(&cache, &o).unwrap();
     assert!(r.dry_run && r.skipped.is_none());
     assert!(r.evicted.len() >= 14, "{}", r.summary()); // 8 blobs, 4 steps, 2 stat caches
     assert!(r.summary().contains("would evict"), "{}", r.summary());
@@ -502,7 +502,7 @@ fn every_kind_is_measured_and_removed_including_rootless_trees() {
     let ctx = context(&s.path("ctx"), &df, &[("big.bin", noise(3, 100_000))]);
     let first = build(&cache, &ctx);
 
-    let u = hoist_build::usage(&cache).unwrap();
+    let u = hoist_engine::usage(&cache).unwrap();
     for k in [
         Kind::Blob,
         Kind::Step,
@@ -527,7 +527,7 @@ fn every_kind_is_measured_and_removed_including_rootless_trees() {
     let foreign = owned_by_others(&cache.join("lower")) + owned_by_others(&cache.join("mounts"));
     println!("    files of other ids in lower/ and mounts/: {foreign}");
 
-    let r = hoist_build::prune(&cache, &PruneOptions::new(0)).unwrap();
+    let r = hoist_engine::prune(&cache, &PruneOptions::new(0)).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     for d in ["rootfs", "mounts"] {
         let left: Vec<_> = std::fs::read_dir(cache.join(d))
@@ -540,7 +540,7 @@ fn every_kind_is_measured_and_removed_including_rootless_trees() {
         let left: Vec<_> = std::fs::read_dir(g.path()).unwrap().flatten().collect();
         assert!(left.is_empty(), "{}: {left:?}", g.path().display());
     }
-    assert_eq!(hoist_build::usage(&cache).unwrap().entries(), 0);
+    assert_eq!(hoist_engine::usage(&cache).unwrap().entries(), 0);
     assert_eq!(r.bytes_after, du(&cache));
 
     // Everything is made again, to the same image; the cache mount starts afresh.
@@ -568,7 +568,7 @@ fn prune_skips_while_a_build_runs() {
     *rec.started.lock().unwrap() = Some(tx);
     let o = opts(&cache, &ctx, None);
     std::thread::scope(|sc| {
-        let t = sc.spawn(|| hoist_build::build(&o, &rec));
+        let t = sc.spawn(|| hoist_engine::build(&o, &rec));
         loop {
             let name = rx
                 .recv_timeout(Duration::from_secs(120))
@@ -577,15 +577,15 @@ fn prune_skips_while_a_build_runs() {
                 break;
             }
         }
-        let entries = hoist_build::entries(&cache).unwrap().len();
-        let r = hoist_build::prune(&cache, &PruneOptions::new(0)).unwrap();
+        let entries = hoist_engine::entries(&cache).unwrap().len();
+        let r = hoist_engine::prune(&cache, &PruneOptions::new(0)).unwrap();
         assert!(r.skipped.is_some(), "{r:?}");
         assert!(r.evicted.is_empty());
         assert!(r.summary().contains("skipped"));
-        assert!(hoist_build::entries(&cache).unwrap().len() >= entries);
+        assert!(hoist_engine::entries(&cache).unwrap().len() >= entries);
         t.join().unwrap().expect("the build succeeds");
     });
-    let r = hoist_build::prune(&cache, &PruneOptions::new(0)).unwrap();
+    let r = hoist_engine::prune(&cache, &PruneOptions::new(0)).unwrap();
     assert!(r.skipped.is_none() && !r.evicted.is_empty() && r.errors.is_empty());
 }
 
@@ -637,19 +637,19 @@ fn pull_cache_misses_on_missing_blobs_and_pulls_again() {
         assert!(blob(&cache, d).is_file(), "{d} was not pulled again");
     }
     // Evicting everything (refs too); --pull=never is then a miss, not a broken build.
-    let r = hoist_build::prune(&cache, &PruneOptions::new(0)).unwrap();
+    let r = hoist_engine::prune(&cache, &PruneOptions::new(0)).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(r.evicted.iter().any(|e| e.entry.kind == Kind::Ref));
     let mut o = opts(&cache, &ctx, None);
-    o.pull = hoist_build::options::PullPolicy::Never;
-    let err = hoist_build::build(&o, &Rec::default())
+    o.pull = hoist_engine::options::PullPolicy::Never;
+    let err = hoist_engine::build(&o, &Rec::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("not in the local cache"), "{err}");
     assert_eq!(build(&cache, &ctx).digest, first.digest);
     // A ref whose manifest blob is gone is dangling: pruned whatever the bound.
     std::fs::remove_file(blob(&cache, &manifest)).unwrap();
-    let r = hoist_build::prune(&cache, &PruneOptions::new(u64::MAX)).unwrap();
+    let r = hoist_engine::prune(&cache, &PruneOptions::new(u64::MAX)).unwrap();
     assert!(
         r.evicted
             .iter()

@@ -11,7 +11,7 @@
 //!   and prune after themselves when [`BuildOptions::cache_max_bytes`] is set.
 //!
 //! ```no_run
-//! use hoist_build::{build, options::BuildOptions, output::OutputSpec, progress};
+//! use hoist_engine::{build, options::BuildOptions, output::OutputSpec, progress};
 //! let mut opts = BuildOptions::new("fixtures/hello");
 //! opts.outputs.push(OutputSpec::parse("type=oci,dest=/tmp/hello-oci").unwrap());
 //! let result = build(&opts, progress::display(progress::Mode::Plain).as_ref()).unwrap();
