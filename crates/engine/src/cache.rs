@@ -24,51 +24,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use hoist_image::layer::{Entry, EntryKind, FileSource};
 use hoist_image::{BlobStore, Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// A cache key (BLAKE3).
-pub type Key = [u8; 32];
-
-/// Fold parts into a key.
-pub struct KeyBuilder(blake3::Hasher);
-
-impl KeyBuilder {
-    /// Start a key of a kind (`copy/v1`, …).
-    pub fn new(kind: &str) -> KeyBuilder {
-        let mut h = blake3::Hasher::new();
-        h.update(kind.as_bytes());
-        h.update(&[0]);
-        KeyBuilder(h)
-    }
-    /// Add bytes (length-prefixed, so parts never run together).
-    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        self.0.update(&(b.len() as u64).to_le_bytes());
-        self.0.update(b);
-        self
-    }
-    /// Add a string.
-    pub fn str(&mut self, s: &str) -> &mut Self {
-        self.bytes(s.as_bytes())
-    }
-    /// Add a number.
-    pub fn num(&mut self, n: i64) -> &mut Self {
-        self.0.update(&n.to_le_bytes());
-        self
-    }
-    /// Add a serialisable value (as canonical JSON).
-    pub fn json<T: Serialize>(&mut self, v: &T) -> &mut Self {
-        let b = hoist_image::to_canonical_json(v);
-        self.bytes(&b)
-    }
-    /// Finish.
-    pub fn finish(&self) -> Key {
-        *self.0.finalize().as_bytes()
-    }
-}
+pub use crate::key::{key_entries, Key, KeyBuilder};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StatEntry {
@@ -178,49 +139,6 @@ impl FileHasher {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         write_json_atomic(f, &*map);
     }
-}
-
-/// Fold a list of layer entries (metadata and content) into a key.
-pub fn key_entries(k: &mut KeyBuilder, entries: &[Entry], hasher: &FileHasher) -> Result<()> {
-    k.num(entries.len() as i64);
-    for e in entries {
-        k.str(&e.path)
-            .num(e.mode as i64)
-            .num(e.uid as i64)
-            .num(e.gid as i64)
-            .num(e.mtime);
-        for (n, v) in &e.xattrs {
-            k.str(n).bytes(v);
-        }
-        match &e.kind {
-            EntryKind::File { source, size } => {
-                k.str("f").num(*size as i64);
-                match source {
-                    FileSource::Path(p) => k.bytes(&hasher.hash(p)?),
-                    FileSource::Bytes(b) => k.bytes(b),
-                };
-            }
-            EntryKind::Dir => {
-                k.str("d");
-            }
-            EntryKind::Symlink(t) => {
-                k.str("l").str(t);
-            }
-            EntryKind::Hardlink(t) => {
-                k.str("h").str(t);
-            }
-            EntryKind::CharDevice { major, minor } => {
-                k.str("c").num(*major as i64).num(*minor as i64);
-            }
-            EntryKind::BlockDevice { major, minor } => {
-                k.str("b").num(*major as i64).num(*minor as i64);
-            }
-            EntryKind::Fifo => {
-                k.str("p");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What a cached step produced.

@@ -58,6 +58,9 @@ pub enum Error {
     /// Interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
+    /// A stage this one needs failed (that stage's error is the one reported).
+    #[error("{0}")]
+    DependencyFailed(String),
 }
 
 impl Error {
@@ -72,7 +75,7 @@ impl Error {
     /// Attach an instruction location to an error (unless it has one).
     pub fn at(self, location: &Location) -> Error {
         match self {
-            e @ (Error::Step { .. } | Error::Interrupted) => e,
+            e @ (Error::Step { .. } | Error::Interrupted | Error::DependencyFailed(_)) => e,
             other => Error::Step {
                 location: location.clone(),
                 message: other.to_string(),

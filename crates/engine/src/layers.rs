@@ -15,10 +15,34 @@ use crate::fsview::{index_from_tar, FsView, IndexEntry, Kind};
 /// A layer of an image being built: its blob (in the store) and its diff ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRef {
-    /// The compressed blob as listed in the manifest.
+    /// A blob of the layer in the store (any compression: outputs re-encode layers the
+    /// build made, see [`crate::variants`]).
     pub desc: Descriptor,
-    /// Digest of the uncompressed tar.
+    /// Digest of the uncompressed tar: the layer's identity.
     pub diff_id: Digest,
+    /// Whether the layer comes from a base image (kept as the base's blob unless an
+    /// output forces its compression) rather than from a step of this build.
+    pub from_base: bool,
+}
+
+impl LayerRef {
+    /// A layer a step of this build made.
+    pub fn built(desc: Descriptor, diff_id: Digest) -> LayerRef {
+        LayerRef {
+            desc,
+            diff_id,
+            from_base: false,
+        }
+    }
+
+    /// A layer of a base image.
+    pub fn base(desc: Descriptor, diff_id: Digest) -> LayerRef {
+        LayerRef {
+            desc,
+            diff_id,
+            from_base: true,
+        }
+    }
 }
 
 /// Open a layer blob from the store, decompressed (gzip/zstd detected by magic bytes).

@@ -18,25 +18,31 @@
 //! println!("{}", result.manifest_digest);
 //! ```
 
-pub mod add;
+pub mod assemble;
 pub mod cache;
 pub mod copy;
 pub mod engine;
 pub mod error;
+pub(crate) mod execute;
 pub mod export;
 pub mod fsview;
 pub mod gc;
 pub mod history;
+pub mod key;
 pub mod layers;
 pub mod options;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod provenance;
 pub mod resolver;
-pub mod run;
+pub(crate) mod schedule;
 pub mod ssh;
+pub(crate) mod stage;
+pub(crate) mod steps;
 pub mod tree;
 pub mod user;
+pub mod variants;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -222,17 +228,29 @@ fn build_locked(
             "no --output given: the image is kept only in hoist's cache (add -o type=oci,dest=DIR, -o type=docker,dest=FILE.tar or --push)",
         ));
     }
-    let oci = !opts.outputs.iter().any(|o| o.oci_mediatypes == Some(false));
+    let oci = opts.outputs.first().map(output_is_oci).unwrap_or(true);
     let built = build_images_locked(opts, progress, resolver, input, oci)?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let meta = export::export_built(
-        &built,
-        &opts.outputs,
-        &opts.tags,
-        scratch.path(),
-        pusher,
-        progress,
-    )?;
+    // Each output gets the build in the encoding it asks for (the first output's is the
+    // one the steps wrote; others re-encode cached diffs, never re-running a step).
+    let mut meta = None;
+    let mut groups: Vec<(variants::Encoding, bool, Vec<output::OutputSpec>)> = Vec::new();
+    for o in &opts.outputs {
+        let key = (variants::Encoding::of(o), output_is_oci(o));
+        match groups.iter_mut().find(|g| (g.0, g.1) == key) {
+            Some(g) => g.2.push(o.clone()),
+            None => groups.push((key.0, key.1, vec![o.clone()])),
+        }
+    }
+    if groups.is_empty() {
+        groups.push((built.first().encoding(), oci, Vec::new()));
+    }
+    for (encoding, oci, outputs) in &groups {
+        let b = built.encoded(*encoding, *oci)?;
+        let m = export::export_built(&b, outputs, &opts.tags, scratch.path(), pusher, progress)?;
+        meta.get_or_insert(m);
+    }
+    let meta = meta.expect("at least one group");
     if let Some(p) = &opts.iidfile {
         meta.write_iidfile(p)?;
     }
@@ -245,6 +263,11 @@ fn build_locked(
         size: meta.size,
         built,
     })
+}
+
+/// Whether an output wants OCI media types (the default) rather than Docker's.
+fn output_is_oci(o: &output::OutputSpec) -> bool {
+    o.oci_mediatypes != Some(false)
 }
 
 /// Build the image of `opts` (its `--target` stage) into the cache's blob store and
@@ -356,27 +379,86 @@ fn build_image_locked(
 ) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let mut eng = engine::Engine::new(
+    let eng = engine::Engine::new(
         opts,
         progress,
         resolver,
-        input.df.clone(),
-        input.df_name.clone(),
         input.context.clone(),
         store,
         scratch.path().to_path_buf(),
-        platform,
     )?;
-    let target = eng.target_index()?;
-    let state = eng.build_stage(target)?;
-    let unused = eng.unused_build_args();
-    if warn_unused && !unused.is_empty() {
-        progress.event(progress::Event::Warning(&format!(
-            "one or more build args [{}] were not consumed",
-            unused.join(" ")
-        )));
+    let host = Platform::host();
+    let platforms = hoist_dockerfile::Platforms {
+        target_os: platform.os.clone(),
+        target_arch: platform.architecture.clone(),
+        target_variant: platform.variant.clone().unwrap_or_default(),
+        build_os: host.os.clone(),
+        build_arch: host.architecture.clone(),
+        build_variant: host.variant.clone().unwrap_or_default(),
+    };
+    let global = hoist_dockerfile::GlobalScope::new(&input.df, &opts.build_args, &platforms)
+        .map_err(|e| Error::Dockerfile(e.to_string()))?;
+    let plan = plan::plan(
+        &plan::PlanInput {
+            df: &input.df,
+            df_name: &input.df_name,
+            global: &global,
+            target: opts.target.as_deref(),
+            platform: &platform,
+            named_contexts: &opts.named_contexts,
+        },
+        &eng,
+    )?;
+    let state = schedule::run(&eng, &plan, opts.effective_jobs())?;
+    if warn_unused {
+        let declared = plan.declared_args();
+        let unused: Vec<String> = global
+            .unused_build_args(std::iter::empty())
+            .into_iter()
+            .filter(|a| !declared.contains(a) && a != "SOURCE_DATE_EPOCH")
+            .collect();
+        if !unused.is_empty() {
+            progress.event(progress::Event::Warning(&format!(
+                "one or more build args [{}] were not consumed",
+                unused.join(" ")
+            )));
+        }
     }
-    let image = eng.assemble(&state, oci)?;
+    let image = finish(&eng, &state, oci)?;
     eng.hasher.save();
     Ok(image)
+}
+
+/// The image of the target stage: its config with the build's labels and created
+/// time, its layers in the primary encoding.
+fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Result<BuiltImage> {
+    let opts = eng.opts;
+    let mut config = state.config.clone();
+    config.created = Some(eng.created.clone());
+    if !opts.default_labels.is_empty() || !opts.labels.is_empty() {
+        let labels = config
+            .config
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(std::collections::BTreeMap::new);
+        for (k, v) in &opts.default_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &opts.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    let mut annotations = std::collections::BTreeMap::new();
+    for o in &opts.outputs {
+        annotations.extend(o.annotations.clone());
+    }
+    assemble::assemble(&assemble::AssembleInput {
+        store: &eng.store,
+        cache_dir: &opts.cache_dir,
+        config,
+        layers: &state.layers,
+        annotations: &annotations,
+        encoding: eng.encoding,
+        oci,
+    })
 }

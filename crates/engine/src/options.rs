@@ -142,6 +142,9 @@ pub struct BuildOptions {
     pub network: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// At most this many steps run at once (`--jobs`; `None`: one per CPU core).
+    /// The result does not depend on it.
+    pub jobs: Option<usize>,
     /// `--pull`.
     pub pull: PullPolicy,
     /// hoist's cache directory (blobs, unpacked layers, step cache).
@@ -162,6 +165,13 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
+    /// How many steps may run at once: `jobs`, or the number of CPU cores.
+    pub fn effective_jobs(&self) -> usize {
+        self.jobs
+            .filter(|j| *j > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// Options for building `context` with defaults for everything else.
     pub fn new(context: impl Into<PathBuf>) -> BuildOptions {
         BuildOptions {
@@ -180,6 +190,7 @@ impl BuildOptions {
             add_hosts: Vec::new(),
             network: None,
             no_cache: false,
+            jobs: None,
             pull: PullPolicy::default(),
             cache_dir: default_cache_dir(),
             cache_max_bytes: None,

@@ -62,6 +62,9 @@ pub struct OutputSpec {
     pub compression: Option<Compression>,
     /// `compression-level=` if given.
     pub compression_level: Option<i32>,
+    /// `force-compression=true`: base image layers are re-encoded too (otherwise they
+    /// keep their own compression, as in BuildKit).
+    pub force_compression: bool,
     /// `oci-mediatypes=` if given.
     pub oci_mediatypes: Option<bool>,
     /// `annotation.KEY=VALUE` / `annotation-manifest.KEY=VALUE` pairs (on each manifest).
@@ -241,14 +244,13 @@ impl OutputSpec {
             .remove("oci-mediatypes")
             .map(|v| parse_bool("oci-mediatypes", &v))
             .transpose()?;
+        let force_compression = kv
+            .remove("force-compression")
+            .map(|v| parse_bool("force-compression", &v))
+            .transpose()?
+            .unwrap_or(false);
         // Accepted for compatibility with BuildKit; hoist's behaviour already matches.
-        for k in [
-            "force-compression",
-            "rewrite-timestamp",
-            "buildinfo",
-            "unpack",
-            "store",
-        ] {
+        for k in ["rewrite-timestamp", "buildinfo", "unpack", "store"] {
             kv.remove(k);
         }
         if let Some(k) = kv.keys().next() {
@@ -260,6 +262,7 @@ impl OutputSpec {
             output,
             compression,
             compression_level,
+            force_compression,
             oci_mediatypes,
             annotations,
             index_annotations,
@@ -272,6 +275,7 @@ impl OutputSpec {
             output,
             compression: None,
             compression_level: None,
+            force_compression: false,
             oci_mediatypes: None,
             annotations: BTreeMap::new(),
             index_annotations: BTreeMap::new(),

@@ -52,6 +52,10 @@ pub struct BuildArgs {
     /// Do not use the step cache.
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Run at most N steps at once (independent stages run in parallel; default: one
+    /// per CPU core). The image is the same for every N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
     /// When to contact registries for base images: always, missing, never.
     #[arg(long, default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
     pub pull: String,
@@ -171,6 +175,7 @@ impl BuildArgs {
         }
         o.network = self.network.clone();
         o.no_cache = self.no_cache;
+        o.jobs = self.jobs.map(|j| j as usize);
         o.pull = self
             .pull
             .parse::<PullPolicy>()
@@ -180,7 +185,8 @@ impl BuildArgs {
         }
         if let Some(m) = &self.cache_max_size {
             o.cache_max_bytes = Some(
-                hoist_engine::parse_size(m).map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
+                hoist_engine::parse_size(m)
+                    .map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
             );
         }
         o.source_date_epoch = match o.build_args.get("SOURCE_DATE_EPOCH") {

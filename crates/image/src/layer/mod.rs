@@ -42,6 +42,7 @@ mod apply;
 mod entry;
 mod gzip;
 mod options;
+mod recompress;
 mod tar;
 mod walk;
 mod writer;
@@ -55,6 +56,7 @@ pub use apply::{apply_layer, ApplyOptions, ApplyStats, WhiteoutMode};
 pub use entry::{normalize_path, path_order, sort_entries, Entry, EntryKind, FileSource};
 pub use gzip::{GzipWriter, BLOCK_SIZE as GZIP_BLOCK_SIZE};
 pub use options::{ModeOverride, MtimePolicy, OwnerMap, Ownership, WriteOptions};
+pub use recompress::write_encoded_blob;
 pub use walk::{walk, walk_dir, Walk, WalkFilter, WalkOptions, XattrPolicy};
 pub use writer::{LayerDescriptor, LayerItem, LayerWriter};
 

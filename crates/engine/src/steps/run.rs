@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use hoist_dockerfile::{
-    Instruction, InstructionKind, MountType, Network, Sharing, ShellOrExec, StageScope,
-};
+use hoist_dockerfile::{Instruction, InstructionKind, MountType, Network, Sharing, ShellOrExec};
 use hoist_sandbox::{CacheSharing, MountSpec, RunSpec, Sandbox, SandboxConfig, SecretSource};
 
-use crate::engine::{CopyFrom, Engine, StageState};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::execute::{CopyFrom, StepCx};
 use crate::history;
 use crate::layers::LayerRef;
 use crate::progress::Event;
+use crate::stage::StageState;
 use crate::user;
 
 /// The sandbox of a build, created on the first RUN.
@@ -66,7 +66,12 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
     for l in layers {
         let dir = root.join(l.diff_id.hex());
         if !dir.is_dir() {
-            let tmp = root.join(format!(".tmp-{}-{}", std::process::id(), l.diff_id.hex()));
+            let tmp = root.join(format!(
+                ".tmp-{}-{}-{}",
+                std::process::id(),
+                unique(),
+                l.diff_id.hex()
+            ));
             if tmp.exists() {
                 sb.remove_tree(&tmp).map_err(sandbox_err)?;
             }
@@ -185,11 +190,12 @@ fn cache_mount_dir(eng: &Engine<'_>, id: &str) -> PathBuf {
 
 /// Translate `RUN --mount` flags into sandbox mounts.
 fn mounts(
-    eng: &mut Engine<'_>,
+    cx: &StepCx<'_, '_>,
     state: &StageState,
     instr: &Instruction,
     env: &mut Vec<String>,
 ) -> Result<Vec<MountSpec>> {
+    let eng = cx.eng;
     let InstructionKind::Run { mounts, .. } = &instr.kind else {
         return Ok(Vec::new());
     };
@@ -225,13 +231,13 @@ fn mounts(
                     use crate::tree::SourceTree;
                     match o.from.as_deref() {
                         None => (eng.context.root().to_path_buf(), eng.context.resolve(&sub)),
-                        Some(f) => match eng.copy_source(f)? {
+                        Some(f) => match cx.source(f)? {
                             CopyFrom::Dir(d) => {
-                                let r = crate::tree::LocalContext::new(&d, None)?.resolve(&sub);
-                                (d, r)
+                                let r = crate::tree::LocalContext::new(d, None)?.resolve(&sub);
+                                (d.clone(), r)
                             }
                             CopyFrom::Stage(s) => {
-                                let rootfs = eng.rootfs_of(&s)?;
+                                let rootfs = eng.rootfs_of(s)?;
                                 let r = crate::tree::StageTree::new(&s.view, rootfs.clone())
                                     .resolve(&sub);
                                 (rootfs, r)
@@ -394,14 +400,11 @@ fn mounts(
     Ok(out)
 }
 
-/// Execute a RUN instruction.
-pub(crate) fn dispatch_run(
-    eng: &mut Engine<'_>,
-    state: &mut StageState,
-    scope: &mut StageScope,
-    instr: &Instruction,
-) -> Result<()> {
-    let step = eng.current_step;
+/// Execute a RUN instruction; `Ok(true)` when its result came from the cache.
+pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<bool> {
+    let eng = cx.eng;
+    let instr = &cx.step.instr;
+    let step = cx.step.id;
     let InstructionKind::Run {
         cmd,
         heredocs,
@@ -409,7 +412,7 @@ pub(crate) fn dispatch_run(
         ..
     } = &instr.kind
     else {
-        return Ok(());
+        return Err(Error::Invalid("not a RUN (a bug in the dispatcher)".into()));
     };
     let cache_dir = eng.opts.cache_dir.clone();
     let sb_cell = eng.sandbox.clone();
@@ -427,14 +430,14 @@ pub(crate) fn dispatch_run(
         .map_err(|e| Error::Invalid(e.to_string()))?;
 
     let (argv, mut extra_mounts) = command_args(eng, state, cmd, heredocs)?;
-    let mut env = scope.run_env();
+    let mut env = cx.step.run_env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", who.home));
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, crate::engine::DEFAULT_PATH_ENV.to_string());
     }
-    let mut mounts = mounts(eng, state, instr, &mut env)?;
+    let mut mounts = mounts(cx, state, instr, &mut env)?;
     mounts.append(&mut extra_mounts);
 
     let net = match network.map(|n| match n {
@@ -478,11 +481,11 @@ pub(crate) fn dispatch_run(
         extra_hosts: eng.opts.add_hosts.clone(),
     };
     // The step cache: everything that determines the result, secrets' values excluded.
-    let key = run_key(eng, state, &spec)?;
+    let key = run_key(eng, state, instr, &spec)?;
     if let Some(made) = eng.cache_hit(state, &key)? {
-        let text = run_history(&argv, scope);
+        let text = run_history(&argv, &cx.step.history_args);
         eng.history(state, text, !made);
-        return Ok(());
+        return Ok(true);
     }
     let platform = state.config.platform();
     if let Err(why) = can_execute(&platform, &hoist_image::Platform::host()) {
@@ -525,26 +528,14 @@ pub(crate) fn dispatch_run(
             return Err(sandbox_err(e));
         }
     };
-    let history_text = history::run(
-        &argv,
-        &scope
-            .history_args()
-            .iter()
-            .filter_map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect::<Vec<_>>(),
-    );
+    let history_text = run_history(&argv, &cx.step.history_args);
     // An empty tar (two zero blocks) means nothing changed: no layer, as BuildKit does.
     let empty = d.uncompressed_size <= 1024;
     if empty {
         let _ = sb.remove_tree(&dirs.base);
     } else {
-        let layer = LayerRef {
-            desc: d.descriptor(),
-            diff_id: d.diff_id.clone(),
-        };
+        let layer = LayerRef::built(d.descriptor(), d.diff_id.clone());
+        crate::variants::record(&eng.opts.cache_dir, &layer, &eng.encoding);
         // Keep the upper dir as this layer's lower dir for the next RUN.
         let lower = lower_root(eng, sb).join(layer.diff_id.hex());
         if lower.exists() || std::fs::rename(&dirs.upper, &lower).is_err() {
@@ -556,13 +547,11 @@ pub(crate) fn dispatch_run(
         let _ = sb.remove_tree(&dirs.base);
         let index = crate::layers::layer_index(&eng.store, &layer, &eng.index_dir)?;
         state.view.add_layer_index(&index);
-        state.layers.push(layer);
-        state.config.rootfs.diff_ids.push(d.diff_id);
-        state.rootfs = None;
+        eng.push_layer(state, layer);
     }
     eng.cache_put(state, &key, !empty);
     eng.history(state, history_text, empty);
-    Ok(())
+    Ok(false)
 }
 
 /// Whether this host can run `platform`'s programs: its own architecture, one its CPU
@@ -625,9 +614,8 @@ fn binfmt_handler(qemu_arch: &str) -> bool {
     })
 }
 
-fn run_history(argv: &[String], scope: &StageScope) -> String {
-    let args: Vec<(String, String)> = scope
-        .history_args()
+fn run_history(argv: &[String], history_args: &[String]) -> String {
+    let args: Vec<(String, String)> = history_args
         .iter()
         .filter_map(|kv| {
             kv.split_once('=')
@@ -637,42 +625,55 @@ fn run_history(argv: &[String], scope: &StageScope) -> String {
     history::run(argv, &args)
 }
 
-/// The cache key of a RUN: the chain so far plus the command, its environment, identity,
-/// network and mounts; bind-mount sources by content, secrets by name only.
-fn run_key(eng: &Engine<'_>, state: &StageState, spec: &RunSpec) -> Result<crate::cache::Key> {
-    let mut k = crate::cache::KeyBuilder::new("run/v1");
-    k.bytes(&state.key)
-        .json(&spec.argv)
-        .json(&spec.env)
-        .str(&spec.cwd)
-        .num(spec.uid as i64)
-        .num(spec.gid as i64)
-        .json(&spec.groups)
-        .str(&format!("{:?}", spec.network))
-        .json(&spec.extra_hosts);
+/// The key of a RUN: the chain so far, the instruction, and as inputs the process
+/// (argv, the environment it sees, cwd, identity, network, hosts) and its mounts:
+/// bind-mount sources by content, cache mounts by id/target only (their contents are
+/// not inputs), secrets and ssh agents by name only (never their values).
+fn run_key(
+    eng: &Engine<'_>,
+    state: &StageState,
+    instr: &Instruction,
+    spec: &RunSpec,
+) -> Result<crate::key::Key> {
+    use crate::key::Input;
+    use serde_json::json;
+    let mut inputs = vec![Input::Value(
+        "process",
+        json!({
+            "argv": spec.argv,
+            "env": spec.env,
+            "cwd": spec.cwd,
+            "uid": spec.uid,
+            "gid": spec.gid,
+            "groups": spec.groups,
+            "network": format!("{:?}", spec.network),
+            "hosts": spec.extra_hosts,
+        }),
+    )];
     for m in &spec.mounts {
-        match m {
+        let v = match m {
             MountSpec::Bind {
                 src,
                 target,
                 readonly,
             } => {
-                k.str("bind").str(target).num(*readonly as i64);
-                key_tree(&mut k, src, &eng.hasher)?;
+                inputs.push(Input::Value(
+                    "bind",
+                    json!({"target": target, "readonly": readonly}),
+                ));
+                Input::Tree(src)
             }
             MountSpec::Cache {
                 target,
                 sharing,
                 readonly,
                 ..
-            } => {
-                k.str("cache")
-                    .str(target)
-                    .str(&format!("{sharing:?}"))
-                    .num(*readonly as i64);
-            }
+            } => Input::Value(
+                "cache",
+                json!({"target": target, "sharing": format!("{sharing:?}"), "readonly": readonly}),
+            ),
             MountSpec::Tmpfs { target, size } => {
-                k.str("tmpfs").str(target).num(size.unwrap_or(0) as i64);
+                Input::Value("tmpfs", json!({"target": target, "size": size}))
             }
             MountSpec::SecretFile {
                 target,
@@ -680,56 +681,34 @@ fn run_key(eng: &Engine<'_>, state: &StageState, spec: &RunSpec) -> Result<crate
                 uid,
                 gid,
                 ..
-            } => {
-                k.str("secret")
-                    .str(target)
-                    .num(*mode as i64)
-                    .num(*uid as i64)
-                    .num(*gid as i64);
+            } => Input::Value(
+                "secret",
+                json!({"target": target, "mode": mode, "uid": uid, "gid": gid}),
+            ),
+            MountSpec::SecretEnv { name, .. } => Input::Value("secret-env", json!(name)),
+            MountSpec::Ssh { target, .. } => Input::Value("ssh", json!(target)),
+            // Lower dirs are named by diff ID: their names are their content.
+            MountSpec::Layers { lowers, target } => Input::Value(
+                "layers",
+                json!({"target": target, "lowers": lowers.iter().map(|l| l.to_string_lossy()).collect::<Vec<_>>()}),
+            ),
+            // A new kind of mount must say what it reads before it can be cached.
+            _ => {
+                return Err(Error::Invalid(
+                    "a RUN mount of a kind the step cache cannot key (a bug)".into(),
+                ))
             }
-            MountSpec::SecretEnv { name, .. } => {
-                k.str("secret-env").str(name);
-            }
-            MountSpec::Ssh { target, .. } => {
-                k.str("ssh").str(target);
-            }
-            other => {
-                k.str(&format!("{other:?}"));
-            }
-        }
+        };
+        inputs.push(v);
     }
-    Ok(k.finish())
-}
-
-/// Fold a directory tree (names, kinds, modes, contents) into a key.
-fn key_tree(
-    k: &mut crate::cache::KeyBuilder,
-    path: &Path,
-    hasher: &crate::cache::FileHasher,
-) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let md = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
-    k.num((md.permissions().mode() & 0o7777) as i64);
-    if md.is_symlink() {
-        let t = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
-        k.str("l").str(&t.to_string_lossy());
-    } else if md.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| Error::io(path, e))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        k.str("d").num(names.len() as i64);
-        for n in names {
-            k.str(&n.to_string_lossy());
-            key_tree(k, &path.join(&n), hasher)?;
-        }
-    } else if md.is_file() {
-        k.str("f").bytes(&hasher.hash(path)?);
-    } else {
-        k.str("s");
-    }
-    Ok(())
+    let platform = state.config.platform();
+    crate::key::step_key(
+        &state.key,
+        &instr.kind,
+        &eng.settings(&platform),
+        &inputs,
+        &eng.hasher,
+    )
 }
 
 #[cfg(test)]

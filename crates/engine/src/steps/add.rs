@@ -4,14 +4,69 @@ use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use hoist_dockerfile::CopySource;
+use hoist_dockerfile::{CopySource, InstructionKind};
 use hoist_image::layer::{Entry, EntryKind, FileSource};
 use hoist_image::Digest;
 
 use crate::copy::{self, CopyRequest};
-use crate::engine::{heredoc_entries, merge_sorted, mkdir_entries, Engine, StageState};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::execute::StepCx;
 use crate::fsview::{self, FsView};
+use crate::stage::StageState;
+use crate::steps::copy::{copy_history, copy_request, heredoc_entries, merge_sorted};
+use crate::steps::workdir::mkdir_entries;
+
+/// Apply an ADD: the same key and cache as COPY, over the planned entries (downloaded
+/// and extracted contents included); `Ok(true)` when the layer came from the cache.
+pub(crate) fn add(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<bool> {
+    let InstructionKind::Add {
+        sources,
+        dest,
+        chown,
+        chmod,
+        link,
+        checksum,
+        unpack,
+        exclude,
+        ..
+    } = &cx.step.instr.kind
+    else {
+        return Err(Error::Invalid(
+            "not an ADD (a bug in the dispatcher)".into(),
+        ));
+    };
+    let req = copy_request(
+        cx,
+        state,
+        sources,
+        dest,
+        chown.as_deref(),
+        chmod.as_deref(),
+        false,
+        exclude,
+    )?;
+    let msg = copy_history(
+        "ADD",
+        false,
+        chown.as_deref(),
+        chmod.as_deref(),
+        sources,
+        dest,
+    );
+    let entries = plan_add(
+        cx.eng,
+        state,
+        &req,
+        sources,
+        checksum.as_deref(),
+        *unpack,
+        *link,
+    )?;
+    let (layer, cached) = cx.eng.layer_step(state, &cx.step.instr.kind, &entries)?;
+    cx.eng.history(state, msg, !layer);
+    Ok(cached)
+}
 
 /// What an archive file is compressed with, from its first bytes.
 fn archive_kind(path: &Path) -> Result<Option<&'static str>> {
