@@ -106,7 +106,8 @@ impl Progress for Quiet {
 /// BuildKit-style plain lines.
 pub struct Plain {
     start: Instant,
-    partial: Mutex<Vec<u8>>,
+    /// Each step's unfinished output line (steps of parallel stages interleave).
+    partial: Mutex<std::collections::HashMap<usize, Vec<u8>>>,
 }
 
 impl Plain {
@@ -114,7 +115,7 @@ impl Plain {
     pub fn new() -> Plain {
         Plain {
             start: Instant::now(),
-            partial: Mutex::new(Vec::new()),
+            partial: Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -131,7 +132,8 @@ impl Progress for Plain {
         let _ = match event {
             Event::Start { id, name } => writeln!(err, "#{id} {name}"),
             Event::Log { id, data } => {
-                let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+                let mut all = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+                let partial = all.entry(id).or_default();
                 partial.extend_from_slice(data);
                 while let Some(i) = partial.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = partial.drain(..=i).collect();
@@ -183,18 +185,25 @@ impl Progress for Json {
     }
 }
 
-/// A live terminal display: finished steps scroll up, the running step shows a timer and
-/// its last output line, redrawn several times a second by a small ticker thread.
+/// A live terminal display, as BuildKit's: finished steps scroll up; every running
+/// step (independent stages run at once) has a line with its timer and its last output
+/// line, redrawn several times a second by a small ticker thread.
 pub struct Terminal {
     state: std::sync::Arc<Mutex<TermState>>,
 }
 
-struct TermState {
-    start: Instant,
-    running: Option<(usize, String, Instant)>,
+struct Running {
+    name: String,
+    started: Instant,
     last_line: String,
     partial: Vec<u8>,
-    drawn: bool,
+}
+
+struct TermState {
+    start: Instant,
+    running: std::collections::BTreeMap<usize, Running>,
+    /// Lines drawn below the scrolled output (cleared before anything is printed).
+    drawn: usize,
 }
 
 impl Terminal {
@@ -202,10 +211,8 @@ impl Terminal {
     pub fn new() -> Terminal {
         let state = std::sync::Arc::new(Mutex::new(TermState {
             start: Instant::now(),
-            running: None,
-            last_line: String::new(),
-            partial: Vec::new(),
-            drawn: false,
+            running: std::collections::BTreeMap::new(),
+            drawn: 0,
         }));
         // The ticker holds only a weak reference: it ends when the display is dropped.
         let weak = std::sync::Arc::downgrade(&state);
@@ -213,7 +220,7 @@ impl Terminal {
             std::thread::sleep(Duration::from_millis(200));
             let Some(state) = weak.upgrade() else { return };
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.running.is_some() && st.drawn {
+            if !st.running.is_empty() {
                 let mut err = std::io::stderr().lock();
                 st.clear(&mut err);
                 st.draw(&mut err);
@@ -240,25 +247,42 @@ fn clip(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// At most this many running steps get their own lines (the rest are counted).
+const MAX_RUNNING_SHOWN: usize = 8;
+
 impl TermState {
     fn clear(&mut self, err: &mut impl Write) {
-        if self.drawn {
-            let _ = write!(err, "\r\x1b[2K\x1b[1A\x1b[2K");
-            self.drawn = false;
+        for _ in 0..self.drawn {
+            let _ = write!(err, "\x1b[1A\x1b[2K");
         }
+        let _ = write!(err, "\r");
+        self.drawn = 0;
     }
     fn draw(&mut self, err: &mut impl Write) {
-        if let Some((id, name, started)) = &self.running {
-            let w = width();
-            let _ = write!(
+        let w = width();
+        let mut lines = 0;
+        for (id, r) in self.running.iter().take(MAX_RUNNING_SHOWN) {
+            let _ = writeln!(
                 err,
-                "\x1b[1m=> #{id} {}\x1b[0m {:.1}s\n   \x1b[2m{}\x1b[0m",
-                clip(name, w.saturating_sub(16)),
-                started.elapsed().as_secs_f64(),
-                clip(&self.last_line, w.saturating_sub(4))
+                "\x1b[1m=> #{id} {}\x1b[0m {:.1}s",
+                clip(&r.name, w.saturating_sub(16)),
+                r.started.elapsed().as_secs_f64()
             );
-            self.drawn = true;
+            lines += 1;
+            if !r.last_line.is_empty() {
+                let _ = writeln!(err, "   \x1b[2m{}\x1b[0m", clip(&r.last_line, w.saturating_sub(4)));
+                lines += 1;
+            }
         }
+        if self.running.len() > MAX_RUNNING_SHOWN {
+            let _ = writeln!(
+                err,
+                "   … and {} more running",
+                self.running.len() - MAX_RUNNING_SHOWN
+            );
+            lines += 1;
+        }
+        self.drawn = lines;
         let _ = err.flush();
     }
 }
@@ -270,16 +294,31 @@ impl Progress for Terminal {
         st.clear(&mut err);
         match event {
             Event::Start { id, name } => {
-                st.running = Some((id, name.to_string(), Instant::now()));
-                st.last_line.clear();
+                st.running.insert(
+                    id,
+                    Running {
+                        name: name.to_string(),
+                        started: Instant::now(),
+                        last_line: String::new(),
+                        partial: Vec::new(),
+                    },
+                );
             }
-            Event::Log { data, .. } => {
-                st.partial.extend_from_slice(data);
-                while let Some(i) = st.partial.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = st.partial.drain(..=i).collect();
-                    let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                    let _ = writeln!(err, "   {text}");
-                    st.last_line = text;
+            Event::Log { id, data } => {
+                let several = st.running.len() > 1;
+                if let Some(r) = st.running.get_mut(&id) {
+                    r.partial.extend_from_slice(data);
+                    while let Some(i) = r.partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = r.partial.drain(..=i).collect();
+                        let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                        // With several steps running, each output line names its step.
+                        if several {
+                            let _ = writeln!(err, "#{id} {text}");
+                        } else {
+                            let _ = writeln!(err, "   {text}");
+                        }
+                        r.last_line = text;
+                    }
                 }
             }
             Event::Done {
@@ -287,12 +326,7 @@ impl Progress for Terminal {
                 cached,
                 elapsed,
             } => {
-                let name = st
-                    .running
-                    .take()
-                    .filter(|r| r.0 == id)
-                    .map(|r| r.1)
-                    .unwrap_or_default();
+                let name = st.running.remove(&id).map(|r| r.name).unwrap_or_default();
                 if cached {
                     let _ = writeln!(err, "\x1b[34m=> CACHED #{id} {name}\x1b[0m");
                 } else {
@@ -304,7 +338,7 @@ impl Progress for Terminal {
                 }
             }
             Event::Failed { id, message } => {
-                st.running = None;
+                st.running.remove(&id);
                 let _ = writeln!(err, "\x1b[31m=> ERROR #{id}: {message}\x1b[0m");
             }
             Event::Warning(w) => {

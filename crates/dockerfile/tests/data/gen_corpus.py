@@ -1,6 +1,8 @@
-# Generates the corpus Dockerfiles (run from tests/corpus); the expected .json/.err files
-# come from `BLESS=1 cargo test -p hoist-dockerfile --test corpus` and are reviewed by eye.
+# Generates the corpus Dockerfiles into tests/corpus (wherever it is run from); the expected
+# .json/.err files come from `BLESS=1 cargo test -p hoist-dockerfile --test corpus` and are
+# reviewed by eye.
 import os
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus")
 T = "\t"
 pos = {
 "directive_syntax": "# syntax=docker/dockerfile:1.7\nFROM alpine\n",
@@ -167,12 +169,12 @@ neg = {
 "unknown_flag_env": "FROM alpine\nENV --foo A=1\n",
 }
 for name, text in pos.items():
-    with open(f"{name}.Dockerfile", "w", newline="") as f:
+    with open(os.path.join(OUT, f"{name}.Dockerfile"), "w", newline="") as f:
         f.write(text)
 for name, text in args.items():
-    with open(f"{name}.args", "w") as f:
+    with open(os.path.join(OUT, f"{name}.args"), "w") as f:
         f.write(text)
 for name, text in neg.items():
-    with open(f"errors/{name}.Dockerfile", "w", newline="") as f:
+    with open(os.path.join(OUT, "errors", f"{name}.Dockerfile"), "w", newline="") as f:
         f.write(text)
 print(len(pos), "positive", len(neg), "negative")

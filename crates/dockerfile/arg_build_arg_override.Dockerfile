@@ -1,4 +1,0 @@
-FROM alpine
-ARG FOO=default
-ARG BAR
-ENV F=$FOO B=$BAR

@@ -1,4 +1,0 @@
-FROM alpine
-ENV BASE=/opt
-ARG DIR=$BASE/app
-WORKDIR $DIR

@@ -1,3 +1,0 @@
-FROM alpine
-ARG USED
-RUN echo $USED

@@ -1,8 +1,0 @@
-FROM alpine
-RUN apt-get update && \
-# a comment inside
-    apt-get install -y \
-
-    curl \
-    # indented comment
-    git

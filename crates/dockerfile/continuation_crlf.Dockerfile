@@ -1,4 +1,0 @@
-FROM alpine
-RUN echo a \
-    b
-ENV A=1

@@ -1,3 +1,0 @@
-FROM alpine
-ENV D="/a b"
-COPY x "$D"

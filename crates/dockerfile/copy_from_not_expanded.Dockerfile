@@ -1,3 +1,0 @@
-FROM alpine
-ARG STAGE=build
-COPY --from=$STAGE /a /b

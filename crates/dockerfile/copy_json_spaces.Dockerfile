@@ -1,3 +1,0 @@
-FROM alpine
-COPY ["my file.txt", "other file", "/dest dir/"]
-ADD ["a b", "/c d"]

@@ -1,5 +1,0 @@
-
-# escape=`
-FROM alpine
-RUN echo a \
-  b

@@ -1,5 +1,0 @@
-# hello
-# escape=`
-FROM alpine
-RUN echo a\
-  b

@@ -1,4 +1,0 @@
-FROM alpine
-# escape=`
-RUN echo x\
-  y

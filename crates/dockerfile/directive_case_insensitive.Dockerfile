@@ -1,5 +1,0 @@
-# SYNTAX = docker/dockerfile:1
-# Escape=`
-FROM alpine
-RUN echo `
-  hi

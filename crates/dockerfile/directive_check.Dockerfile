@@ -1,3 +1,0 @@
-# check=skip=JSONArgsRecommended;error=true
-FROM alpine
-CMD echo hi

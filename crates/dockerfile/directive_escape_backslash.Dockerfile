@@ -1,4 +1,0 @@
-# escape=\
-FROM alpine
-RUN echo a \
-    b

@@ -1,5 +1,0 @@
-# escape=`
-FROM mcr.microsoft.com/windows/servercore
-RUN dir c:\ `
-    && echo done
-ENV P=c:\path\to

@@ -1,2 +1,0 @@
-# syntax=docker/dockerfile:1.7
-FROM alpine

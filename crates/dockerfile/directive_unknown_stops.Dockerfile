@@ -1,5 +1,0 @@
-# foo=bar
-# escape=`
-FROM alpine
-RUN echo x\
-  y

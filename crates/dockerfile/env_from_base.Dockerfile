@@ -1,2 +1,0 @@
-FROM alpine
-ENV PATH=/opt/bin:$PATH

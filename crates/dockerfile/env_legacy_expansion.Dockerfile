@@ -1,3 +1,0 @@
-FROM alpine
-ENV NAME world
-ENV GREETING hello $NAME and "quoted"

@@ -1,3 +1,0 @@
-FROM alpine
-ENV PORTS="81 82/udp"
-EXPOSE $PORTS

@@ -1,2 +1,0 @@
-ARG TAG=3.19
-FROM alpine:$TAG

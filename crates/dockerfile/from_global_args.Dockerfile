@@ -1,4 +1,0 @@
-ARG REGISTRY=docker.io
-ARG IMAGE=library/alpine
-ARG TAG
-FROM ${REGISTRY}/${IMAGE}:${TAG:-latest}

@@ -1,2 +1,0 @@
-FROM alpine AS MyStage
-FROM mystage

@@ -1,2 +1,0 @@
-FROM alpine
-HEALTHCHECK --interval=5s NONE

@@ -1,4 +1,0 @@
-FROM alpine
-ADD <<EOF a.txt /dest/
-inline
-EOF

@@ -1,5 +1,0 @@
-FROM alpine
-RUN <<-EOT
-	echo one
-		echo two
-	EOT

@@ -1,4 +1,0 @@
-FROM alpine
-RUN <<EOF
-echo hi
-EOF

@@ -1,4 +1,0 @@
-FROM alpine
-RUN cat 3<<EOF
-three
-EOF

@@ -1,4 +1,0 @@
-FROM alpine
-RUN python3 <<EOF > /out
-print(1)
-EOF

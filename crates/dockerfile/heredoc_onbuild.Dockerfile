@@ -1,4 +1,0 @@
-FROM alpine
-ONBUILD RUN <<EOF
-echo triggered
-EOF

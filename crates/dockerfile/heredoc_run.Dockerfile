@@ -1,5 +1,0 @@
-FROM alpine
-RUN <<EOF
-apk add curl
-echo $HOME
-EOF

@@ -1,5 +1,0 @@
-FROM alpine
-RUN <<EOF
-#!/usr/bin/env python3
-print('hi')
-EOF

@@ -1,4 +1,0 @@
-FROM alpine
-CMD []
-ENTRYPOINT []
-RUN []

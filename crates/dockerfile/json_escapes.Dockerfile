@@ -1,2 +1,0 @@
-FROM alpine
-RUN ["printf", "a\\tb\n", "\u00e9"]

@@ -1,2 +1,0 @@
-FROM alpine
-LABEL description="café ☕" été=été

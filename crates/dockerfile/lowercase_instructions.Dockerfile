@@ -1,4 +1,0 @@
-from alpine as Builder
-run echo hi
-copy . /src
-workdir /src

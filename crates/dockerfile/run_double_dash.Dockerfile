@@ -1,2 +1,0 @@
-FROM alpine
-RUN -- --not-a-flag

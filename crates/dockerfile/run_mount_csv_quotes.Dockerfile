@@ -1,2 +1,0 @@
-FROM alpine
-RUN --mount=type=bind,\"source=a,b\",target=/x cat /x
