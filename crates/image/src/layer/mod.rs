@@ -44,7 +44,7 @@ mod gzip;
 mod options;
 mod tar;
 mod walk;
-mod writer;
+pub(crate) mod writer;
 
 use std::fs;
 use std::io::Write;
