@@ -48,6 +48,7 @@ mod canonical;
 mod config;
 mod image;
 mod layer;
+mod recipe;
 mod time;
 mod write;
 
@@ -58,5 +59,6 @@ pub use append::Addendum;
 pub use canonical::{index_media_type, layer_media_type, manifest_media_types, DOCKER_LAYER_TAR};
 pub use image::{Image, MediaTypes, DEFAULT_PATH_ENV};
 pub use layer::{sorted_entries, Layer};
+pub use recipe::{AddSpec, Recipe};
 pub use time::{reproducible_time, rfc3339, source_date_epoch};
 pub use write::{WrittenImage, WrittenIndex};
