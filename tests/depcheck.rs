@@ -10,6 +10,8 @@ use std::process::Command;
 /// dev-dependencies may also use hoist-testutil).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("hoist-dockerfile", &[]),
+    // App detection for builds without a Dockerfile: pure planning, no hoist crate.
+    ("hoist-auto", &[]),
     ("hoist-image", &["hoist-dockerfile"]),
     ("hoist-sandbox", &["hoist-image"]),
     ("hoist-registry", &["hoist-image", "hoist-dockerfile"]),

@@ -29,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(Box<commands::build::BuildArgs>),
+    /// Assemble an image from a base and files, without a Dockerfile (ko/jib style).
+    Assemble(Box<commands::assemble::AssembleArgs>),
+    /// Print the Dockerfile `hoist build` would generate for an app directory.
+    Plan(commands::plan::PlanArgs),
     /// Check or parse a Dockerfile.
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::DockerfileCommand),
@@ -98,6 +102,8 @@ pub fn main() -> ExitCode {
     });
     let result = match cli.command {
         Command::Build(a) => commands::build::run(*a),
+        Command::Assemble(a) => commands::assemble::run(*a),
+        Command::Plan(a) => commands::plan::run(a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Pull(a) => commands::transfer::pull(a),

@@ -3,6 +3,8 @@
 //!
 //! - [`Digest`], [`Descriptor`], [`Manifest`], [`Index`], [`ImageConfig`]: the documents.
 //! - [`RawDocument`]: a JSON document together with the exact bytes its digest covers.
+//! - [`mutate`]: images as values ([`mutate::Image`], [`mutate::Layer`]) and the
+//!   transforms that assemble them without a Dockerfile (append, config, time, media types).
 //!
 //! ```
 //! use hoist_image::{Digest, Descriptor, media_type};
@@ -15,6 +17,7 @@ pub mod digest;
 pub mod error;
 pub mod layer;
 pub mod media_type;
+pub mod mutate;
 pub mod source;
 pub mod spec;
 pub mod store;

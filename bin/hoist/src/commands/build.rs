@@ -84,6 +84,13 @@ pub struct BuildArgs {
     /// Only print the image digest.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Build the app directory from a generated plan (see `hoist plan`) even if it has a
+    /// Dockerfile. Without -f and without CONTEXT/Dockerfile this is what happens anyway.
+    #[arg(long)]
+    pub auto: bool,
+    /// For automatic builds: base image per kind, KIND=REF (repeatable; see `hoist plan`).
+    #[arg(long = "base-image")]
+    pub base_images: Vec<String>,
     /// Registry settings.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
@@ -219,9 +226,41 @@ fn parse_epoch(what: &str, v: &str) -> Result<i64> {
         .with_context(|| format!("{what}={v:?}: expected a non-negative number of seconds"))
 }
 
+/// For an automatic build (`--auto`, or no -f and no CONTEXT/Dockerfile): the
+/// generated Dockerfile, in a temporary file that lives as long as the returned handle.
+fn auto_dockerfile(args: &BuildArgs) -> Result<Option<tempfile::NamedTempFile>> {
+    let has_dockerfile = args.file.is_some() || args.context.join("Dockerfile").exists();
+    if !args.auto && has_dockerfile {
+        if !args.base_images.is_empty() {
+            bail!("--base-image applies to automatic builds only (--auto, or no Dockerfile)");
+        }
+        return Ok(None);
+    }
+    if args.auto && args.file.is_some() {
+        bail!("--auto and -f exclude each other: --auto generates the Dockerfile");
+    }
+    let plan = super::plan::plan_for(&args.context, &args.base_images)?;
+    eprintln!(
+        "no Dockerfile: building {} as a {} app (see `hoist plan {}`)",
+        args.context.display(),
+        plan.kind.name(),
+        args.context.display()
+    );
+    let mut f = tempfile::Builder::new()
+        .prefix("hoist-plan-")
+        .suffix(".Dockerfile")
+        .tempfile()?;
+    std::io::Write::write_all(&mut f, plan.dockerfile.as_bytes())?;
+    Ok(Some(f))
+}
+
 /// Run `hoist build`.
 pub fn run(args: BuildArgs) -> Result<ExitCode> {
-    let opts = args.to_options()?;
+    let planned = auto_dockerfile(&args)?;
+    let mut opts = args.to_options()?;
+    if let Some(f) = &planned {
+        opts.dockerfile = Some(f.path().to_path_buf());
+    }
     let mode: Mode = if args.quiet {
         Mode::Quiet
     } else {

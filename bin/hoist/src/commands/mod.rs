@@ -1,9 +1,11 @@
 //! One module per subcommand: flags → validated options → a library call.
 
+pub mod assemble;
 pub mod build;
 pub mod cache;
 pub mod dockerfile;
 pub mod inspect;
+pub mod plan;
 pub mod promote;
 pub mod prune;
 pub mod registry_args;

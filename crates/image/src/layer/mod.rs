@@ -45,7 +45,7 @@ mod options;
 mod recompress;
 mod tar;
 mod walk;
-mod writer;
+pub(crate) mod writer;
 
 use std::fs;
 use std::io::Write;

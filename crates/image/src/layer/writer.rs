@@ -40,7 +40,7 @@ impl LayerDescriptor {
 const ZSTD_JOB_SIZE: u32 = 2 << 20;
 
 /// Counts bytes written (the plain-tar case, whose blob digest is the diffID).
-pub(super) struct Counting<W> {
+pub(crate) struct Counting<W> {
     inner: W,
     count: u64,
 }
@@ -56,14 +56,16 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-pub(super) enum Compressor<W: Write> {
+/// A compressor over `W` that hashes the compressed bytes (shared with
+/// [`crate::mutate`]'s tar and recompression paths).
+pub(crate) enum Compressor<W: Write> {
     None(BufWriter<Counting<W>>),
     Gzip(GzipWriter<HashingWriter<W>>),
     Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
 }
 
 impl<W: Write> Compressor<W> {
-    pub(super) fn new(out: W, opts: &WriteOptions) -> io::Result<Self> {
+    pub(crate) fn new(out: W, opts: &WriteOptions) -> io::Result<Self> {
         let threads = opts.effective_threads();
         Ok(match opts.compression {
             Compression::None => {
@@ -95,7 +97,7 @@ impl<W: Write> Compressor<W> {
 
     /// Finish: the inner writer, the blob digest (`None` when the blob is the
     /// uncompressed stream itself) and the blob size.
-    pub(super) fn finish(self) -> io::Result<(W, Option<Digest>, u64)> {
+    pub(crate) fn finish(self) -> io::Result<(W, Option<Digest>, u64)> {
         let hashed = match self {
             Compressor::None(w) => {
                 let c = w.into_inner().map_err(|e| e.into_error())?;
