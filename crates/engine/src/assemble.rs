@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hoist_image::media_type::{self, Compression};
-use hoist_image::{BlobStore, Digest, ImageConfig, Manifest, Platform, RawDocument};
+use hoist_image::media_type;
+use hoist_image::{BlobStore, Digest, ImageConfig, Platform, RawDocument};
 
 use crate::error::{Error, Result};
 use crate::layers::LayerRef;
@@ -95,53 +95,43 @@ pub(crate) struct AssembleInput<'a> {
     pub oci: bool,
 }
 
-/// Write the config and manifest of an image into the store.
+/// Write the config and manifest of an image into the store, through the image
+/// crate's value-and-transform API ([`hoist_image::mutate`]): the engine decides each
+/// layer's encoding, `mutate` writes the canonical documents.
 pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
+    use hoist_image::mutate::{Image, Layer, MediaTypes};
     let store = input.store;
     let oci = input.oci;
-    let mut config = input.config.clone();
-    config.rootfs.diff_ids = input.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let config_mt = if oci {
-        media_type::OCI_CONFIG
-    } else {
-        media_type::DOCKER_CONFIG
-    };
-    let config_raw = RawDocument::from_value(config_mt, &config);
-    store.put_bytes(&config_raw.bytes)?;
-    crate::gc::touch_blob(store, &config_raw.digest());
-    let mut layer_descs = Vec::new();
+    let mut layers = Vec::with_capacity(input.layers.len());
     for l in input.layers {
         let mut d = crate::variants::encode(input.cache_dir, store, l, &input.encoding)?;
         crate::gc::touch_blob(store, &d.digest);
-        d.media_type = layer_media_type(&d.media_type, oci)?;
         d.annotations = None;
-        layer_descs.push(d);
+        layers.push(Layer::from_store(store, d, l.diff_id.clone()));
     }
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(if oci {
-            media_type::OCI_MANIFEST.into()
-        } else {
-            media_type::DOCKER_MANIFEST.into()
-        }),
-        artifact_type: None,
-        config: config_raw.descriptor(),
-        layers: layer_descs,
-        subject: None,
-        annotations: if input.annotations.is_empty() || !oci {
-            None
-        } else {
-            Some(input.annotations.clone())
-        },
+    let mut config = input.config.clone();
+    config.rootfs.diff_ids.clear();
+    let family = if oci {
+        MediaTypes::Oci
+    } else {
+        MediaTypes::Docker
     };
-    let manifest_raw =
-        RawDocument::from_value(manifest.media_type.clone().unwrap_or_default(), &manifest);
-    store.put_bytes(&manifest_raw.bytes)?;
-    crate::gc::touch_blob(store, &manifest_raw.digest());
+    let written = Image::from_parts(config, layers)?
+        .with_media_types(family)
+        .with_annotations(input.annotations)
+        .write(store)
+        .map_err(|e| match e {
+            hoist_image::Error::Format(m) if m.contains("zstd") => Error::Invalid(
+                "zstd layers need OCI media types (oci-mediatypes=true)".into(),
+            ),
+            other => other.into(),
+        })?;
+    crate::gc::touch_blob(store, &written.config.digest());
+    crate::gc::touch_blob(store, &written.manifest.digest());
     Ok(BuiltImage {
-        manifest: manifest_raw,
-        config: config_raw,
-        platform: config.platform(),
+        manifest: written.manifest.clone(),
+        config: written.config.clone(),
+        platform: written.platform.clone(),
         store: store.clone(),
         recipe: Recipe {
             config: input.config.clone(),
@@ -151,25 +141,6 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
             encoding: input.encoding,
             oci,
         },
-    })
-}
-
-/// The media type a layer of `mt`'s compression gets in an OCI or Docker manifest.
-fn layer_media_type(mt: &str, oci: bool) -> Result<String> {
-    let c = media_type::layer_compression(mt)
-        .ok_or_else(|| Error::Invalid(format!("unknown layer media type {mt:?}")))?;
-    Ok(if oci {
-        media_type::oci_layer(c).to_string()
-    } else {
-        match c {
-            Compression::Gzip => media_type::DOCKER_LAYER_GZIP.into(),
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar".into(),
-            Compression::Zstd => {
-                return Err(Error::Invalid(
-                    "zstd layers need OCI media types (oci-mediatypes=true)".into(),
-                ))
-            }
-        }
     })
 }
 
