@@ -86,3 +86,28 @@ pub fn push_records(client: &Client, repo: &Reference, digest: &Digest) -> Resul
     v.sort_by(|a, b| (a.time(), &a.time).cmp(&(b.time(), &b.time)));
     Ok(v)
 }
+
+/// Record one push of `digest` to each repository among `dests` (references with a
+/// tag or a digest; the tags of one repository go into one record).
+pub fn record_pushes(
+    client: &Client,
+    dests: &[Reference],
+    digest: &Digest,
+    info: &PushInfo,
+) -> Result<Vec<Recorded>> {
+    let mut by_repo: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
+    for d in dests {
+        let slot = by_repo
+            .entry(d.name())
+            .or_insert_with(|| (d.clone(), Vec::new()));
+        if d.digest().is_none() {
+            if let Some(t) = d.tag() {
+                slot.1.push(t.to_string());
+            }
+        }
+    }
+    by_repo
+        .into_values()
+        .map(|(r, tags)| record_push(client, &r, digest, &tags, info))
+        .collect()
+}

@@ -4,6 +4,8 @@ pub mod build;
 pub mod cache;
 pub mod dockerfile;
 pub mod inspect;
+pub mod lifecycle;
+pub mod mark;
 pub mod promote;
 pub mod prune;
 pub mod registry_args;
