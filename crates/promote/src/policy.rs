@@ -382,15 +382,18 @@ fn count_rule(
     selected: &[usize],
     out: &mut [Option<Outcome>],
 ) {
-    let word = match by {
-        OrderBy::Pushed => "pushed",
-        OrderBy::Created => "created",
+    let word_of = |k: Option<(TimeClass, OffsetDateTime)>| match k.map(|k| k.0) {
+        Some(TimeClass::Created) => "created",
+        Some(TimeClass::Pushed) => "pushed",
+        None if by == OrderBy::Created => "created",
+        None => "pushed",
     };
     let keys: Vec<Option<(TimeClass, OffsetDateTime)>> = selected
         .iter()
         .map(|&i| count_key(&candidates[i], by))
         .collect();
     for (a, &i) in selected.iter().enumerate() {
+        let word = word_of(keys[a]);
         let Some((class, t)) = keys[a] else {
             out[i] = Some((
                 Verdict::Keep,

@@ -354,16 +354,20 @@ fn attach_record(
     )
 }
 
-/// The promotion records attached to `subject` in `repo`, oldest first.
+/// The promotion records of environments of `repo` attached to `subject` there, oldest
+/// first. Records carried along by copies from other repositories (which describe
+/// environments elsewhere) are left out.
 pub fn records_for(
     client: &Client,
     repo: &Reference,
     subject: &Digest,
 ) -> Result<Vec<StoredRecord>> {
+    let here = repo.name();
     let mut out: Vec<StoredRecord> =
         artifact::list::<Record>(client, repo, subject, PROMOTION_ARTIFACT_TYPE)?
             .into_iter()
             .map(|(artifact, record)| StoredRecord { artifact, record })
+            .filter(|r| r.repository == here)
             .collect();
     sort_records(&mut out);
     Ok(out)
