@@ -269,7 +269,11 @@ fn two_processes_pushing_at_once_lose_nothing_in_the_ledger() {
     let rows: Vec<Value> = serde_json::from_str(&all).unwrap();
     let listed: Vec<&str> = rows.iter().map(|r| r["digest"].as_str().unwrap()).collect();
     for (_, _, d) in &layouts {
-        assert!(listed.contains(&d.as_str()), "{d} missing from {all}");
+        assert!(
+            listed.contains(&d.as_str()),
+            "{d} missing from {all}; registry log:\n{}",
+            reg.log()
+        );
     }
     // The compacted ledger alone (after a last compaction) holds every push, and no
     // entry tag is left behind.

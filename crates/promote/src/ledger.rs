@@ -25,7 +25,10 @@
 //! 1. **Append**: each event is its own manifest under its own unique tag
 //!    (`hoist-ledger.<nanos>.<nonce>`). Two writers never write the same tag.
 //! 2. **Read**: list the tags, read every entry tag, *then* read `hoist-ledger`, and
-//!    take the union.
+//!    take the union. `hoist-ledger` is never deleted, so when it is listed but reads
+//!    as missing (the distribution filesystem driver rewrites a tag link in place, and
+//!    a concurrent read can see it half-written) the read is retried, never taken as
+//!    "no ledger" — merging from an empty ledger would drop what was compacted.
 //! 3. **Compact** (after every append, best effort): list entry tags, then read
 //!    `hoist-ledger`, PUT the union under `hoist-ledger`, re-read it and retry on a
 //!    conflict (someone else's ledger is there). Only after a re-read shows a ledger that
@@ -243,17 +246,20 @@ pub fn append(client: &Client, repo: &Reference, event: &Event) -> Result<Digest
     Ok(doc.digest())
 }
 
-/// The entry tags of `repo`, with the digest each points at.
-fn entry_tags(client: &Client, repo: &Reference) -> Result<Vec<String>> {
+/// The entry tags of `repo`, and whether the `hoist-ledger` tag exists.
+fn entry_tags(client: &Client, repo: &Reference) -> Result<(Vec<String>, bool)> {
     let tags = match client.list_tags(repo) {
         Ok(t) => t,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => return Ok((Vec::new(), false)),
         Err(e) => return Err(e.into()),
     };
-    Ok(tags
-        .into_iter()
-        .filter(|t| t.starts_with(ENTRY_TAG_PREFIX))
-        .collect())
+    let has_ledger = tags.iter().any(|t| t == LEDGER_TAG);
+    Ok((
+        tags.into_iter()
+            .filter(|t| t.starts_with(ENTRY_TAG_PREFIX))
+            .collect(),
+        has_ledger,
+    ))
 }
 
 fn read_entry(client: &Client, repo: &Reference, tag: &str) -> Result<Option<Entry>> {
@@ -309,16 +315,27 @@ fn sorted(mut entries: Vec<Entry>) -> Vec<Entry> {
 /// Read `repo`'s ledger (entry tags first, then the compacted ledger; see the module
 /// docs for why that order loses nothing).
 pub fn read(client: &Client, repo: &Reference) -> Result<Ledger> {
-    let mut entries = Vec::new();
-    for t in entry_tags(client, repo)? {
-        entries.extend(read_entry(client, repo, &t)?);
+    for _ in 0..8 {
+        let mut entries = Vec::new();
+        let (tags, has_ledger) = entry_tags(client, repo)?;
+        for t in tags {
+            entries.extend(read_entry(client, repo, &t)?);
+        }
+        match read_compacted(client, repo)? {
+            Some((_, body)) => entries.extend(body.entries),
+            // The tag is listed but reads as missing: it is being rewritten right now
+            // (the filesystem driver does not replace it atomically). Read again.
+            None if has_ledger => continue,
+            None => {}
+        }
+        return Ok(Ledger {
+            entries: sorted(entries),
+        });
     }
-    if let Some((_, body)) = read_compacted(client, repo)? {
-        entries.extend(body.entries);
-    }
-    Ok(Ledger {
-        entries: sorted(entries),
-    })
+    Err(Error::Conflict(format!(
+        "{}: {LEDGER_TAG} is listed but cannot be read",
+        repo.name()
+    )))
 }
 
 /// Fold the entry tags into `hoist-ledger` and remove the tags of the entries a re-read
@@ -326,7 +343,7 @@ pub fn read(client: &Client, repo: &Reference) -> Result<Ledger> {
 /// removed.
 pub fn compact(client: &Client, repo: &Reference) -> Result<usize> {
     for attempt in 0..8 {
-        let tags = entry_tags(client, repo)?;
+        let (tags, has_ledger) = entry_tags(client, repo)?;
         if tags.is_empty() {
             return Ok(0);
         }
@@ -337,6 +354,11 @@ pub fn compact(client: &Client, repo: &Reference) -> Result<usize> {
             }
         }
         let base = read_compacted(client, repo)?;
+        if base.is_none() && has_ledger {
+            // Listed but unreadable: being rewritten. Merging from nothing would drop
+            // every compacted entry, so read again instead.
+            continue;
+        }
         let known: BTreeSet<Digest> = base
             .as_ref()
             .map(|(_, b)| b.entries.iter().map(|e| e.entry.clone()).collect())
