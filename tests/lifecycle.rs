@@ -275,8 +275,8 @@ fn two_processes_pushing_at_once_lose_nothing_in_the_ledger() {
             reg.log()
         );
     }
-    // The compacted ledger alone (after a last compaction) holds every push, and no
-    // entry tag is left behind.
+    // With no writer left, a compaction without grace period folds every entry into the
+    // compacted ledger and removes every entry tag: the ledger alone holds every push.
     let client = hoist_registry::Client::new(hoist_registry::ClientConfig {
         auth: hoist_registry::AuthConfig {
             anonymous: true,
@@ -286,7 +286,7 @@ fn two_processes_pushing_at_once_lose_nothing_in_the_ledger() {
     })
     .unwrap();
     let r = hoist_registry::Reference::parse(&repo).unwrap();
-    hoist_promote::ledger::compact(&client, &r).unwrap();
+    hoist_promote::ledger::compact_with(&client, &r, std::time::Duration::ZERO).unwrap();
     let tags = client.list_tags(&r).unwrap();
     assert!(
         !tags.iter().any(|t| t.starts_with("hoist-ledger.")),

@@ -31,16 +31,21 @@
 //!    "no ledger" — merging from an empty ledger would drop what was compacted.
 //! 3. **Compact** (after every append, best effort): list entry tags, then read
 //!    `hoist-ledger`, PUT the union under `hoist-ledger`, re-read it and retry on a
-//!    conflict (someone else's ledger is there). Only after a re-read shows a ledger that
-//!    contains an entry is that entry's tag deleted (by deleting the entry manifest,
-//!    which nothing else points at).
+//!    conflict (someone else's ledger is there). An entry tag is deleted (by deleting
+//!    the entry manifest, which nothing else points at) only when a re-read ledger
+//!    contains it **and** the entry is older than the grace period
+//!    ([`ENTRY_GRACE`], 10 minutes). A compaction that took longer than half the grace
+//!    period from its tag listing to its PUT gives up without writing.
 //!
-//! Why that is enough: an entry tag is deleted only after time `tr`, when the current
-//! ledger contained it. Any ledger written later merged a ledger read after its own
-//! tag listing: if the listing came before the delete it saw the entry tag; if after,
-//! its ledger read came after `tr` and (by induction over writes) contained the entry.
-//! So every ledger from `tr` on contains the entry, and a reader (2) finds each entry
-//! either under its tag or in the ledger it reads next.
+//! Why that is enough: a ledger written after an entry's tag is deleted lacks the entry
+//! only if its writer listed the tags before the entry existed and read a ledger
+//! older than the one that folded it in — so its compaction spanned from before the
+//! entry's creation to after its deletion, longer than the grace period; compactions
+//! give up long before that. A reader (2) therefore finds each entry under its tag or
+//! in the ledger it reads next. (The grace period is measured against the entry tag's
+//! timestamp, so writers' clocks must agree within a few minutes.) Without the grace
+//! period a slow compactor could overwrite the ledger with one that lacks an entry
+//! another compactor had just folded in and untagged: the concurrency test saw it.
 //!
 //! Old compacted ledgers stay in the registry by digest (the `previous` chain); prune
 //! never treats them as images. The ledger is one JSON blob, read fully (at most
@@ -48,6 +53,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use hoist_image::{Digest, Manifest};
 use hoist_registry::{Client, Reference};
@@ -66,6 +72,9 @@ pub const ENTRY_TAG_PREFIX: &str = "hoist-ledger.";
 pub const LEDGER_TYPE: &str = "application/vnd.hoist.ledger.v1+json";
 /// The artifact type of one ledger entry.
 pub const ENTRY_TYPE: &str = "application/vnd.hoist.ledger.entry.v1+json";
+
+/// How old an entry must be before compaction may delete its tag (see the module docs).
+pub const ENTRY_GRACE: Duration = Duration::from_secs(600);
 
 /// Whether `tag` is one of the ledger's reserved tags.
 pub fn is_ledger_tag(tag: &str) -> bool {
@@ -338,11 +347,27 @@ pub fn read(client: &Client, repo: &Reference) -> Result<Ledger> {
     )))
 }
 
-/// Fold the entry tags into `hoist-ledger` and remove the tags of the entries a re-read
-/// ledger is seen to contain (see the module docs). Returns how many entry tags were
-/// removed.
+/// Fold the entry tags into `hoist-ledger` and remove the tags of the entries older than
+/// [`ENTRY_GRACE`] that a re-read ledger is seen to contain (see the module docs).
+/// Returns how many entry tags were removed.
 pub fn compact(client: &Client, repo: &Reference) -> Result<usize> {
+    compact_with(client, repo, ENTRY_GRACE)
+}
+
+/// The entry tag's time (nanoseconds since the epoch, as written by [`append`]).
+fn tag_time(tag: &str) -> Option<i128> {
+    tag.strip_prefix(ENTRY_TAG_PREFIX)?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// [`compact`] with another grace period. A short one is only safe when no other
+/// hoist writes to the repository meanwhile (tests, maintenance windows).
+pub fn compact_with(client: &Client, repo: &Reference, grace: Duration) -> Result<usize> {
     for attempt in 0..8 {
+        let started = Instant::now();
         let (tags, has_ledger) = entry_tags(client, repo)?;
         if tags.is_empty() {
             return Ok(0);
@@ -383,6 +408,13 @@ pub fn compact(client: &Client, repo: &Reference) -> Result<usize> {
             };
             let bytes = serde_json::to_vec(&body).map_err(|e| Error::Invalid(e.to_string()))?;
             let doc = put_artifact(client, repo, LEDGER_TYPE, &bytes, None, BTreeMap::new())?;
+            if started.elapsed() > grace / 2 {
+                return Err(Error::Conflict(format!(
+                    "{}: compacting took longer than half the grace period; gave up without \
+                     writing (nothing is lost)",
+                    repo.name()
+                )));
+            }
             client.put_manifest(&repo.with_tag(LEDGER_TAG)?, &doc)?;
             Some(doc.digest())
         };
@@ -399,7 +431,14 @@ pub fn compact(client: &Client, repo: &Reference) -> Result<usize> {
         }
         let contained: BTreeSet<&Digest> = body.entries.iter().map(|e| &e.entry).collect();
         let mut removed = 0;
-        for (_, e) in fresh.iter().filter(|(_, e)| contained.contains(&e.entry)) {
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let old_enough = |t: &str| {
+            tag_time(t).is_some_and(|at| now - at >= grace.as_nanos() as i128)
+        };
+        for (_, e) in fresh
+            .iter()
+            .filter(|(t, e)| contained.contains(&e.entry) && old_enough(t))
+        {
             match client.delete_manifest(repo, &e.entry) {
                 Ok(()) => removed += 1,
                 Err(err) if err.is_not_found() => {}
