@@ -86,7 +86,15 @@ fn retention_keeps_the_newest_by_push_order_and_sees_untagged_images() {
     let env = Env::new();
     let repo = format!("{}/team/app", reg.addr());
     let builds: Vec<String> = (1..=10)
-        .map(|n| build_push(&env, &repo, &format!("build-{n}"), &format!("build {n}\n"), None))
+        .map(|n| {
+            build_push(
+                &env,
+                &repo,
+                &format!("build-{n}"),
+                &format!("build {n}\n"),
+                None,
+            )
+        })
         .collect();
     // Three images pushed under `tmp`, which moves on; then `tmp` is removed: all three
     // are untagged and only the ledger knows them.
@@ -163,30 +171,39 @@ fn push_order_wins_for_pushed_rules_and_created_for_created_rules() {
     let builds: Vec<String> = (1..=5)
         .map(|n| {
             let sde = 1_750_000_000 - n as i64 * 86_400;
-            build_push(&env, &repo, &format!("build-{n}"), &format!("sde {n}\n"), Some(sde))
+            build_push(
+                &env,
+                &repo,
+                &format!("build-{n}"),
+                &format!("sde {n}\n"),
+                Some(sde),
+            )
         })
         .collect();
     let ecr = r#"{"rules":[
       {"rulePriority":10,"selection":{"tagStatus":"tagged","tagPatternList":["build-*"],"countType":"imageCountMoreThan","countNumber":2},"action":{"type":"expire"}},
       {"rulePriority":20,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#;
     let v = verdicts(&prune_json(&env, &repo, ecr, false));
-    let kept: Vec<usize> = (1..=5)
-        .filter(|n| v[&builds[n - 1]].0 == "keep")
-        .collect();
+    let kept: Vec<usize> = (1..=5).filter(|n| v[&builds[n - 1]].0 == "keep").collect();
     assert_eq!(kept, [4, 5], "pushed rule keeps the last two pushed: {v:?}");
 
     let created = r#"{"rules":[
       {"rulePriority":1,"selection":{"tagStatus":"tagged","tagPatternList":["build-*"],"countType":"imageCountMoreThan","countNumber":2,"orderBy":"created"},"action":{"type":"expire"}}]}"#;
     let v = verdicts(&prune_json(&env, &repo, created, false));
-    let kept: Vec<usize> = (1..=5)
-        .filter(|n| v[&builds[n - 1]].0 == "keep")
-        .collect();
-    assert_eq!(kept, [1, 2], "created rule keeps the two newest created: {v:?}");
+    let kept: Vec<usize> = (1..=5).filter(|n| v[&builds[n - 1]].0 == "keep").collect();
+    assert_eq!(
+        kept,
+        [1, 2],
+        "created rule keeps the two newest created: {v:?}"
+    );
 
     // sinceImagePushed: everything was pushed just now.
     let since = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#;
     let v = verdicts(&prune_json(&env, &repo, since, false));
-    assert!(v.values().all(|(v, c)| v == "keep" && c == "within-age"), "{v:?}");
+    assert!(
+        v.values().all(|(v, c)| v == "keep" && c == "within-age"),
+        "{v:?}"
+    );
 }
 
 /// Images with no push record and the 1970 `created` of a reproducible build cannot be
@@ -212,7 +229,8 @@ fn images_without_usable_times_are_kept_as_ambiguous() {
     let v = verdicts(&plan);
     assert_eq!(v.len(), 3);
     assert!(
-        v.values().all(|(v, c)| v == "keep" && c == "ambiguous-order"),
+        v.values()
+            .all(|(v, c)| v == "keep" && c == "ambiguous-order"),
         "{plan:#}"
     );
     assert!(plan["report"]["deleted"].as_array().unwrap().is_empty());
@@ -349,7 +367,15 @@ fn marks_gate_promotion_and_follow_the_image_across_registries() {
         "{refused}"
     );
     assert!(!exists(&dst, &d), "a refused promotion changes nothing");
-    env.ok(&["mark", &image, "signed-off", "--by", "alice", "--note", "CAB-42"]);
+    env.ok(&[
+        "mark",
+        &image,
+        "signed-off",
+        "--by",
+        "alice",
+        "--note",
+        "CAB-42",
+    ]);
     env.ok(&[
         "promote",
         &image,
@@ -383,7 +409,11 @@ fn marks_gate_promotion_and_follow_the_image_across_registries() {
     assert!(text.contains("signed-off(alice)"), "{text}");
     // A plain copy carries the marks too: a gate in the copy's repository passes.
     let other = format!("{}/mirror/app", b.addr());
-    env.ok(&["copy", &format!("docker://{image}"), &format!("docker://{other}:1")]);
+    env.ok(&[
+        "copy",
+        &format!("docker://{image}"),
+        &format!("docker://{other}:1"),
+    ]);
     env.ok(&[
         "promote",
         &format!("{other}@{d}"),

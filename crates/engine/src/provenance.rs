@@ -104,7 +104,8 @@ pub fn git_info(dir: &Path) -> Option<GitInfo> {
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
     let dirty = git(dir, &["status", "--porcelain"]).is_none_or(|s| !s.is_empty());
-    let exact_tag = git(dir, &["describe", "--tags", "--exact-match", "HEAD"]).filter(|t| !t.is_empty());
+    let exact_tag =
+        git(dir, &["describe", "--tags", "--exact-match", "HEAD"]).filter(|t| !t.is_empty());
     let describe = git(dir, &["describe", "--tags", "--always", "HEAD"]).filter(|t| !t.is_empty());
     Some(GitInfo {
         sha,
@@ -134,7 +135,9 @@ pub fn labels(info: &GitInfo) -> BTreeMap<String, String> {
 /// Expand the tag templates (see the module docs) in `tag`, with [`DirtyTags::Suffix`]
 /// and the process environment.
 pub fn expand_tag(tag: &str, info: Option<&GitInfo>, epoch: Option<i64>) -> Result<String> {
-    expand_tag_with(tag, info, epoch, DirtyTags::Suffix, &|k| std::env::var(k).ok())
+    expand_tag_with(tag, info, epoch, DirtyTags::Suffix, &|k| {
+        std::env::var(k).ok()
+    })
 }
 
 fn sanitize(v: &str) -> String {
@@ -204,7 +207,10 @@ pub fn expand_tag_with(
     }
     if out.contains("{git-describe}") {
         let i = need_git("git-describe")?;
-        let d = i.describe.clone().unwrap_or_else(|| i.sha[..7.min(i.sha.len())].to_string());
+        let d = i
+            .describe
+            .clone()
+            .unwrap_or_else(|| i.sha[..7.min(i.sha.len())].to_string());
         let v = committed("git-describe", &sanitize(&d))?;
         out = out.replace("{git-describe}", &v);
     }
@@ -288,19 +294,36 @@ mod tests {
         };
         let env = |k: &str| (k == "BUILD_BUILDID").then(|| "42".to_string());
         let x = |t: &str, info: &GitInfo, d| expand_tag_with(t, Some(info), None, d, &env);
-        assert_eq!(x("a:{git-short-sha}", &info, DirtyTags::Suffix).unwrap(), "a:0123456-dirty");
-        assert_eq!(x("a:{git-tag}", &info, DirtyTags::Suffix).unwrap(), "a:v1.2-dirty");
-        assert_eq!(x("a:{git-describe}", &info, DirtyTags::Suffix).unwrap(), "a:v1.2-dirty");
+        assert_eq!(
+            x("a:{git-short-sha}", &info, DirtyTags::Suffix).unwrap(),
+            "a:0123456-dirty"
+        );
+        assert_eq!(
+            x("a:{git-tag}", &info, DirtyTags::Suffix).unwrap(),
+            "a:v1.2-dirty"
+        );
+        assert_eq!(
+            x("a:{git-describe}", &info, DirtyTags::Suffix).unwrap(),
+            "a:v1.2-dirty"
+        );
         assert!(x("a:{git-short-sha}", &info, DirtyTags::Refuse).is_err());
         // Branch, date and env do not name a commit.
         assert_eq!(
-            x("a:{git-branch}-{env:BUILD_BUILDID}", &info, DirtyTags::Refuse).unwrap(),
+            x(
+                "a:{git-branch}-{env:BUILD_BUILDID}",
+                &info,
+                DirtyTags::Refuse
+            )
+            .unwrap(),
             "a:main-42"
         );
         assert!(x("a:{env:NOPE}", &info, DirtyTags::Suffix).is_err());
         info.dirty = false;
         info.exact_tag = None;
-        assert_eq!(x("a:{git-short-sha}", &info, DirtyTags::Refuse).unwrap(), "a:0123456");
+        assert_eq!(
+            x("a:{git-short-sha}", &info, DirtyTags::Refuse).unwrap(),
+            "a:0123456"
+        );
         assert!(x("a:{git-tag}", &info, DirtyTags::Suffix).is_err());
     }
 }

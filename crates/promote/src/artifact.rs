@@ -106,7 +106,14 @@ pub fn attach(
         Some(subject),
         annotations.clone(),
     )?;
-    list_in_referrers(client, repo, &subject.digest, &doc, artifact_type, annotations)?;
+    list_in_referrers(
+        client,
+        repo,
+        &subject.digest,
+        &doc,
+        artifact_type,
+        annotations,
+    )?;
     Ok(doc.digest())
 }
 
@@ -181,7 +188,10 @@ pub fn list<T: DeserializeOwned>(
         if m.config.media_type != artifact_type {
             continue;
         }
-        out.push((desc.digest.clone(), read_body(client, repo, &m, &desc.digest)?));
+        out.push((
+            desc.digest.clone(),
+            read_body(client, repo, &m, &desc.digest)?,
+        ));
     }
     Ok(out)
 }

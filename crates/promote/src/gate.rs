@@ -62,7 +62,10 @@ impl Gate for RequireMarks {
                 if have.is_empty() {
                     "none".to_string()
                 } else {
-                    have.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                    have.iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
                 repo.name()
             )

@@ -250,7 +250,10 @@ pub fn append(client: &Client, repo: &Reference, event: &Event) -> Result<Digest
     let tag = format!("{ENTRY_TAG_PREFIX}{nanos:020}.{id}");
     client.put_manifest(&repo.with_tag(&tag)?, &doc)?;
     if let Err(e) = compact(client, repo) {
-        tracing::warn!("compacting the ledger of {}: {e} (nothing is lost)", repo.name());
+        tracing::warn!(
+            "compacting the ledger of {}: {e} (nothing is lost)",
+            repo.name()
+        );
     }
     Ok(doc.digest())
 }
@@ -309,7 +312,10 @@ fn read_compacted(client: &Client, repo: &Reference) -> Result<Option<(Digest, L
             "{r}: the reserved tag holds something that is not a hoist ledger"
         )));
     }
-    Ok(Some((doc.digest(), read_body(client, repo, &m, &doc.digest())?)))
+    Ok(Some((
+        doc.digest(),
+        read_body(client, repo, &m, &doc.digest())?,
+    )))
 }
 
 fn sorted(mut entries: Vec<Entry>) -> Vec<Entry> {
@@ -432,9 +438,8 @@ pub fn compact_with(client: &Client, repo: &Reference, grace: Duration) -> Resul
         let contained: BTreeSet<&Digest> = body.entries.iter().map(|e| &e.entry).collect();
         let mut removed = 0;
         let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let old_enough = |t: &str| {
-            tag_time(t).is_some_and(|at| now - at >= grace.as_nanos() as i128)
-        };
+        let old_enough =
+            |t: &str| tag_time(t).is_some_and(|at| now - at >= grace.as_nanos() as i128);
         for (_, e) in fresh
             .iter()
             .filter(|(t, e)| contained.contains(&e.entry) && old_enough(t))

@@ -689,7 +689,10 @@ mod tests {
         assert_eq!(by_created[0].verdict, Verdict::Keep);
         assert_eq!(by_created[2].verdict, Verdict::Delete);
         let since = Policy::parse(r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImageCreated","countUnit":"days","countNumber":15},"action":{"type":"expire"}}]}"#).unwrap();
-        let v: Vec<Verdict> = evaluate(&since, &c, now).iter().map(|d| d.verdict).collect();
+        let v: Vec<Verdict> = evaluate(&since, &c, now)
+            .iter()
+            .map(|d| d.verdict)
+            .collect();
         assert_eq!(v, [Verdict::Keep, Verdict::Delete, Verdict::Delete]);
     }
 }

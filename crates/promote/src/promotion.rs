@@ -289,7 +289,14 @@ pub fn promote(
         kind: Kind::Promote,
         by: by.clone(),
     };
-    let report = point_and_record(client, dest_repo, &env_ref, &src_doc, record.clone(), copied)?;
+    let report = point_and_record(
+        client,
+        dest_repo,
+        &env_ref,
+        &src_doc,
+        record.clone(),
+        copied,
+    )?;
     if dest_repo.name() != src.name() {
         // The source side learns where its image went.
         attach_record(client, src, &src_doc.descriptor(), &record)?;

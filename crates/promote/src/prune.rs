@@ -194,10 +194,7 @@ pub fn plan(
             .filter(|t| !t.starts_with(ENV_TAG_PREFIX) && protected_tag(t, opts))
             .collect();
         let protected = if !env_tags.is_empty() {
-            Some((
-                Code::InUse,
-                format!("in use: environment tag {env_tags:?}"),
-            ))
+            Some((Code::InUse, format!("in use: environment tag {env_tags:?}")))
         } else if !protected_tags.is_empty() {
             Some((
                 Code::ProtectedTag,
@@ -256,7 +253,10 @@ pub fn plan(
             if let Some(parent) = reachable.get(&d.digest) {
                 d.verdict = Verdict::Keep;
                 d.code = Code::ChildOfKeptIndex;
-                d.reason = format!("referenced by kept index {parent} (overrides: {})", d.reason);
+                d.reason = format!(
+                    "referenced by kept index {parent} (overrides: {})",
+                    d.reason
+                );
                 changed = true;
             }
         }
@@ -304,22 +304,22 @@ fn remove_referrers_tag(client: &Client, repo: &Reference, subject: &Digest) -> 
     let index: hoist_image::Index = doc
         .parse()
         .map_err(|e| Error::Invalid(format!("{tref}: invalid referrers index: {e}")))?;
-    for m in index
-        .manifests
-        .iter()
-        .filter(|m| m.artifact_type.as_deref().is_some_and(is_hoist_artifact_type))
-    {
+    for m in index.manifests.iter().filter(|m| {
+        m.artifact_type
+            .as_deref()
+            .is_some_and(is_hoist_artifact_type)
+    }) {
         match client.delete_manifest(repo, &m.digest) {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
     }
-    if index
-        .manifests
-        .iter()
-        .all(|m| m.artifact_type.as_deref().is_some_and(is_hoist_artifact_type))
-    {
+    if index.manifests.iter().all(|m| {
+        m.artifact_type
+            .as_deref()
+            .is_some_and(is_hoist_artifact_type)
+    }) {
         client.delete_manifest(repo, &doc.digest())?;
     }
     Ok(())
@@ -368,7 +368,11 @@ pub fn apply(
             (!marks.is_empty()).then(|| {
                 format!(
                     "marked since the plan: {}",
-                    marks.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                    marks
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
         };

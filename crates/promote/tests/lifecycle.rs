@@ -176,7 +176,14 @@ fn prune_thirty_builds() {
         .collect();
     let old = push_build(&c, &app, "ancient", 99, 400);
     // prod runs build-3; staging ran build-8, now runs build-9; a protected tag on build-4.
-    promotion::promote(&c, &app.with_digest(digests[2].clone()), "prod", None, &promotion::PromoteOptions::default()).unwrap();
+    promotion::promote(
+        &c,
+        &app.with_digest(digests[2].clone()),
+        "prod",
+        None,
+        &promotion::PromoteOptions::default(),
+    )
+    .unwrap();
     promotion::promote(
         &c,
         &app.with_digest(digests[7].clone()),
@@ -195,7 +202,14 @@ fn prune_thirty_builds() {
     .unwrap();
     tags::tag(&c, &app.with_tag("build-4").unwrap(), &["keepme".into()]).unwrap();
     // qa ran build-6 and was then removed: its record does not protect build-6.
-    promotion::promote(&c, &app.with_digest(digests[5].clone()), "qa", None, &promotion::PromoteOptions::default()).unwrap();
+    promotion::promote(
+        &c,
+        &app.with_digest(digests[5].clone()),
+        "qa",
+        None,
+        &promotion::PromoteOptions::default(),
+    )
+    .unwrap();
     tags::untag(&c, &app.with_tag("env-qa").unwrap()).unwrap();
 
     let policy = Policy::parse(KEEP_10_BUILDS).unwrap();
@@ -398,8 +412,14 @@ fn promote_across_registries_history_and_rollback() {
     assert_eq!(recs[0].note.as_deref(), Some("signed-off"));
     assert_eq!(recs[0].source, dev.with_digest(d1.clone()).to_string());
 
-    let r =
-        promotion::promote(&c, &dev.with_digest(d2.clone()), "prod", Some(&prod), &promotion::PromoteOptions::default()).unwrap();
+    let r = promotion::promote(
+        &c,
+        &dev.with_digest(d2.clone()),
+        "prod",
+        Some(&prod),
+        &promotion::PromoteOptions::default(),
+    )
+    .unwrap();
     assert_eq!(r.previous, Some(d1.clone()));
     let st = promotion::status(&c, &prod).unwrap();
     assert_eq!(st.len(), 1);
@@ -430,7 +450,14 @@ fn promote_across_registries_history_and_rollback() {
 
     // Errors change nothing: a missing digest, a reference without digest.
     let missing = Digest::sha256(b"no such image");
-    let e = promotion::promote(&c, &dev.with_digest(missing), "qa", Some(&prod), &promotion::PromoteOptions::default()).unwrap_err();
+    let e = promotion::promote(
+        &c,
+        &dev.with_digest(missing),
+        "qa",
+        Some(&prod),
+        &promotion::PromoteOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e}");
     let e = promotion::promote(
         &c,
@@ -449,8 +476,14 @@ fn promote_across_registries_history_and_rollback() {
     let mut bytes = std::fs::read(&stored).unwrap();
     bytes.push(b' ');
     std::fs::write(&stored, bytes).unwrap();
-    let e =
-        promotion::promote(&c, &dev.with_digest(d3.clone()), "qa", Some(&prod), &promotion::PromoteOptions::default()).unwrap_err();
+    let e = promotion::promote(
+        &c,
+        &dev.with_digest(d3.clone()),
+        "qa",
+        Some(&prod),
+        &promotion::PromoteOptions::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("digest mismatch"), "{e}");
     assert!(!tag_map(&c, &prod).contains_key("env-qa"));
     assert!(c.head_manifest(&prod.with_digest(d3)).unwrap().is_none());

@@ -79,7 +79,11 @@ pub struct BuildArgs {
     pub cache_max_size: Option<String>,
     /// What git tag templates ({git-sha}, {git-short-sha}, {git-tag}, {git-describe})
     /// do in a checkout with uncommitted changes: suffix (append -dirty) or refuse.
-    #[arg(long = "dirty-tags", env = "HOIST_DIRTY_TAGS", default_value = "suffix")]
+    #[arg(
+        long = "dirty-tags",
+        env = "HOIST_DIRTY_TAGS",
+        default_value = "suffix"
+    )]
     pub dirty_tags: String,
     /// Only print the image digest.
     #[arg(short = 'q', long)]
@@ -184,7 +188,8 @@ impl BuildArgs {
         }
         if let Some(m) = &self.cache_max_size {
             o.cache_max_bytes = Some(
-                hoist_engine::parse_size(m).map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
+                hoist_engine::parse_size(m)
+                    .map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
             );
         }
         o.source_date_epoch = match o.build_args.get("SOURCE_DATE_EPOCH") {

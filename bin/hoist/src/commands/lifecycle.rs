@@ -12,7 +12,12 @@ use super::build::BuildArgs;
 
 /// Record a push of `digest` to `dests`. A failure to record is an error: the image is
 /// in the registry, but without its record prune would not know its age.
-pub fn record(client: &Client, dests: &[Reference], digest: &Digest, info: &PushInfo) -> Result<()> {
+pub fn record(
+    client: &Client,
+    dests: &[Reference],
+    digest: &Digest,
+    info: &PushInfo,
+) -> Result<()> {
     record_pushes(client, dests, digest, info).with_context(|| {
         format!(
             "recording the push of {digest} (the image is pushed; its push record is not, \
@@ -26,8 +31,16 @@ pub fn record(client: &Client, dests: &[Reference], digest: &Digest, info: &Push
 pub fn record_build_pushes(args: &BuildArgs, opts: &BuildOptions, digest: &Digest) -> Result<()> {
     let mut names = Vec::new();
     for o in &opts.outputs {
-        if let Output::Image { names: n, push: true } = &o.output {
-            names.extend(if n.is_empty() { opts.tags.clone() } else { n.clone() });
+        if let Output::Image {
+            names: n,
+            push: true,
+        } = &o.output
+        {
+            names.extend(if n.is_empty() {
+                opts.tags.clone()
+            } else {
+                n.clone()
+            });
         }
     }
     if names.is_empty() {

@@ -30,14 +30,9 @@ pub struct MarkArgs {
 pub fn run(a: MarkArgs) -> Result<ExitCode> {
     let image = registry_reference(&a.image)?;
     let client = hoist_registry::Client::new(a.registry.to_config())?;
-    let d = hoist_promote::marks::mark(
-        &client,
-        &image,
-        &a.name,
-        a.by.as_deref(),
-        a.note.as_deref(),
-    )
-    .with_context(|| format!("marking {image} {}", a.name))?;
+    let d =
+        hoist_promote::marks::mark(&client, &image, &a.name, a.by.as_deref(), a.note.as_deref())
+            .with_context(|| format!("marking {image} {}", a.name))?;
     eprintln!("marked {image} {} (artifact {d})", a.name);
     println!("{d}");
     Ok(ExitCode::SUCCESS)

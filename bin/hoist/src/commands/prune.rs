@@ -69,7 +69,12 @@ pub fn run(a: PruneArgs) -> Result<ExitCode> {
             } else {
                 d.tags.join(",")
             };
-            println!("{verdict} {} {tags}: [{}] {}", d.digest, code(&d.code), d.reason);
+            println!(
+                "{verdict} {} {tags}: [{}] {}",
+                d.digest,
+                code(&d.code),
+                d.reason
+            );
         }
         for o in &plan.other {
             println!("skip   {} {}: {}", o.digest, o.tags.join(","), o.reason);

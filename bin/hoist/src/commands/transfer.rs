@@ -156,7 +156,7 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
         None => src.root()?.digest(),
     };
     super::lifecycle::record(
-        &client,
+        client,
         &refs,
         &pushed,
         &hoist_promote::records::PushInfo {
@@ -167,7 +167,7 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
     )?;
     // A registry source: its marks, records and signatures come along.
     if let Some(from) = mount_from.first() {
-        carry(&client, from, &refs, &pushed)?;
+        carry(client, from, &refs, &pushed)?;
     }
     let digest = pushed.to_string();
     eprintln!(
@@ -243,7 +243,7 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
             let written = report.digest.unwrap_or_else(|| expected.clone());
             if written == expected {
                 super::lifecycle::record(
-                    &client,
+                    client,
                     std::slice::from_ref(&r),
                     &written,
                     &hoist_promote::records::PushInfo {
@@ -253,7 +253,7 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
                     },
                 )?;
                 if let Some(from) = mount_from.first() {
-                    carry(&client, from, std::slice::from_ref(&r), &written)?;
+                    carry(client, from, std::slice::from_ref(&r), &written)?;
                 }
             }
             written
