@@ -271,7 +271,19 @@ fn tags_untag_promote_status_and_prune_through_the_cli() {
     ]);
     let status = env.ok(&["status", &repo]);
     assert!(status.contains("prod") && status.contains(&old), "{status}");
-    // "Keep only the newest image" would expire the prod one: it must survive --apply.
+    // A newer build, pushed last: "keep only the newest image" (by push order) would
+    // expire the prod one, which must survive --apply; the first push goes.
+    fs::write(ctx.join("f"), "new\n").unwrap();
+    let newest = env
+        .ok(&[
+            "build",
+            "-t",
+            &format!("{repo}:new"),
+            "--push",
+            ctx.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
     let policy = env.path("policy.json");
     fs::write(
         &policy,
@@ -298,9 +310,11 @@ fn tags_untag_promote_status_and_prune_through_the_cli() {
         old
     );
     assert_eq!(
-        skopeo_inspect(&format!("docker://{repo}:v1"))["Digest"],
-        digest
+        skopeo_inspect(&format!("docker://{repo}:new"))["Digest"],
+        newest
     );
+    let tags = env.ok(&["tags", &repo]);
+    assert!(!tags.contains(&digest), "{tags}");
 }
 
 /// A multi-platform build pushed as one tag: the registry holds the index and every

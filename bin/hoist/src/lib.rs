@@ -56,6 +56,8 @@ pub enum Command {
     Tags(commands::tags::TagsArgs),
     /// Promote an image (by digest) to an environment, recording the promotion.
     Promote(commands::promote::PromoteArgs),
+    /// Attach a mark (tested, signed-off, …) to an image by digest.
+    Mark(commands::mark::MarkArgs),
     /// Show which digest each environment of a repository runs.
     Status(commands::promote::StatusArgs),
     /// List past promotions of an environment.
@@ -115,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Untag(a) => commands::tags::untag(a),
         Command::Tags(a) => commands::tags::tags(a),
         Command::Promote(a) => commands::promote::promote(a),
+        Command::Mark(a) => commands::mark::run(a),
         Command::Status(a) => commands::promote::status(a),
         Command::History(a) => commands::promote::history(a),
         Command::Rollback(a) => commands::promote::rollback(a),

@@ -4,9 +4,22 @@
 //! `org.opencontainers.image.revision` (the commit), `org.opencontainers.image.source` (the
 //! `origin` remote, credentials stripped) and `org.opencontainers.image.created` (the commit
 //! time, so the label is as reproducible as the rest of the image), unless the user set them.
-//! Tags may use templates: `{git-sha}`, `{git-short-sha}`, `{git-branch}` (with `/` made
-//! `-`, as tags allow no slash) and `{date}` (`YYYYMMDD` of the commit time, or of
-//! `SOURCE_DATE_EPOCH` when set).
+//! Tags may use templates (the table is in docs/lifecycle.md):
+//!
+//! | template          | expands to                                                     |
+//! |-------------------|----------------------------------------------------------------|
+//! | `{git-sha}`       | full commit of `HEAD` (+`-dirty`)                              |
+//! | `{git-short-sha}` | first 7 characters of it (+`-dirty`)                           |
+//! | `{git-tag}`       | the tag pointing exactly at `HEAD` (+`-dirty`); error if none  |
+//! | `{git-describe}`  | `git describe --tags --always` (+`-dirty`)                     |
+//! | `{git-branch}`    | branch, `/` made `-`; error on a detached `HEAD`               |
+//! | `{date}`          | `YYYYMMDD` of `SOURCE_DATE_EPOCH`, else of the commit time     |
+//! | `{env:NAME}`      | the environment variable `NAME` (error if unset or empty)      |
+//!
+//! A checkout with uncommitted changes (tracked or untracked, not ignored) builds a
+//! different image than its commit, so the git templates never expand silently
+//! there: they get `-dirty` ([`DirtyTags::Suffix`], as `git describe --dirty`) or the
+//! build is refused ([`DirtyTags::Refuse`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +38,33 @@ pub struct GitInfo {
     pub source: Option<String>,
     /// Commit time (seconds since the epoch).
     pub commit_time: i64,
+    /// Whether the work tree has uncommitted changes (tracked or untracked files).
+    pub dirty: bool,
+    /// The tag pointing exactly at `HEAD`, if any.
+    pub exact_tag: Option<String>,
+    /// `git describe --tags --always` (without `-dirty`).
+    pub describe: Option<String>,
+}
+
+/// What git tag templates do in a checkout with uncommitted changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DirtyTags {
+    /// Append `-dirty` (the default).
+    #[default]
+    Suffix,
+    /// Refuse to build.
+    Refuse,
+}
+
+impl std::str::FromStr for DirtyTags {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "suffix" => Ok(DirtyTags::Suffix),
+            "refuse" => Ok(DirtyTags::Refuse),
+            _ => Err(format!("{s:?}: expected suffix or refuse")),
+        }
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -63,11 +103,18 @@ pub fn git_info(dir: &Path) -> Option<GitInfo> {
     let commit_time = git(dir, &["log", "-1", "--format=%ct", "HEAD"])
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
+    let dirty = git(dir, &["status", "--porcelain"]).is_none_or(|s| !s.is_empty());
+    let exact_tag =
+        git(dir, &["describe", "--tags", "--exact-match", "HEAD"]).filter(|t| !t.is_empty());
+    let describe = git(dir, &["describe", "--tags", "--always", "HEAD"]).filter(|t| !t.is_empty());
     Some(GitInfo {
         sha,
         branch,
         source,
         commit_time,
+        dirty,
+        exact_tag,
+        describe,
     })
 }
 
@@ -85,8 +132,35 @@ pub fn labels(info: &GitInfo) -> BTreeMap<String, String> {
     m
 }
 
-/// Expand `{git-sha}`, `{git-short-sha}`, `{git-branch}` and `{date}` in a tag.
+/// Expand the tag templates (see the module docs) in `tag`, with [`DirtyTags::Suffix`]
+/// and the process environment.
 pub fn expand_tag(tag: &str, info: Option<&GitInfo>, epoch: Option<i64>) -> Result<String> {
+    expand_tag_with(tag, info, epoch, DirtyTags::Suffix, &|k| {
+        std::env::var(k).ok()
+    })
+}
+
+fn sanitize(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Expand the tag templates (see the module docs) in `tag`: `dirty` says what git
+/// templates do in a checkout with uncommitted changes, `env` reads `{env:NAME}`.
+pub fn expand_tag_with(
+    tag: &str,
+    info: Option<&GitInfo>,
+    epoch: Option<i64>,
+    dirty: DirtyTags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String> {
     if !tag.contains('{') {
         return Ok(tag.to_string());
     }
@@ -97,13 +171,48 @@ pub fn expand_tag(tag: &str, info: Option<&GitInfo>, epoch: Option<i64>) -> Resu
             ))
         })
     };
+    // The commit-naming templates, honest about uncommitted changes.
+    let committed = |what: &str, value: &str| -> Result<String> {
+        let i = need_git(what)?;
+        if !i.dirty {
+            return Ok(value.to_string());
+        }
+        match dirty {
+            DirtyTags::Suffix => Ok(format!("{value}-dirty")),
+            DirtyTags::Refuse => Err(Error::Invalid(format!(
+                "-t {tag}: {{{what}}} in a checkout with uncommitted changes would name an \
+                 image that is not that commit (commit or stash them, or use \
+                 --dirty-tags suffix)"
+            ))),
+        }
+    };
     let mut out = tag.to_string();
     if out.contains("{git-sha}") {
-        out = out.replace("{git-sha}", &need_git("git-sha")?.sha);
+        let v = committed("git-sha", &need_git("git-sha")?.sha)?;
+        out = out.replace("{git-sha}", &v);
     }
     if out.contains("{git-short-sha}") {
         let sha = &need_git("git-short-sha")?.sha;
-        out = out.replace("{git-short-sha}", &sha[..7.min(sha.len())]);
+        let v = committed("git-short-sha", &sha[..7.min(sha.len())])?;
+        out = out.replace("{git-short-sha}", &v);
+    }
+    if out.contains("{git-tag}") {
+        let t = need_git("git-tag")?.exact_tag.clone().ok_or_else(|| {
+            Error::Invalid(format!(
+                "-t {tag}: {{git-tag}}: HEAD has no tag pointing exactly at it"
+            ))
+        })?;
+        let v = committed("git-tag", &sanitize(&t))?;
+        out = out.replace("{git-tag}", &v);
+    }
+    if out.contains("{git-describe}") {
+        let i = need_git("git-describe")?;
+        let d = i
+            .describe
+            .clone()
+            .unwrap_or_else(|| i.sha[..7.min(i.sha.len())].to_string());
+        let v = committed("git-describe", &sanitize(&d))?;
+        out = out.replace("{git-describe}", &v);
     }
     if out.contains("{git-branch}") {
         let b = &need_git("git-branch")?.branch;
@@ -112,26 +221,27 @@ pub fn expand_tag(tag: &str, info: Option<&GitInfo>, epoch: Option<i64>) -> Resu
                 "-t {tag}: {{git-branch}} on a detached HEAD"
             )));
         }
-        let clean: String = b
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        out = out.replace("{git-branch}", &clean);
+        out = out.replace("{git-branch}", &sanitize(b));
     }
     if out.contains("{date}") {
         let t = epoch.or(info.map(|i| i.commit_time)).unwrap_or(0);
         let date = crate::engine::rfc3339(t)[..10].replace('-', "");
         out = out.replace("{date}", &date);
     }
+    while let Some(i) = out.find("{env:") {
+        let Some(len) = out[i..].find('}') else { break };
+        let name = out[i + 5..i + len].to_string();
+        let value = env(&name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "-t {tag}: {{env:{name}}}: the environment variable {name} is not set"
+            ))
+        })?;
+        out = out.replacen(&format!("{{env:{name}}}"), &sanitize(&value), 1);
+    }
     if let Some(i) = out.find('{') {
         return Err(Error::Invalid(format!(
-            "-t {tag}: unknown template at {:?} (expected {{git-sha}}, {{git-short-sha}}, {{git-branch}} or {{date}})",
+            "-t {tag}: unknown template at {:?} (expected {{git-sha}}, {{git-short-sha}}, \
+             {{git-tag}}, {{git-describe}}, {{git-branch}}, {{date}} or {{env:NAME}})",
             &out[i..]
         )));
     }
@@ -149,6 +259,9 @@ mod tests {
             branch: "feature/x".into(),
             source: Some(strip_credentials("https://user:tok@git.example/a/b.git")),
             commit_time: 1_700_000_000,
+            dirty: false,
+            exact_tag: None,
+            describe: Some("v1.2-3-g0123456".into()),
         };
         assert_eq!(info.source.as_deref(), Some("https://git.example/a/b.git"));
         assert_eq!(
@@ -166,5 +279,51 @@ mod tests {
         assert!(expand_tag("app:{git-sha}", None, None).is_err());
         assert!(expand_tag("app:{nope}", Some(&info), None).is_err());
         assert_eq!(expand_tag("app:1", None, None).unwrap(), "app:1");
+    }
+
+    #[test]
+    fn dirty_checkouts_never_reuse_the_clean_tag() {
+        let mut info = GitInfo {
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            branch: "main".into(),
+            source: None,
+            commit_time: 1_700_000_000,
+            dirty: true,
+            exact_tag: Some("v1.2".into()),
+            describe: Some("v1.2".into()),
+        };
+        let env = |k: &str| (k == "BUILD_BUILDID").then(|| "42".to_string());
+        let x = |t: &str, info: &GitInfo, d| expand_tag_with(t, Some(info), None, d, &env);
+        assert_eq!(
+            x("a:{git-short-sha}", &info, DirtyTags::Suffix).unwrap(),
+            "a:0123456-dirty"
+        );
+        assert_eq!(
+            x("a:{git-tag}", &info, DirtyTags::Suffix).unwrap(),
+            "a:v1.2-dirty"
+        );
+        assert_eq!(
+            x("a:{git-describe}", &info, DirtyTags::Suffix).unwrap(),
+            "a:v1.2-dirty"
+        );
+        assert!(x("a:{git-short-sha}", &info, DirtyTags::Refuse).is_err());
+        // Branch, date and env do not name a commit.
+        assert_eq!(
+            x(
+                "a:{git-branch}-{env:BUILD_BUILDID}",
+                &info,
+                DirtyTags::Refuse
+            )
+            .unwrap(),
+            "a:main-42"
+        );
+        assert!(x("a:{env:NOPE}", &info, DirtyTags::Suffix).is_err());
+        info.dirty = false;
+        info.exact_tag = None;
+        assert_eq!(
+            x("a:{git-short-sha}", &info, DirtyTags::Refuse).unwrap(),
+            "a:0123456"
+        );
+        assert!(x("a:{git-tag}", &info, DirtyTags::Suffix).is_err());
     }
 }

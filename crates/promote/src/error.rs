@@ -54,6 +54,9 @@ pub enum Error {
     /// A request that cannot be carried out as asked (wrong reference form, …).
     #[error("{0}")]
     Invalid(String),
+    /// A gate refused the promotion (each entry: `gate: why`).
+    #[error("promotion refused; nothing was changed:\n  {}", .0.join("\n  "))]
+    Refused(Vec<String>),
     /// Something changed under us or a post-condition failed.
     #[error("{0}")]
     Conflict(String),

@@ -161,7 +161,7 @@ pub fn resolve_tag(client: &Client, repo: &Reference, tag: &str) -> Result<Optio
 }
 
 /// Every tag of the repository with the digest it points at (tags that vanish while
-/// listing are left out), sorted by tag.
+/// listing are left out, and so are the ledger's reserved tags), sorted by tag.
 pub fn tag_digests(client: &Client, repo: &Reference) -> Result<Vec<(String, Digest)>> {
     let mut tags = match client.list_tags(repo) {
         Ok(t) => t,
@@ -171,6 +171,9 @@ pub fn tag_digests(client: &Client, repo: &Reference) -> Result<Vec<(String, Dig
     tags.sort();
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
+        if crate::ledger::is_ledger_tag(&t) {
+            continue;
+        }
         if let Some(d) = resolve_tag(client, repo, &t)? {
             out.push((t, d));
         }

@@ -8,7 +8,15 @@
 //!   record (an OCI artifact with `subject`, plus the referrers tag-schema fallback);
 //!   [`promotion::status`], [`promotion::history`], [`promotion::rollback`].
 //! - [`prune`]: ECR-style lifecycle [`policy`] evaluated into a [`prune::Plan`]
-//!   with a reason for every keep and delete, then applied fail-closed.
+//!   with a reason for every keep and delete, then applied fail-closed; image age
+//!   comes from [`order`] (push records first, never a guess).
+//! - [`records`] and [`ledger`]: every push hoist makes is recorded on the image and
+//!   in a per-repository ledger that loses nothing under concurrent writers, so
+//!   untagged images stay visible.
+//! - [`marks`] and [`gate`]: `tested` / `signed-off` marks on a digest, and the checks
+//!   `promote` runs before it moves anything.
+//! - [`artifact`]: the OCI artifacts all of these are, and carrying them across
+//!   registries.
 //!
 //! Every function takes a [`hoist_registry::Client`] and works on any
 //! distribution-compatible registry; nothing here needs a registry extension.
@@ -24,11 +32,18 @@
 
 #![deny(missing_docs)]
 
+pub mod actor;
+pub mod artifact;
 pub mod error;
 pub mod facts;
+pub mod gate;
+pub mod ledger;
+pub mod marks;
+pub mod order;
 pub mod policy;
 pub mod promotion;
 pub mod prune;
+pub mod records;
 pub mod tags;
 
 pub use error::{Error, Result};

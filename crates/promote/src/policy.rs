@@ -21,9 +21,23 @@
 //!   images pushed more than N days ago expire;
 //! - images no rule selects are kept.
 //!
-//! Fail-closed additions: an image whose push time is unknown is never expired by
-//! `sinceImagePushed` and counts as the newest for `imageCountMoreThan`; protected
-//! images (see [`Candidate::protected`]) are kept whatever the rules say.
+//! hoist extensions ("created" rules): `countType: sinceImageCreated` (with
+//! `countUnit: days`) and `"orderBy": "created"` on `imageCountMoreThan` use the image's
+//! own `created` time instead of the push time.
+//!
+//! | rule                                   | time used                                          |
+//! |----------------------------------------|----------------------------------------------------|
+//! | `imageCountMoreThan`                   | push time (record, else registry); among images with neither, a meaningful `created` |
+//! | `sinceImagePushed`                     | push time only (`created` cannot prove a push is old) |
+//! | `imageCountMoreThan` + `orderBy created` | meaningful `created` only                        |
+//! | `sinceImageCreated`                    | meaningful `created` only                          |
+//!
+//! Fail closed: `imageCountMoreThan N` deletes an image only when N selected images are
+//! *provably* newer (same class of time, strictly later). Images whose rank cannot be
+//! established — no usable time, equal times, or times of another class — are kept
+//! with code `ambiguous-order`; ties are never broken by digest. `since…` rules keep
+//! images whose time is unknown. Protected images (see [`Candidate::protected`]) are
+//! kept whatever the rules say.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +45,7 @@ use hoist_image::Digest;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::order::{Dated, TimeClass, TimeSource};
 use crate::{Error, Result};
 
 /// A lifecycle policy.
@@ -75,6 +90,19 @@ pub struct Selection {
     pub count_unit: Option<String>,
     /// The count.
     pub count_number: u64,
+    /// hoist extension: order `imageCountMoreThan` by `created` instead of push time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_by: Option<OrderBy>,
+}
+
+/// `selection.orderBy` (hoist extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderBy {
+    /// Push time (the default).
+    Pushed,
+    /// The image's `created` time.
+    Created,
 }
 
 /// `selection.tagStatus`.
@@ -97,6 +125,8 @@ pub enum CountType {
     ImageCountMoreThan,
     /// Expire what was pushed more than N days ago.
     SinceImagePushed,
+    /// hoist extension: expire what was created more than N days ago.
+    SinceImageCreated,
 }
 
 /// `action`.
@@ -177,10 +207,16 @@ impl Policy {
                         )));
                     }
                 }
-                CountType::SinceImagePushed => {
+                CountType::SinceImagePushed | CountType::SinceImageCreated => {
                     if s.count_unit.as_deref() != Some("days") {
                         return Err(Error::Policy(format!(
-                            "rule {p}: sinceImagePushed needs countUnit \"days\""
+                            "rule {p}: {:?} needs countUnit \"days\"",
+                            s.count_type
+                        )));
+                    }
+                    if s.order_by.is_some() {
+                        return Err(Error::Policy(format!(
+                            "rule {p}: orderBy is only for imageCountMoreThan"
                         )));
                     }
                 }
@@ -244,10 +280,12 @@ pub struct Candidate {
     pub digest: Digest,
     /// Its tags (empty: untagged).
     pub tags: Vec<String>,
-    /// When it was pushed (see the crate docs for where this comes from).
-    pub pushed: Option<OffsetDateTime>,
+    /// When it was pushed, and according to whom (see [`crate::order`]).
+    pub pushed: Option<Dated>,
+    /// Its meaningful `created` time (see [`crate::order::meaningful_created`]).
+    pub created: Option<OffsetDateTime>,
     /// Why it must never be deleted, if it must not.
-    pub protected: Option<String>,
+    pub protected: Option<(Code, String)>,
 }
 
 /// Keep or delete.
@@ -260,6 +298,37 @@ pub enum Verdict {
     Delete,
 }
 
+/// The machine-readable reason of a decision (`--json` `code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Code {
+    /// Among the N newest of its rule.
+    WithinCount,
+    /// N images of its rule are provably newer.
+    BeyondCount,
+    /// Its rank cannot be established (no usable time, a tie, or times that cannot be
+    /// compared): kept.
+    AmbiguousOrder,
+    /// Older than its rule's age.
+    Expired,
+    /// Younger than its rule's age.
+    WithinAge,
+    /// Its rule needs a time it does not have: kept.
+    TimeUnknown,
+    /// No rule selects it.
+    NoRule,
+    /// An environment tag or a live promotion points at it.
+    InUse,
+    /// It carries a tag given with `--protect-tag`.
+    ProtectedTag,
+    /// It carries a mark (`hoist mark`).
+    Marked,
+    /// A kept index references it.
+    ChildOfKeptIndex,
+    /// Planned for deletion, but something changed before the delete (apply).
+    Changed,
+}
+
 /// The decision about one image, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -270,12 +339,20 @@ pub struct Decision {
     /// Its push time (RFC 3339), if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<String>,
+    /// Where the push time came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed_source: Option<TimeSource>,
+    /// Its meaningful creation time (RFC 3339), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     /// Keep or delete.
     pub verdict: Verdict,
     /// The rule that claimed it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<u32>,
-    /// Why.
+    /// Why, as a code.
+    pub code: Code,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -284,75 +361,138 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// The time a rule orders `c` by, with its class.
+fn count_key(c: &Candidate, by: OrderBy) -> Option<(TimeClass, OffsetDateTime)> {
+    match by {
+        OrderBy::Pushed => c
+            .pushed
+            .map(|d| (d.source.class(), d.time))
+            .or(c.created.map(|t| (TimeClass::Created, t))),
+        OrderBy::Created => c.created.map(|t| (TimeClass::Created, t)),
+    }
+}
+
+type Outcome = (Verdict, Option<u32>, Code, String);
+
+fn count_rule(
+    p: u32,
+    n: u64,
+    by: OrderBy,
+    candidates: &[Candidate],
+    selected: &[usize],
+    out: &mut [Option<Outcome>],
+) {
+    let word_of = |k: Option<(TimeClass, OffsetDateTime)>| match k.map(|k| k.0) {
+        Some(TimeClass::Created) => "created",
+        Some(TimeClass::Pushed) => "pushed",
+        None if by == OrderBy::Created => "created",
+        None => "pushed",
+    };
+    let keys: Vec<Option<(TimeClass, OffsetDateTime)>> = selected
+        .iter()
+        .map(|&i| count_key(&candidates[i], by))
+        .collect();
+    for (a, &i) in selected.iter().enumerate() {
+        let word = word_of(keys[a]);
+        let Some((class, t)) = keys[a] else {
+            out[i] = Some((
+                Verdict::Keep,
+                Some(p),
+                Code::AmbiguousOrder,
+                format!("rule {p}: no {word} time, so it cannot be ordered; kept"),
+            ));
+            continue;
+        };
+        let (mut newer, mut unsure) = (0u64, 0u64);
+        for (b, k) in keys.iter().enumerate() {
+            if a == b {
+                continue;
+            }
+            match k {
+                Some((c2, t2)) if *c2 == class && *t2 > t => newer += 1,
+                Some((c2, t2)) if *c2 == class && *t2 < t => {}
+                _ => unsure += 1,
+            }
+        }
+        out[i] = Some(if newer >= n {
+            (
+                Verdict::Delete,
+                Some(p),
+                Code::BeyondCount,
+                format!("rule {p}: {newer} selected images were {word} later (keeps {n})"),
+            )
+        } else if newer + unsure < n {
+            (
+                Verdict::Keep,
+                Some(p),
+                Code::WithinCount,
+                format!("rule {p}: #{} most recently {word} (keeps {n})", newer + 1),
+            )
+        } else {
+            (
+                Verdict::Keep,
+                Some(p),
+                Code::AmbiguousOrder,
+                format!(
+                    "rule {p}: {newer} images were {word} later and {unsure} cannot be ordered \
+                     against it (equal or incomparable times); kept rather than guessed"
+                ),
+            )
+        });
+    }
+}
+
 /// Evaluate `policy` over `candidates` at time `now`. The result is in the order
 /// of `candidates`.
 pub fn evaluate(policy: &Policy, candidates: &[Candidate], now: OffsetDateTime) -> Vec<Decision> {
     let mut rules: Vec<&Rule> = policy.rules.iter().collect();
     rules.sort_by_key(|r| r.rule_priority);
-    let mut out: Vec<Option<(Verdict, Option<u32>, String)>> = vec![None; candidates.len()];
+    let mut out: Vec<Option<Outcome>> = vec![None; candidates.len()];
     for rule in rules {
         let p = rule.rule_priority;
         let s = &rule.selection;
-        let mut selected: Vec<usize> = (0..candidates.len())
+        let selected: Vec<usize> = (0..candidates.len())
             .filter(|&i| out[i].is_none() && s.matches(&candidates[i].tags))
             .collect();
         match s.count_type {
-            CountType::ImageCountMoreThan => {
-                // Newest first; an unknown push time counts as newest (kept).
-                selected.sort_by(|&a, &b| {
-                    let (ca, cb) = (&candidates[a], &candidates[b]);
-                    match (ca.pushed, cb.pushed) {
-                        (None, None) => ca.digest.cmp(&cb.digest),
-                        (None, Some(_)) => std::cmp::Ordering::Less,
-                        (Some(_), None) => std::cmp::Ordering::Greater,
-                        (Some(x), Some(y)) => y.cmp(&x).then(ca.digest.cmp(&cb.digest)),
-                    }
-                });
-                for (rank, &i) in selected.iter().enumerate() {
-                    let n = s.count_number;
-                    out[i] = Some(if (rank as u64) < n {
-                        (
-                            Verdict::Keep,
-                            Some(p),
-                            format!(
-                                "rule {p}: among the {n} most recently pushed (#{})",
-                                rank + 1
-                            ),
-                        )
-                    } else {
-                        (
-                            Verdict::Delete,
-                            Some(p),
-                            format!(
-                                "rule {p}: more than {n} images selected; this is #{}",
-                                rank + 1
-                            ),
-                        )
-                    });
-                }
-            }
-            CountType::SinceImagePushed => {
+            CountType::ImageCountMoreThan => count_rule(
+                p,
+                s.count_number,
+                s.order_by.unwrap_or(OrderBy::Pushed),
+                candidates,
+                &selected,
+                &mut out,
+            ),
+            CountType::SinceImagePushed | CountType::SinceImageCreated => {
                 let days = s.count_number;
+                let pushed = s.count_type == CountType::SinceImagePushed;
+                let word = if pushed { "pushed" } else { "created" };
                 let limit = now - time::Duration::days(days.min(1 << 30) as i64);
                 for i in selected {
-                    out[i] = Some(match candidates[i].pushed {
+                    let c = &candidates[i];
+                    let t = if pushed {
+                        c.pushed.map(|d| d.time)
+                    } else {
+                        c.created
+                    };
+                    out[i] = Some(match t {
                         None => (
                             Verdict::Keep,
                             Some(p),
-                            format!("rule {p}: push time unknown, kept (fail-closed)"),
+                            Code::TimeUnknown,
+                            format!("rule {p}: {word} time unknown, kept (fail-closed)"),
                         ),
                         Some(t) if t < limit => (
                             Verdict::Delete,
                             Some(p),
-                            format!(
-                                "rule {p}: pushed {} , more than {days} days ago",
-                                rfc3339(t)
-                            ),
+                            Code::Expired,
+                            format!("rule {p}: {word} {}, more than {days} days ago", rfc3339(t)),
                         ),
                         Some(t) => (
                             Verdict::Keep,
                             Some(p),
-                            format!("rule {p}: pushed {}, within {days} days", rfc3339(t)),
+                            Code::WithinAge,
+                            format!("rule {p}: {word} {}, within {days} days", rfc3339(t)),
                         ),
                     });
                 }
@@ -363,22 +503,30 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], now: OffsetDateTime) 
         .iter()
         .zip(out)
         .map(|(c, o)| {
-            let (mut verdict, rule, mut reason) =
-                o.unwrap_or((Verdict::Keep, None, "no rule selects it".to_string()));
-            if let Some(why) = &c.protected {
+            let (mut verdict, rule, mut code, mut reason) = o.unwrap_or((
+                Verdict::Keep,
+                None,
+                Code::NoRule,
+                "no rule selects it".to_string(),
+            ));
+            if let Some((pcode, why)) = &c.protected {
                 if verdict == Verdict::Delete {
-                    reason = format!("protected: {why} (overrides: {reason})");
+                    reason = format!("{why} (overrides: {reason})");
+                    code = *pcode;
                 } else {
-                    reason = format!("protected: {why}; {reason}");
+                    reason = format!("{reason}; also {why}");
                 }
                 verdict = Verdict::Keep;
             }
             Decision {
                 digest: c.digest.clone(),
                 tags: c.tags.clone(),
-                pushed: c.pushed.map(rfc3339),
+                pushed: c.pushed.map(|d| rfc3339(d.time)),
+                pushed_source: c.pushed.map(|d| d.source),
+                created: c.created.map(rfc3339),
                 verdict,
                 rule,
+                code,
                 reason,
             }
         })
@@ -393,7 +541,11 @@ mod tests {
         Candidate {
             digest: Digest::sha256(&[n]),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            pushed: days_ago.map(|d| now - time::Duration::days(d)),
+            pushed: days_ago.map(|d| Dated {
+                time: now - time::Duration::days(d),
+                source: TimeSource::PushRecord,
+            }),
+            created: None,
             protected: None,
         }
     }
@@ -440,7 +592,7 @@ mod tests {
             cand(5, &["x"], None, now),
             cand(6, &["rel-0"], Some(40), now),
         ];
-        c[5].protected = Some("environment tag env-prod".into());
+        c[5].protected = Some((Code::InUse, "in use: environment tag env-prod".into()));
         let d = evaluate(&p, &c, now);
         let v: Vec<Verdict> = d.iter().map(|d| d.verdict).collect();
         use Verdict::*;
@@ -449,8 +601,8 @@ mod tests {
         assert_eq!(v, [Delete, Keep, Delete, Keep, Keep, Keep]);
         assert_eq!(d[0].rule, Some(1));
         assert_eq!(d[2].rule, Some(2));
-        assert!(d[5].reason.starts_with("protected"), "{}", d[5].reason);
-        assert!(d[4].reason.contains("unknown"));
+        assert_eq!(d[5].code, Code::InUse, "{}", d[5].reason);
+        assert_eq!(d[4].code, Code::TimeUnknown);
     }
 
     #[test]
@@ -464,8 +616,83 @@ mod tests {
         ];
         let d = evaluate(&p, &c, now);
         assert_eq!(d[0].verdict, Verdict::Keep);
-        assert_eq!(d[0].reason, "no rule selects it");
+        assert_eq!(d[0].code, Code::NoRule);
         assert_eq!(d[1].verdict, Verdict::Delete);
         assert_eq!(d[2].verdict, Verdict::Keep);
+    }
+
+    fn count_policy(n: u64, order_by: &str) -> Policy {
+        Policy::parse(&format!(
+            r#"{{"rules":[{{"rulePriority":1,"selection":{{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":{n}{order_by}}},"action":{{"type":"expire"}}}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn ties_are_kept_never_broken_by_digest() {
+        let now = OffsetDateTime::now_utc();
+        // Four images, two pushed at the same instant at the boundary of "keep 2".
+        let c = vec![
+            cand(1, &["a"], Some(1), now),
+            cand(2, &["b"], Some(5), now),
+            cand(3, &["c"], Some(5), now),
+            cand(4, &["d"], Some(9), now),
+        ];
+        let d = evaluate(&count_policy(2, ""), &c, now);
+        let codes: Vec<Code> = d.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            [
+                Code::WithinCount,
+                Code::AmbiguousOrder,
+                Code::AmbiguousOrder,
+                Code::BeyondCount
+            ]
+        );
+        assert_eq!(d[3].verdict, Verdict::Delete);
+    }
+
+    #[test]
+    fn unknown_and_incomparable_times_are_kept() {
+        let now = OffsetDateTime::now_utc();
+        let mut c = vec![
+            cand(1, &["a"], Some(1), now),
+            cand(2, &["b"], Some(2), now),
+            cand(3, &["c"], None, now),
+            cand(4, &["d"], None, now),
+        ];
+        // d has only a created time: not comparable with push times.
+        c[3].created = Some(now);
+        let d = evaluate(&count_policy(1, ""), &c, now);
+        assert_eq!(d[0].code, Code::AmbiguousOrder, "{}", d[0].reason);
+        assert_eq!(d[1].verdict, Verdict::Delete, "{}", d[1].reason);
+        assert_eq!(d[2].code, Code::AmbiguousOrder);
+        assert_eq!(d[3].code, Code::AmbiguousOrder);
+    }
+
+    #[test]
+    fn pushed_rules_use_push_order_created_rules_use_created() {
+        let now = OffsetDateTime::now_utc();
+        let mut c = vec![
+            cand(1, &["a"], Some(3), now),
+            cand(2, &["b"], Some(2), now),
+            cand(3, &["c"], Some(1), now),
+        ];
+        // Created in the opposite order.
+        c[0].created = Some(now - time::Duration::days(1));
+        c[1].created = Some(now - time::Duration::days(20));
+        c[2].created = Some(now - time::Duration::days(30));
+        let by_push = evaluate(&count_policy(1, ""), &c, now);
+        assert_eq!(by_push[2].verdict, Verdict::Keep);
+        assert_eq!(by_push[0].verdict, Verdict::Delete);
+        let by_created = evaluate(&count_policy(1, r#","orderBy":"created""#), &c, now);
+        assert_eq!(by_created[0].verdict, Verdict::Keep);
+        assert_eq!(by_created[2].verdict, Verdict::Delete);
+        let since = Policy::parse(r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImageCreated","countUnit":"days","countNumber":15},"action":{"type":"expire"}}]}"#).unwrap();
+        let v: Vec<Verdict> = evaluate(&since, &c, now)
+            .iter()
+            .map(|d| d.verdict)
+            .collect();
+        assert_eq!(v, [Verdict::Keep, Verdict::Delete, Verdict::Delete]);
     }
 }

@@ -38,15 +38,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use hoist_image::{media_type, Descriptor, Digest, Index, Manifest, RawDocument};
+use hoist_image::{Descriptor, Digest, RawDocument};
 use hoist_registry::{Client, PushOptions, Reference};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::facts::{
-    format_time, image_facts, parse_time, read_small_blob, tag_digests, REVISION_LABEL,
-};
-use crate::tags::{empty_descriptor, put_small_blob, EMPTY_JSON};
+use crate::artifact::{self, carry_referrers};
+use crate::facts::{format_time, image_facts, parse_time, tag_digests, REVISION_LABEL};
+use crate::gate::Gate;
+use crate::ledger::{self, Action, Event};
+use crate::marks::{marks_for, Mark};
+use crate::records::PushInfo;
 use crate::{Error, Result};
 
 /// The tag prefix of environments: environment `prod` is tag `env-prod`.
@@ -102,6 +104,9 @@ pub struct Record {
     pub note: Option<String>,
     /// Promotion or rollback.
     pub kind: Kind,
+    /// Who (from `--by` or the environment, see [`crate::actor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// A record as found in the registry.
@@ -146,16 +151,54 @@ fn not_found(r: &Reference) -> impl FnOnce(hoist_registry::Error) -> Error + '_ 
     }
 }
 
+/// Options for [`promote`].
+#[derive(Debug, Default)]
+pub struct PromoteOptions {
+    /// A note kept in the record.
+    pub note: Option<String>,
+    /// Who promotes (default: from the environment, see [`crate::actor`]).
+    pub by: Option<String>,
+    /// Checks the image must pass first (all are run; any failure refuses).
+    pub gates: Vec<Box<dyn Gate>>,
+}
+
+/// Run every gate on `digest` in `repo`; refuse with all failures.
+fn check_gates(
+    client: &Client,
+    repo: &Reference,
+    digest: &Digest,
+    gates: &[Box<dyn Gate>],
+) -> Result<()> {
+    let mut failures = Vec::new();
+    for g in gates {
+        match g.check(client, repo, digest) {
+            Ok(None) => {}
+            Ok(Some(why)) => failures.push(format!("{}: {why}", g.name())),
+            Err(e) => failures.push(format!("{}: could not check: {e}", g.name())),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Refused(failures))
+    }
+}
+
 /// Promote `src` (which must name a digest) to environment `env` in `to` (default:
-/// `src`'s repository): copy it there if needed (the digest is checked to be
-/// unchanged), point `env-NAME` at it and attach a promotion record.
+/// `src`'s repository): check the gates, copy it there if needed (the digest is
+/// checked to be unchanged; its referrers — marks, records, signatures — come along),
+/// point `env-NAME` at it and attach a promotion record. A promotion into another
+/// repository is also recorded on the source side (record and ledger entry), so
+/// `status` of either repository shows it.
 pub fn promote(
     client: &Client,
     src: &Reference,
     env: &str,
     to: Option<&Reference>,
-    note: Option<&str>,
+    opts: &PromoteOptions,
 ) -> Result<PromoteReport> {
+    let note = opts.note.as_deref();
+    let by = opts.by.clone().or_else(crate::actor::from_env);
     let digest = src.digest().cloned().ok_or_else(|| {
         Error::Invalid(format!(
             "{src}: promote takes REF@DIGEST, so that exactly the tested image moves"
@@ -182,6 +225,7 @@ pub fn promote(
             actual: src_doc.digest(),
         });
     }
+    check_gates(client, src, &digest, &opts.gates)?;
     let previous = client.head_manifest(&env_ref)?.map(|d| d.digest);
     if previous.as_ref() == Some(&digest) {
         return Ok(PromoteReport {
@@ -218,6 +262,21 @@ pub fn promote(
             }
         }
         copied = true;
+        crate::records::record_push(
+            client,
+            dest_repo,
+            &digest,
+            &[],
+            &PushInfo {
+                via: "promote".into(),
+                from: Some(src.to_string()),
+                ..Default::default()
+            },
+        )?;
+    }
+    if dest_repo.name() != src.name() {
+        let n = carry_referrers(client, src, dest_repo, &digest)?;
+        tracing::info!("carried {n} referrers of {digest} to {}", dest_repo.name());
     }
     let record = Record {
         env: env.to_string(),
@@ -228,8 +287,26 @@ pub fn promote(
         previous: previous.clone(),
         note: note.map(str::to_string),
         kind: Kind::Promote,
+        by: by.clone(),
     };
-    point_and_record(client, dest_repo, &env_ref, &src_doc, record, copied)
+    let report = point_and_record(
+        client,
+        dest_repo,
+        &env_ref,
+        &src_doc,
+        record.clone(),
+        copied,
+    )?;
+    if dest_repo.name() != src.name() {
+        // The source side learns where its image went.
+        attach_record(client, src, &src_doc.descriptor(), &record)?;
+        let mut ev = Event::new(Action::Promote, digest.clone(), src, "promote");
+        ev.env = Some(env.to_string());
+        ev.to = Some(dest_repo.name());
+        ev.by = by;
+        ledger::append(client, src, &ev)?;
+    }
+    Ok(report)
 }
 
 fn point_and_record(
@@ -259,8 +336,7 @@ fn point_and_record(
     })
 }
 
-/// Push a record artifact with `subject` by digest, and list it in the referrers
-/// tag-schema index when the registry's referrers API does not show it.
+/// Attach a promotion record to `subject` in `repo` (see [`crate::artifact`]).
 fn attach_record(
     client: &Client,
     repo: &Reference,
@@ -268,14 +344,6 @@ fn attach_record(
     record: &Record,
 ) -> Result<Digest> {
     let body = serde_json::to_vec(record).map_err(|e| Error::Invalid(e.to_string()))?;
-    let config = Descriptor::new(
-        PROMOTION_ARTIFACT_TYPE,
-        Digest::sha256(&body),
-        body.len() as u64,
-    );
-    put_small_blob(client, repo, &config, &body)?;
-    let empty = empty_descriptor();
-    put_small_blob(client, repo, &empty, EMPTY_JSON)?;
     let annotations = BTreeMap::from([
         (ENV_ANNOTATION.to_string(), record.env.clone()),
         (
@@ -283,79 +351,31 @@ fn attach_record(
             record.time.clone(),
         ),
     ]);
-    let mut subject = subject.clone();
-    subject.annotations = None;
-    subject.platform = None;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_MANIFEST.into()),
-        artifact_type: Some(PROMOTION_ARTIFACT_TYPE.into()),
-        config,
-        layers: vec![empty],
-        subject: Some(subject.clone()),
-        annotations: Some(annotations.clone()),
-    };
-    let doc = RawDocument::from_value(media_type::OCI_MANIFEST, &manifest);
-    let d = doc.digest();
-    client.put_manifest(&repo.with_digest(d.clone()), &doc)?;
-    let listed = client.referrers(repo, &subject.digest, Some(PROMOTION_ARTIFACT_TYPE))?;
-    if !listed.manifests.iter().any(|m| m.digest == d) {
-        let tag = format!(
-            "{}-{}",
-            subject.digest.algorithm().as_str(),
-            subject.digest.hex()
-        );
-        let tref = repo.with_tag(&tag)?;
-        let mut index: Index = match client.get_manifest(&tref) {
-            Ok(doc) => doc
-                .parse()
-                .map_err(|e| Error::Invalid(format!("{tref}: invalid referrers index: {e}")))?,
-            Err(e) if e.is_not_found() => Index {
-                schema_version: 2,
-                media_type: Some(media_type::OCI_INDEX.into()),
-                artifact_type: None,
-                manifests: Vec::new(),
-                subject: None,
-                annotations: None,
-            },
-            Err(e) => return Err(e.into()),
-        };
-        let mut entry = doc.descriptor();
-        entry.artifact_type = Some(PROMOTION_ARTIFACT_TYPE.into());
-        entry.annotations = Some(annotations);
-        index.manifests.push(entry);
-        client.put_manifest(
-            &tref,
-            &RawDocument::from_value(media_type::OCI_INDEX, &index),
-        )?;
-    }
-    Ok(d)
+    artifact::attach(
+        client,
+        repo,
+        subject,
+        PROMOTION_ARTIFACT_TYPE,
+        &body,
+        annotations,
+    )
 }
 
-/// The promotion records attached to `subject` in `repo`, oldest first.
+/// The promotion records of environments of `repo` attached to `subject` there, oldest
+/// first. Records carried along by copies from other repositories (which describe
+/// environments elsewhere) are left out.
 pub fn records_for(
     client: &Client,
     repo: &Reference,
     subject: &Digest,
 ) -> Result<Vec<StoredRecord>> {
-    let index = client.referrers(repo, subject, Some(PROMOTION_ARTIFACT_TYPE))?;
-    let mut out = Vec::new();
-    for desc in index.manifests {
-        let doc = client.get_manifest_by_descriptor(repo, &desc)?;
-        let m: Manifest = doc
-            .parse()
-            .map_err(|e| Error::Invalid(format!("record {}: {e}", desc.digest)))?;
-        if m.config.media_type != PROMOTION_ARTIFACT_TYPE {
-            continue;
-        }
-        let body = read_small_blob(client, repo, &m.config)?;
-        let record: Record = serde_json::from_slice(&body)
-            .map_err(|e| Error::Invalid(format!("record {}: {e}", desc.digest)))?;
-        out.push(StoredRecord {
-            artifact: desc.digest,
-            record,
-        });
-    }
+    let here = repo.name();
+    let mut out: Vec<StoredRecord> =
+        artifact::list::<Record>(client, repo, subject, PROMOTION_ARTIFACT_TYPE)?
+            .into_iter()
+            .map(|(artifact, record)| StoredRecord { artifact, record })
+            .filter(|r| r.repository == here)
+            .collect();
     sort_records(&mut out);
     Ok(out)
 }
@@ -463,6 +483,7 @@ pub fn rollback(
         previous: Some(current),
         note: note.map(str::to_string),
         kind: Kind::Rollback,
+        by: crate::actor::from_env(),
     };
     point_and_record(client, repo, &env_ref, &doc, record, false)
 }
@@ -472,34 +493,91 @@ pub fn rollback(
 pub struct EnvStatus {
     /// The environment name.
     pub env: String,
-    /// The digest it runs.
-    pub digest: Digest,
+    /// `registry/repository` its tag lives in (another one than the repository asked
+    /// about when the image was promoted elsewhere with `--to`).
+    pub repository: String,
+    /// The digest it runs (`None` if its tag is gone there).
+    pub digest: Option<Digest>,
     /// The image's commit (`org.opencontainers.image.revision` label).
     pub commit: Option<String>,
     /// The image's creation time.
     pub created: Option<String>,
-    /// The latest record that put it there, if any.
+    /// The latest record that put it there, if any (when, by whom, from where).
     pub promoted: Option<StoredRecord>,
+    /// The marks of the image it runs.
+    pub marks: Vec<Mark>,
+    /// Why the environment could not be read, if it could not (another registry down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-/// Which digest every environment of `repo` runs.
+fn env_status(client: &Client, repo: &Reference, env: &str, digest: Digest) -> Result<EnvStatus> {
+    let facts = image_facts(client, repo, &digest)?;
+    let promoted = records_for(client, repo, &digest)?
+        .into_iter()
+        .rfind(|r| r.env == env);
+    Ok(EnvStatus {
+        env: env.to_string(),
+        repository: repo.name(),
+        commit: facts.labels.get(REVISION_LABEL).cloned(),
+        created: facts.created.clone(),
+        marks: marks_for(client, repo, &digest)?,
+        digest: Some(digest),
+        promoted,
+        error: None,
+    })
+}
+
+/// Every environment of `repo`: the ones whose tag lives in `repo`, and the ones its
+/// images were promoted to in other repositories or registries (found through the
+/// ledger's `promote` entries and read where they live), sorted by environment and
+/// repository.
 pub fn status(client: &Client, repo: &Reference) -> Result<Vec<EnvStatus>> {
     let mut out = Vec::new();
     for (tag, digest) in tag_digests(client, repo)? {
         let Some(env) = tag.strip_prefix(ENV_TAG_PREFIX) else {
             continue;
         };
-        let facts = image_facts(client, repo, &digest)?;
-        let promoted = records_for(client, repo, &digest)?
-            .into_iter()
-            .rfind(|r| r.env == env);
-        out.push(EnvStatus {
-            env: env.to_string(),
-            digest,
-            commit: facts.labels.get(REVISION_LABEL).cloned(),
-            created: facts.created.clone(),
-            promoted,
-        });
+        out.push(env_status(client, repo, env, digest)?);
     }
+    let here = repo.name();
+    let mut remote: BTreeSet<(String, String)> = BTreeSet::new();
+    for e in ledger::read(client, repo)?.entries {
+        let ev = e.event;
+        if let (Action::Promote, Some(env), Some(to)) = (ev.action, ev.env, ev.to) {
+            if to != here {
+                remote.insert((env, to));
+            }
+        }
+    }
+    for (env, to) in remote {
+        let at = Reference::parse(&to)?;
+        let read = || -> Result<EnvStatus> {
+            match client.head_manifest(&at.with_tag(&env_tag(&env)?)?)? {
+                Some(d) => env_status(client, &at, &env, d.digest),
+                None => Ok(EnvStatus {
+                    env: env.clone(),
+                    repository: to.clone(),
+                    digest: None,
+                    commit: None,
+                    created: None,
+                    promoted: None,
+                    marks: Vec::new(),
+                    error: Some(format!("{to}: tag {ENV_TAG_PREFIX}{env} is gone")),
+                }),
+            }
+        };
+        out.push(read().unwrap_or_else(|e| EnvStatus {
+            env: env.clone(),
+            repository: to.clone(),
+            digest: None,
+            commit: None,
+            created: None,
+            promoted: None,
+            marks: Vec::new(),
+            error: Some(e.to_string()),
+        }));
+    }
+    out.sort_by(|a, b| (&a.env, &a.repository).cmp(&(&b.env, &b.repository)));
     Ok(out)
 }

@@ -16,6 +16,7 @@ use hoist_registry::{Client, Reference};
 use serde::Serialize;
 
 use crate::facts::{self, ensure_delete_supported, image_facts, resolve_tag, tag_digests};
+use crate::ledger::{self, Action, Event};
 use crate::{Error, Result};
 
 /// The `artifactType` of the placeholders [`untag`] makes and deletes.
@@ -193,6 +194,10 @@ pub fn untag(client: &Client, r: &Reference) -> Result<UntagReport> {
         }
     }
     tracing::info!("untagged {repo} ({digest}); kept {siblings:?}");
+    // The digest may now be untagged: the ledger keeps it visible.
+    let mut ev = Event::new(Action::Untag, digest.clone(), &repo, "untag");
+    ev.tags = vec![tag.clone()];
+    ledger::append(client, &repo, &ev)?;
     Ok(UntagReport {
         tag,
         digest,
@@ -203,8 +208,8 @@ pub fn untag(client: &Client, r: &Reference) -> Result<UntagReport> {
 /// One row of [`list`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TagInfo {
-    /// The tag.
-    pub tag: String,
+    /// The tag (`None`: an untagged image the ledger knows, with `all`).
+    pub tag: Option<String>,
     /// The digest it points at.
     pub digest: Digest,
     /// The manifest's media type (with `--details`).
@@ -222,11 +227,29 @@ pub struct TagInfo {
 }
 
 /// Every tag of `repo` (all pages), sorted, with its digest and, with `details`,
-/// creation time and labels from the config.
-pub fn list(client: &Client, repo: &Reference, details: bool) -> Result<Vec<TagInfo>> {
+/// creation time and labels from the config. With `all`, also every untagged digest
+/// the repository's [`crate::ledger`] names that still exists (after the tags).
+pub fn list(client: &Client, repo: &Reference, details: bool, all: bool) -> Result<Vec<TagInfo>> {
     let mut out = Vec::new();
     let mut cache: BTreeMap<Digest, facts::ImageFacts> = BTreeMap::new();
-    for (tag, digest) in tag_digests(client, repo)? {
+    let mut rows: Vec<(Option<String>, Digest)> = tag_digests(client, repo)?
+        .into_iter()
+        .map(|(t, d)| (Some(t), d))
+        .collect();
+    if all {
+        let tagged: std::collections::BTreeSet<Digest> =
+            rows.iter().map(|(_, d)| d.clone()).collect();
+        for d in ledger::read(client, repo)?.by_digest().into_keys() {
+            if !tagged.contains(&d)
+                && client
+                    .head_manifest(&repo.with_digest(d.clone()))?
+                    .is_some()
+            {
+                rows.push((None, d));
+            }
+        }
+    }
+    for (tag, digest) in rows {
         let mut info = TagInfo {
             tag,
             digest: digest.clone(),

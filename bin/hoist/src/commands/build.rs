@@ -81,6 +81,14 @@ pub struct BuildArgs {
     /// size (500MB, 10GiB, 2g).
     #[arg(long, env = "HOIST_CACHE_MAX_SIZE")]
     pub cache_max_size: Option<String>,
+    /// What git tag templates ({git-sha}, {git-short-sha}, {git-tag}, {git-describe})
+    /// do in a checkout with uncommitted changes: suffix (append -dirty) or refuse.
+    #[arg(
+        long = "dirty-tags",
+        env = "HOIST_DIRTY_TAGS",
+        default_value = "suffix"
+    )]
+    pub dirty_tags: String,
     /// Only print the image digest.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -204,10 +212,22 @@ impl BuildArgs {
             },
         };
         o.registry = self.registry.to_config();
+        let dirty: hoist_engine::provenance::DirtyTags = self
+            .dirty_tags
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--dirty-tags {e}"))?;
         o.tags = self
             .tags
             .iter()
-            .map(|t| hoist_engine::provenance::expand_tag(t, git.as_ref(), o.source_date_epoch))
+            .map(|t| {
+                hoist_engine::provenance::expand_tag_with(
+                    t,
+                    git.as_ref(),
+                    o.source_date_epoch,
+                    dirty,
+                    &|k| std::env::var(k).ok(),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(info) = &git {
             o.default_labels = hoist_engine::provenance::labels(info);
@@ -268,6 +288,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     };
     let display = progress::display(mode);
     let result = hoist_engine::build(&opts, display.as_ref())?;
+    super::lifecycle::record_build_pushes(&args, &opts, &result.manifest_digest)?;
     println!("{}", result.manifest_digest);
     Ok(ExitCode::SUCCESS)
 }

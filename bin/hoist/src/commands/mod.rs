@@ -6,6 +6,8 @@ pub mod cache;
 pub mod dockerfile;
 pub mod inspect;
 pub mod plan;
+pub mod lifecycle;
+pub mod mark;
 pub mod promote;
 pub mod prune;
 pub mod registry_args;

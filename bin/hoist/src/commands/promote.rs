@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use hoist_engine::resolver::registry_reference;
-use hoist_promote::promotion::{self, PromoteReport};
+use hoist_promote::gate::{Gate, RequireMarks};
+use hoist_promote::promotion::{self, PromoteOptions, PromoteReport};
 
 use super::registry_args::RegistryArgs;
 
@@ -23,9 +24,16 @@ pub struct PromoteArgs {
     /// docker://REGISTRY/REPO.
     #[arg(long, value_name = "REPO")]
     pub to: Option<String>,
-    /// A note kept in the promotion record ("tested", "signed-off").
+    /// A note kept in the promotion record.
     #[arg(long)]
     pub note: Option<String>,
+    /// Refuse unless the image carries these marks (comma-separated: tested,signed-off;
+    /// see `hoist mark`).
+    #[arg(long, value_name = "MARKS")]
+    pub require: Vec<String>,
+    /// Who promotes (default: $HOIST_ACTOR, the CI system's user variable, or $USER).
+    #[arg(long)]
+    pub by: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -62,7 +70,16 @@ pub fn promote(a: PromoteArgs) -> Result<ExitCode> {
     let src = registry_reference(&a.image)?;
     let to = a.to.as_deref().map(registry_reference).transpose()?;
     let client = hoist_registry::Client::new(a.registry.to_config())?;
-    let report = promotion::promote(&client, &src, &a.env, to.as_ref(), a.note.as_deref())
+    let mut gates: Vec<Box<dyn Gate>> = Vec::new();
+    if !a.require.is_empty() {
+        gates.push(Box::new(RequireMarks::parse(&a.require.join(","))?));
+    }
+    let opts = PromoteOptions {
+        note: a.note.clone(),
+        by: a.by.clone(),
+        gates,
+    };
+    let report = promotion::promote(&client, &src, &a.env, to.as_ref(), &opts)
         .with_context(|| format!("promoting {src} to {}", a.env))?;
     print_report(&report, a.json)?;
     Ok(ExitCode::SUCCESS)
@@ -97,8 +114,9 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
             .as_ref()
             .map(|r| {
                 format!(
-                    "{} {}{}",
+                    "promoted {} by {} from {}{}",
                     r.time,
+                    r.by.as_deref().unwrap_or("-"),
                     r.source,
                     r.note
                         .as_deref()
@@ -107,12 +125,30 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
                 )
             })
             .unwrap_or_else(|| "no promotion record".into());
-        println!(
-            "{}\t{}\tcommit={}\t{promoted}",
+        let marks = if s.marks.is_empty() {
+            "-".to_string()
+        } else {
+            s.marks
+                .iter()
+                .map(|m| format!("{}({})", m.name, m.by.as_deref().unwrap_or("-")))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let digest = s
+            .digest
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
+        let mut line = format!(
+            "{}\t{digest}\tin={}\tcommit={}\tmarks={marks}\t{promoted}",
             s.env,
-            s.digest,
-            s.commit.as_deref().unwrap_or("-")
+            s.repository,
+            s.commit.as_deref().unwrap_or("-"),
         );
+        if let Some(e) = &s.error {
+            line.push_str(&format!("\terror={e}"));
+        }
+        crate::commands::out(&line)?;
     }
     Ok(ExitCode::SUCCESS)
 }

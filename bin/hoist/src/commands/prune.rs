@@ -36,6 +36,13 @@ pub struct PruneArgs {
     pub registry: RegistryArgs,
 }
 
+fn code(c: &hoist_promote::policy::Code) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Run `hoist prune`.
 pub fn run(a: PruneArgs) -> Result<ExitCode> {
     let repo = registry_reference(&a.repository)?;
@@ -62,7 +69,12 @@ pub fn run(a: PruneArgs) -> Result<ExitCode> {
             } else {
                 d.tags.join(",")
             };
-            println!("{verdict} {} {tags}: {}", d.digest, d.reason);
+            println!(
+                "{verdict} {} {tags}: [{}] {}",
+                d.digest,
+                code(&d.code),
+                d.reason
+            );
         }
         for o in &plan.other {
             println!("skip   {} {}: {}", o.digest, o.tags.join(","), o.reason);

@@ -83,6 +83,10 @@ pub struct TagsArgs {
     /// Also read each image's config: creation time and labels.
     #[arg(long)]
     pub details: bool,
+    /// Also list untagged images hoist pushed or untagged (from the repository ledger),
+    /// as `<untagged>`.
+    #[arg(long)]
+    pub all: bool,
     /// Registry settings.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -92,14 +96,14 @@ pub struct TagsArgs {
 pub fn tags(a: TagsArgs) -> Result<ExitCode> {
     let repo = registry_reference(&a.repository)?;
     let client = hoist_registry::Client::new(a.registry.to_config())?;
-    let list = hoist_promote::tags::list(&client, &repo, a.details)
+    let list = hoist_promote::tags::list(&client, &repo, a.details, a.all)
         .with_context(|| format!("listing the tags of {}", repo.name()))?;
     if a.json {
         crate::commands::out(&serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for t in list {
-        let mut line = format!("{}\t{}", t.tag, t.digest);
+        let mut line = format!("{}\t{}", t.tag.as_deref().unwrap_or("<untagged>"), t.digest);
         if a.details {
             line.push('\t');
             line.push_str(t.created.as_deref().unwrap_or("-"));

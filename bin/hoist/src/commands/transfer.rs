@@ -141,20 +141,35 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
         .iter()
         .map(|d| registry_reference(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let report = resolver.client()?.push(
+    let client = resolver.client()?;
+    let report = client.push(
         src.as_ref(),
         &refs,
         &PushOptions {
             cache: Some(store),
-            mount_from,
+            mount_from: mount_from.clone(),
             ..Default::default()
         },
     )?;
-    let digest = report.digest.map(|d| d.to_string()).unwrap_or_else(|| {
-        src.root()
-            .map(|r| r.digest().to_string())
-            .unwrap_or_default()
-    });
+    let pushed = match report.digest.clone() {
+        Some(d) => d,
+        None => src.root()?.digest(),
+    };
+    super::lifecycle::record(
+        client,
+        &refs,
+        &pushed,
+        &hoist_promote::records::PushInfo {
+            via: "push".into(),
+            from: Some(a.source.clone()),
+            ..Default::default()
+        },
+    )?;
+    // A registry source: its marks, records and signatures come along.
+    if let Some(from) = mount_from.first() {
+        carry(client, from, &refs, &pushed)?;
+    }
+    let digest = pushed.to_string();
     eprintln!(
         "pushed {}: {} blobs uploaded ({} bytes), {} mounted, {} already present",
         a.destinations.join(", "),
@@ -215,16 +230,33 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
     let written = match dst {
         ImageRef::Docker(r) => {
             let r = registry_reference(&r)?;
-            let report = resolver.client()?.push(
+            let client = resolver.client()?;
+            let report = client.push(
                 src.as_ref(),
-                &[r],
+                std::slice::from_ref(&r),
                 &PushOptions {
                     cache: Some(store),
-                    mount_from,
+                    mount_from: mount_from.clone(),
                     ..Default::default()
                 },
             )?;
-            report.digest.unwrap_or_else(|| expected.clone())
+            let written = report.digest.unwrap_or_else(|| expected.clone());
+            if written == expected {
+                super::lifecycle::record(
+                    client,
+                    std::slice::from_ref(&r),
+                    &written,
+                    &hoist_promote::records::PushInfo {
+                        via: "copy".into(),
+                        from: Some(a.source.clone()),
+                        ..Default::default()
+                    },
+                )?;
+                if let Some(from) = mount_from.first() {
+                    carry(client, from, std::slice::from_ref(&r), &written)?;
+                }
+            }
+            written
         }
         ImageRef::OciLayout { path, reference } => {
             hoist_image::write_oci_layout(src.as_ref(), &path, reference.as_deref())?.digest
@@ -252,6 +284,26 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
     }
     println!("{written}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copy the referrers of `digest` (marks, records, signatures, attestations) from the
+/// source repository to each destination repository.
+fn carry(
+    client: &hoist_registry::Client,
+    from: &hoist_registry::Reference,
+    dests: &[hoist_registry::Reference],
+    digest: &hoist_image::Digest,
+) -> Result<()> {
+    let mut done = std::collections::BTreeSet::new();
+    for d in dests {
+        if d.name() == from.name() || !done.insert(d.name()) {
+            continue;
+        }
+        let n = hoist_promote::artifact::carry_referrers(client, from, d, digest)
+            .with_context(|| format!("copying the referrers of {digest} to {}", d.name()))?;
+        tracing::info!("carried {n} referrers of {digest} to {}", d.name());
+    }
+    Ok(())
 }
 
 /// A source whose root is one of its manifests (for `--platform`).
