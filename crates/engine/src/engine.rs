@@ -1500,21 +1500,9 @@ pub(crate) fn merge_sorted(entries: &mut Vec<Entry>) {
 }
 
 fn layer_media_type(mt: &str, oci: bool) -> Result<String> {
-    let c = media_type::layer_compression(mt)
-        .ok_or_else(|| Error::Invalid(format!("unknown layer media type {mt:?}")))?;
-    Ok(if oci {
-        media_type::oci_layer(c).to_string()
-    } else {
-        match c {
-            Compression::Gzip => media_type::DOCKER_LAYER_GZIP.into(),
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar".into(),
-            Compression::Zstd => {
-                return Err(Error::Invalid(
-                    "zstd layers need OCI media types (oci-mediatypes=true)".into(),
-                ))
-            }
-        }
-    })
+    media_type::output_layer_type(mt, oci)
+        .map(str::to_string)
+        .map_err(Error::Invalid)
 }
 
 /// The scratch directory for this build (removed at the end).

@@ -3,10 +3,18 @@
 //! Three displays: a live one for terminals (the running step with a timer, finished
 //! steps kept above it), plain lines for CI logs (`#3 [build 2/5] COPY . /app`,
 //! `#3 DONE 0.4s`, in BuildKit's plain style), and JSON lines for tools.
+//!
+//! Each display also shows blob transfers ([`Progress::transfers`], see
+//! [`transfers`]): bars on a terminal, periodic lines in plain and JSON mode.
+
+pub mod transfers;
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use hoist_image::progress::Reporter;
+use transfers::{Bars, Lines};
 
 /// A build event.
 #[derive(Debug, Clone)]
@@ -51,6 +59,12 @@ pub enum Event<'a> {
 pub trait Progress: Send + Sync {
     /// Handle one event.
     fn event(&self, event: Event<'_>);
+
+    /// Where blob transfers (pulls, pushes, copies, downloads) report, shown by this
+    /// display. Default: nowhere.
+    fn transfers(&self) -> Reporter {
+        Reporter::none()
+    }
 }
 
 /// Which display to use.
@@ -92,7 +106,7 @@ pub fn display(mode: Mode) -> Box<dyn Progress> {
             }
         }
         Mode::Plain => Box::new(Plain::new()),
-        Mode::Json => Box::new(Json),
+        Mode::Json => Box::new(Json::new()),
         Mode::Quiet => Box::new(Quiet),
     }
 }
@@ -107,14 +121,17 @@ impl Progress for Quiet {
 pub struct Plain {
     start: Instant,
     partial: Mutex<Vec<u8>>,
+    transfers: Lines,
 }
 
 impl Plain {
-    /// A plain display.
+    /// A plain display (transfer lines every `HOIST_PROGRESS_INTERVAL` seconds, 5 by
+    /// default, and at each quarter of a large blob).
     pub fn new() -> Plain {
         Plain {
             start: Instant::now(),
             partial: Mutex::new(Vec::new()),
+            transfers: Lines::plain(transfers::interval_from_env()),
         }
     }
 }
@@ -126,6 +143,10 @@ impl Default for Plain {
 }
 
 impl Progress for Plain {
+    fn transfers(&self) -> Reporter {
+        Reporter::new(Arc::new(self.transfers.clone()))
+    }
+
     fn event(&self, event: Event<'_>) {
         let mut err = std::io::stderr().lock();
         let _ = match event {
@@ -158,8 +179,30 @@ impl Progress for Plain {
 }
 
 /// JSON lines (one object per event) on stderr.
-pub struct Json;
+pub struct Json {
+    transfers: Lines,
+}
+
+impl Json {
+    /// A JSON display (transfer events as often as plain lines).
+    pub fn new() -> Json {
+        Json {
+            transfers: Lines::json(transfers::interval_from_env()),
+        }
+    }
+}
+
+impl Default for Json {
+    fn default() -> Self {
+        Json::new()
+    }
+}
+
 impl Progress for Json {
+    fn transfers(&self) -> Reporter {
+        Reporter::new(Arc::new(self.transfers.clone()))
+    }
+
     fn event(&self, event: Event<'_>) {
         let v = match event {
             Event::Start { id, name } => serde_json::json!({"event":"start","id":id,"name":name}),
@@ -187,6 +230,7 @@ impl Progress for Json {
 /// its last output line, redrawn several times a second by a small ticker thread.
 pub struct Terminal {
     state: std::sync::Arc<Mutex<TermState>>,
+    bars: Bars,
 }
 
 struct TermState {
@@ -207,19 +251,23 @@ impl Terminal {
             partial: Vec::new(),
             drawn: false,
         }));
+        let bars = Bars::new();
         // The ticker holds only a weak reference: it ends when the display is dropped.
         let weak = std::sync::Arc::downgrade(&state);
+        let ticker_bars = bars.clone();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(200));
             let Some(state) = weak.upgrade() else { return };
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             if st.running.is_some() && st.drawn {
-                let mut err = std::io::stderr().lock();
-                st.clear(&mut err);
-                st.draw(&mut err);
+                ticker_bars.suspend(|| {
+                    let mut err = std::io::stderr().lock();
+                    st.clear(&mut err);
+                    st.draw(&mut err);
+                });
             }
         });
-        Terminal { state }
+        Terminal { state, bars }
     }
 }
 
@@ -264,7 +312,18 @@ impl TermState {
 }
 
 impl Progress for Terminal {
+    fn transfers(&self) -> Reporter {
+        Reporter::new(Arc::new(self.bars.clone()))
+    }
+
     fn event(&self, event: Event<'_>) {
+        // Transfer bars are hidden while the step lines are written, then redrawn.
+        self.bars.suspend(|| self.write_event(event));
+    }
+}
+
+impl Terminal {
+    fn write_event(&self, event: Event<'_>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut err = std::io::stderr().lock();
         st.clear(&mut err);

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod error;
 pub mod layer;
 pub mod media_type;
+pub mod progress;
 pub mod source;
 pub mod spec;
 pub mod store;
