@@ -86,13 +86,14 @@ fn build_and_check(env: &Env, name: &str, dockerfile: &str) {
         &format!("type=docker,dest={}", docker.display()),
         ctx.to_str().unwrap(),
     ]);
-    // The base's uncompressed layers keep their bytes: OCI output says
-    // `…layer.v1.tar`, Docker output `…rootfs.diff.tar`; hoist's own layers are gzip.
+    // The base's uncompressed layers are gzip-compressed like hoist's own (one
+    // compression per image): OCI output says `…layer.v1.tar+gzip`, Docker output
+    // `…rootfs.diff.tar.gzip`, and the bytes are gzip.
     let oci_ref = format!("oci-archive:{}", oci.display());
     let types = layer_types(&oci_ref);
     assert_eq!(
         types.first().map(String::as_str),
-        Some("application/vnd.oci.image.layer.v1.tar"),
+        Some("application/vnd.oci.image.layer.v1.tar+gzip"),
         "{name}: {types:?}"
     );
     assert!(
@@ -101,10 +102,26 @@ fn build_and_check(env: &Env, name: &str, dockerfile: &str) {
     );
     let docker_ref = format!("docker-archive:{}", docker.display());
     let types = layer_types(&docker_ref);
-    assert_eq!(
-        types.first().map(String::as_str),
-        Some("application/vnd.docker.image.rootfs.diff.tar"),
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "application/vnd.docker.image.rootfs.diff.tar.gzip"),
         "{name}: {types:?}"
+    );
+    // The bytes are what the OCI manifest says: gzip.
+    let raw: serde_json::Value = serde_json::from_slice(&skopeo_raw(&oci_ref)).unwrap();
+    let d = raw["layers"][0]["digest"].as_str().unwrap();
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(&oci)
+        .arg(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+        .output()
+        .unwrap();
+    assert_success(&out, "tar -xO");
+    assert_eq!(
+        &out.stdout[..2],
+        &[0x1f, 0x8b],
+        "{name}: layer 0 is not gzip"
     );
     // skopeo copies (and so verifies) every blob; umoci unpacks by media type.
     let layout = env.path(&format!("{name}-layout"));
@@ -220,9 +237,10 @@ fn task_image_arg_takes_a_skopeo_docker_archive() {
     assert_success(&out, "hoist task with IMAGE_ARG_base=base/image.tar");
     let r = format!("docker-archive:{}", work.join("image/image.tar").display());
     let types = layer_types(&r);
-    assert_eq!(
-        types.first().map(String::as_str),
-        Some("application/vnd.docker.image.rootfs.diff.tar"),
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "application/vnd.docker.image.rootfs.diff.tar.gzip"),
         "{types:?}"
     );
     let cfg = skopeo_config(&r);

@@ -667,7 +667,7 @@ impl<'a> Engine<'a> {
                 crate::gc::touch_blob(&self.store, &desc.digest);
             }
             layers.push(LayerRef {
-                desc: desc.clone(),
+                desc: crate::output::compress_base_layer(&self.store, desc, self.compression())?,
                 diff_id,
             });
         }
