@@ -47,21 +47,28 @@ fn long_transfers_print_periodic_lines_without_a_terminal() {
         &env,
         &["push", &format!("oci:{}:v1", layout.display()), &dest],
     );
-    // Quarter lines of the 24 MiB layer, then its summary.
+    // Quarter lines of the ~24 MiB layer (noise grows a little under gzip), then
+    // its summary.
     let push: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("push sha256:"))
         .collect();
-    for want in ["(25%)", "(50%)", "(75%)", "24.0 MiB done in"] {
+    let pct = |l: &str| -> Option<u64> {
+        let (_, rest) = l.rsplit_once(" (")?;
+        rest.split_once("%)")?.0.parse().ok()
+    };
+    let quarters: Vec<u64> = push.iter().filter_map(|l| pct(l)).collect();
+    for q in [25u64, 50, 75] {
         assert!(
-            push.iter().any(|l| l.contains(want)),
-            "no line with {want}:\n{err}"
+            quarters.iter().any(|p| *p >= q && *p < q + 25),
+            "no line past {q}%:\n{err}"
         );
     }
     assert!(
-        push[0].contains(" / 24.0 MiB (25%) ") && push[0].contains("/s"),
+        push[0].contains(" MiB / ") && push[0].contains("/s ETA"),
         "{err}"
     );
+    assert!(push.last().unwrap().contains(" MiB done in "), "{err}");
     assert!(
         !err.contains("\x1b["),
         "no escapes without a terminal:\n{err}"
@@ -71,7 +78,8 @@ fn long_transfers_print_periodic_lines_without_a_terminal() {
     let env2 = Env::new();
     let err = stderr_of(&env2, &["pull", &dest]);
     assert!(
-        err.contains("pull sha256:") && err.contains("(50%)"),
+        err.lines()
+            .any(|l| l.starts_with("pull sha256:") && l.contains("%) ")),
         "{err}"
     );
     assert!(err.contains(&format!("from {}", reg.addr())), "{err}");
@@ -130,14 +138,22 @@ fn a_terminal_shows_a_bar_under_tmux() {
         c.arg("-S").arg(&sock).args(args);
         c
     };
-    run(tmux(&["new-session", "-d", "-x", "160", "-y", "40", "sh"]));
+    run(&mut tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "sh",
+    ]));
     // Everything the program writes to the terminal, bar redraws included.
-    run(tmux(&[
+    run(&mut tmux(&[
         "pipe-pane",
         "-o",
         &format!("cat > {}", record.display()),
     ]));
-    run(tmux(&[
+    run(&mut tmux(&[
         "send-keys",
         &format!("sh {}", script.display()),
         "Enter",
@@ -145,7 +161,7 @@ fn a_terminal_shows_a_bar_under_tmux() {
     let start = Instant::now();
     let mut screen = String::new();
     while start.elapsed() < Duration::from_secs(120) {
-        screen = run(tmux(&["capture-pane", "-p"]));
+        screen = run(&mut tmux(&["capture-pane", "-p"]));
         if screen.contains("EXIT=") {
             break;
         }
@@ -154,12 +170,12 @@ fn a_terminal_shows_a_bar_under_tmux() {
     let _ = tmux(&["kill-server"]).output();
     assert!(screen.contains("EXIT=0"), "{screen}");
     let raw = String::from_utf8_lossy(&std::fs::read(&record).unwrap()).into_owned();
+    // An indicatif bar: `push sha256:… [=====>   ] 26.00 MiB/50.62 MiB 119.79 MiB/s ETA 0s`.
     assert!(
-        raw.contains("push sha256:") && raw.contains("/48.0 MiB") && raw.contains("ETA"),
+        raw.contains("push sha256:") && raw.contains(" [=") && raw.contains("MiB/s ETA"),
         "no bar drawn:\n{raw}"
     );
-    assert!(raw.contains("=>"), "no bar drawn:\n{raw}");
-    assert!(screen.contains("48.0 MiB done in"), "{screen}");
+    assert!(screen.contains(" MiB done in "), "{screen}");
 }
 
 /// A loopback `host:port` where nothing listens.
