@@ -285,6 +285,52 @@ impl OutputSpec {
     }
 }
 
+/// An uncompressed base layer (a `docker save`, skopeo or podman archive) compressed
+/// with the build's layer `compression`, stored in `store`; any other layer as is.
+///
+/// Why (issue 14): writing the base's plain tar unchanged would be legal (its media
+/// type would say `…tar`), but an image mixing plain and gzip layers breaks readers
+/// that decide from the first layer (go-containerregistry's tarball, so Concourse's
+/// registry-image) and pushes the base uncompressed. BuildKit likewise exports
+/// layers in the requested compression. The diff ID is unchanged; the gzip writer is
+/// deterministic, so the same base gives the same blob every time.
+pub fn compress_base_layer(
+    store: &hoist_image::BlobStore,
+    layer: &hoist_image::Descriptor,
+    compression: Compression,
+) -> Result<hoist_image::Descriptor> {
+    use hoist_image::media_type;
+    use std::io::Write;
+    if compression == Compression::None
+        || media_type::layer_compression(&layer.media_type) != Some(Compression::None)
+        || media_type::is_foreign_layer(&layer.media_type)
+    {
+        return Ok(layer.clone());
+    }
+    let what = format!("compressing base layer {}", layer.digest);
+    let stream = |e: std::io::Error| Error::Image(hoist_image::Error::stream(what.clone(), e));
+    let mut src = store.open(&layer.digest)?;
+    let mut w = store.writer()?;
+    match compression {
+        Compression::Gzip => {
+            let mut gz = hoist_image::layer::GzipWriter::new(&mut w, 6, 1).map_err(stream)?;
+            std::io::copy(&mut src, &mut gz).map_err(stream)?;
+            gz.finish().map_err(stream)?.flush().map_err(stream)?;
+        }
+        Compression::Zstd => {
+            let mut z = zstd::stream::write::Encoder::new(&mut w, 3).map_err(stream)?;
+            std::io::copy(&mut src, &mut z).map_err(stream)?;
+            z.finish().map_err(stream)?.flush().map_err(stream)?;
+        }
+        Compression::None => unreachable!("returned above"),
+    }
+    let (digest, size) = w.commit()?;
+    let mut out = hoist_image::Descriptor::new(media_type::oci_layer(compression), digest, size);
+    out.annotations = layer.annotations.clone();
+    tracing::debug!(from = %layer.digest, to = %out.digest, "compressed an uncompressed base layer");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,50 +393,4 @@ mod tests {
             assert!(OutputSpec::parse(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// An uncompressed base layer (a `docker save`, skopeo or podman archive) compressed
-/// with the build's layer `compression`, stored in `store`; any other layer as is.
-///
-/// Why (issue 14): writing the base's plain tar unchanged would be legal (its media
-/// type would say `…tar`), but an image mixing plain and gzip layers breaks readers
-/// that decide from the first layer (go-containerregistry's tarball, so Concourse's
-/// registry-image) and pushes the base uncompressed. BuildKit likewise exports
-/// layers in the requested compression. The diff ID is unchanged; the gzip writer is
-/// deterministic, so the same base gives the same blob every time.
-pub fn compress_base_layer(
-    store: &hoist_image::BlobStore,
-    layer: &hoist_image::Descriptor,
-    compression: Compression,
-) -> Result<hoist_image::Descriptor> {
-    use hoist_image::media_type;
-    use std::io::Write;
-    if compression == Compression::None
-        || media_type::layer_compression(&layer.media_type) != Some(Compression::None)
-        || media_type::is_foreign_layer(&layer.media_type)
-    {
-        return Ok(layer.clone());
-    }
-    let what = format!("compressing base layer {}", layer.digest);
-    let stream = |e: std::io::Error| Error::Image(hoist_image::Error::stream(what.clone(), e));
-    let mut src = store.open(&layer.digest)?;
-    let mut w = store.writer()?;
-    match compression {
-        Compression::Gzip => {
-            let mut gz = hoist_image::layer::GzipWriter::new(&mut w, 6, 1).map_err(stream)?;
-            std::io::copy(&mut src, &mut gz).map_err(stream)?;
-            gz.finish().map_err(stream)?.flush().map_err(stream)?;
-        }
-        Compression::Zstd => {
-            let mut z = zstd::stream::write::Encoder::new(&mut w, 3).map_err(stream)?;
-            std::io::copy(&mut src, &mut z).map_err(stream)?;
-            z.finish().map_err(stream)?.flush().map_err(stream)?;
-        }
-        Compression::None => unreachable!("returned above"),
-    }
-    let (digest, size) = w.commit()?;
-    let mut out = hoist_image::Descriptor::new(media_type::oci_layer(compression), digest, size);
-    out.annotations = layer.annotations.clone();
-    tracing::debug!(from = %layer.digest, to = %out.digest, "compressed an uncompressed base layer");
-    Ok(out)
 }

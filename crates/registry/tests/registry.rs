@@ -813,7 +813,7 @@ fn mirror_without_the_image_falls_back_to_the_upstream_once() {
     assert!(p.blobs_downloaded >= 3, "{}", p.blobs_downloaded);
     // The mirror: one ping and one manifest lookup (404), not a try per blob.
     assert_eq!(c.requests_sent(&mirror.addr()), 2);
-    assert!(c.requests_sent(&upstream.addr()) >= 1 + p.blobs_downloaded as u64);
+    assert!(c.requests_sent(&upstream.addr()) > p.blobs_downloaded as u64);
 }
 
 #[test]
