@@ -364,14 +364,18 @@ impl<'a> Engine<'a> {
         crate::gc::touch_blob(&self.store, &img.manifest_raw.digest());
         crate::gc::touch_blob(&self.store, &img.manifest.config.digest);
         let mut layers = Vec::new();
-        for (desc, diff_id) in img.manifest.layers.iter().zip(diff_ids) {
-            if !self.store.has_descriptor(desc) {
-                let r = hoist_image::open_verified(src.as_ref(), desc)?;
-                self.store.put_verified(r, desc)?;
-            } else {
-                crate::gc::touch_blob(&self.store, &desc.digest);
-            }
-            layers.push(LayerRef::base(desc.clone(), diff_id));
+        for (i, (desc, diff_id)) in img.manifest.layers.iter().zip(diff_ids).enumerate() {
+            // Uncompressed base layers (docker save, skopeo) are compressed on import;
+            // foreign layers are never downloaded.
+            let desc = crate::output::import_base_layer(
+                &self.store,
+                src.as_ref(),
+                reference,
+                i,
+                desc,
+                self.encoding.compression,
+            )?;
+            layers.push(LayerRef::base(desc, diff_id));
         }
         let view = layers::view_of(&self.store, &layers, &self.index_dir)?;
         let mut config = img.config.clone();

@@ -289,9 +289,127 @@ impl OutputSpec {
     }
 }
 
+/// Bring layer `index` of base image `reference` into `store`: verified, then
+/// compressed if it is an uncompressed tar ([`compress_base_layer`]). A
+/// non-distributable ("foreign") layer that the source does not hold fails here with
+/// its URLs: hoist never downloads foreign layers, and RUN and COPY need the bytes.
+pub fn import_base_layer(
+    store: &hoist_image::BlobStore,
+    src: &dyn hoist_image::Source,
+    reference: &str,
+    index: usize,
+    desc: &hoist_image::Descriptor,
+    compression: Compression,
+) -> Result<hoist_image::Descriptor> {
+    if store.has_descriptor(desc) {
+        crate::gc::touch_blob(store, &desc.digest);
+    } else {
+        if hoist_image::media_type::is_foreign_layer(&desc.media_type) && !src.has_blob(desc)? {
+            let urls = desc.urls.clone().unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "{reference}: layer {index} ({}) is a non-distributable layer ({}) that {} does not hold; hoist does not download foreign layers{}",
+                desc.digest,
+                desc.media_type,
+                src.name(),
+                if urls.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it is published at {})", urls.join(", "))
+                }
+            )));
+        }
+        let r = hoist_image::open_verified(src, desc)?;
+        store.put_verified(r, desc)?;
+    }
+    compress_base_layer(store, desc, compression)
+}
+
+/// An uncompressed base layer (a `docker save`, skopeo or podman archive) compressed
+/// with the build's layer `compression`, stored in `store`; any other layer as is.
+///
+/// Why (issue 14): writing the base's plain tar unchanged would be legal (its media
+/// type would say `…tar`), but an image mixing plain and gzip layers breaks readers
+/// that decide from the first layer (go-containerregistry's tarball, so Concourse's
+/// registry-image) and pushes the base uncompressed. BuildKit likewise exports
+/// layers in the requested compression. The diff ID is unchanged; the gzip writer is
+/// deterministic, so the same base gives the same blob every time.
+pub fn compress_base_layer(
+    store: &hoist_image::BlobStore,
+    layer: &hoist_image::Descriptor,
+    compression: Compression,
+) -> Result<hoist_image::Descriptor> {
+    use hoist_image::media_type;
+    use std::io::Write;
+    if compression == Compression::None
+        || media_type::layer_compression(&layer.media_type) != Some(Compression::None)
+        || media_type::is_foreign_layer(&layer.media_type)
+    {
+        return Ok(layer.clone());
+    }
+    let what = format!("compressing base layer {}", layer.digest);
+    let stream = |e: std::io::Error| Error::Image(hoist_image::Error::stream(what.clone(), e));
+    let mut src = store.open(&layer.digest)?;
+    let mut w = store.writer()?;
+    match compression {
+        Compression::Gzip => {
+            let mut gz = hoist_image::layer::GzipWriter::new(&mut w, 6, 1).map_err(stream)?;
+            std::io::copy(&mut src, &mut gz).map_err(stream)?;
+            gz.finish().map_err(stream)?.flush().map_err(stream)?;
+        }
+        Compression::Zstd => {
+            let mut z = zstd::stream::write::Encoder::new(&mut w, 3).map_err(stream)?;
+            std::io::copy(&mut src, &mut z).map_err(stream)?;
+            z.finish().map_err(stream)?.flush().map_err(stream)?;
+        }
+        Compression::None => unreachable!("returned above"),
+    }
+    let (digest, size) = w.commit()?;
+    let mut out = hoist_image::Descriptor::new(media_type::oci_layer(compression), digest, size);
+    out.annotations = layer.annotations.clone();
+    tracing::debug!(from = %layer.digest, to = %out.digest, "compressed an uncompressed base layer");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_layers_plain_tar_is_compressed_and_foreign_needs_its_bytes() {
+        use hoist_image::{media_type, BlobStore, Descriptor, Digest, RawDocument};
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path().join("blobs")).unwrap();
+        let src = hoist_registry::CacheSource::new(
+            "test",
+            store.clone(),
+            RawDocument::new(media_type::OCI_MANIFEST, b"{}".to_vec()),
+        );
+        let tar = vec![0u8; 2048];
+        let d = store.put_bytes(&tar).unwrap();
+        let plain = Descriptor::new(media_type::DOCKER_LAYER_TAR, d, tar.len() as u64);
+        let gz = import_base_layer(&store, &src, "base", 0, &plain, Compression::Gzip).unwrap();
+        assert_eq!(gz.media_type, media_type::OCI_LAYER_GZIP);
+        let mut head = [0u8; 2];
+        std::io::Read::read_exact(&mut store.open(&gz.digest).unwrap(), &mut head).unwrap();
+        assert_eq!(head, [0x1f, 0x8b]);
+        let again = import_base_layer(&store, &src, "base", 0, &plain, Compression::Gzip).unwrap();
+        assert_eq!(again.digest, gz.digest, "deterministic");
+
+        let mut foreign = Descriptor::new(
+            media_type::DOCKER_LAYER_FOREIGN_GZIP,
+            Digest::sha256(b"elsewhere"),
+            9,
+        );
+        foreign.urls = Some(vec!["https://example.test/layer".into()]);
+        let e = import_base_layer(&store, &src, "base", 1, &foreign, Compression::Gzip)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("layer 1") && e.contains("non-distributable"),
+            "{e}"
+        );
+        assert!(e.contains("https://example.test/layer"), "{e}");
+    }
 
     #[test]
     fn parses_buildkit_syntax() {

@@ -3,10 +3,18 @@
 //! Three displays: a live one for terminals (the running step with a timer, finished
 //! steps kept above it), plain lines for CI logs (`#3 [build 2/5] COPY . /app`,
 //! `#3 DONE 0.4s`, in BuildKit's plain style), and JSON lines for tools.
+//!
+//! Each display also shows blob transfers ([`Progress::transfers`], see
+//! [`transfers`]): bars on a terminal, periodic lines in plain and JSON mode.
+
+pub mod transfers;
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use hoist_image::progress::Reporter;
+use transfers::{Bars, Lines};
 
 /// A build event.
 #[derive(Debug, Clone)]
@@ -51,6 +59,12 @@ pub enum Event<'a> {
 pub trait Progress: Send + Sync {
     /// Handle one event.
     fn event(&self, event: Event<'_>);
+
+    /// Where blob transfers (pulls, pushes, copies, downloads) report, shown by this
+    /// display. Default: nowhere.
+    fn transfers(&self) -> Reporter {
+        Reporter::none()
+    }
 }
 
 /// Which display to use.
@@ -92,7 +106,7 @@ pub fn display(mode: Mode) -> Box<dyn Progress> {
             }
         }
         Mode::Plain => Box::new(Plain::new()),
-        Mode::Json => Box::new(Json),
+        Mode::Json => Box::new(Json::new()),
         Mode::Quiet => Box::new(Quiet),
     }
 }
@@ -108,14 +122,17 @@ pub struct Plain {
     start: Instant,
     /// Each step's unfinished output line (steps of parallel stages interleave).
     partial: Mutex<std::collections::HashMap<usize, Vec<u8>>>,
+    transfers: Lines,
 }
 
 impl Plain {
-    /// A plain display.
+    /// A plain display (transfer lines every `HOIST_PROGRESS_INTERVAL` seconds, 5 by
+    /// default, and at each quarter of a large blob).
     pub fn new() -> Plain {
         Plain {
             start: Instant::now(),
             partial: Mutex::new(std::collections::HashMap::new()),
+            transfers: Lines::plain(transfers::interval_from_env()),
         }
     }
 }
@@ -127,6 +144,10 @@ impl Default for Plain {
 }
 
 impl Progress for Plain {
+    fn transfers(&self) -> Reporter {
+        Reporter::new(Arc::new(self.transfers.clone()))
+    }
+
     fn event(&self, event: Event<'_>) {
         let mut err = std::io::stderr().lock();
         let _ = match event {
@@ -160,8 +181,30 @@ impl Progress for Plain {
 }
 
 /// JSON lines (one object per event) on stderr.
-pub struct Json;
+pub struct Json {
+    transfers: Lines,
+}
+
+impl Json {
+    /// A JSON display (transfer events as often as plain lines).
+    pub fn new() -> Json {
+        Json {
+            transfers: Lines::json(transfers::interval_from_env()),
+        }
+    }
+}
+
+impl Default for Json {
+    fn default() -> Self {
+        Json::new()
+    }
+}
+
 impl Progress for Json {
+    fn transfers(&self) -> Reporter {
+        Reporter::new(Arc::new(self.transfers.clone()))
+    }
+
     fn event(&self, event: Event<'_>) {
         let v = match event {
             Event::Start { id, name } => serde_json::json!({"event":"start","id":id,"name":name}),
@@ -190,6 +233,7 @@ impl Progress for Json {
 /// line, redrawn several times a second by a small ticker thread.
 pub struct Terminal {
     state: std::sync::Arc<Mutex<TermState>>,
+    bars: Bars,
 }
 
 struct Running {
@@ -206,6 +250,9 @@ struct TermState {
     drawn: usize,
 }
 
+/// At most this many running steps get their own lines (the rest are counted).
+const MAX_RUNNING_SHOWN: usize = 8;
+
 impl Terminal {
     /// A terminal display.
     pub fn new() -> Terminal {
@@ -214,19 +261,23 @@ impl Terminal {
             running: std::collections::BTreeMap::new(),
             drawn: 0,
         }));
+        let bars = Bars::new();
         // The ticker holds only a weak reference: it ends when the display is dropped.
         let weak = std::sync::Arc::downgrade(&state);
+        let ticker_bars = bars.clone();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(200));
             let Some(state) = weak.upgrade() else { return };
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             if !st.running.is_empty() {
-                let mut err = std::io::stderr().lock();
-                st.clear(&mut err);
-                st.draw(&mut err);
+                ticker_bars.suspend(|| {
+                    let mut err = std::io::stderr().lock();
+                    st.clear(&mut err);
+                    st.draw(&mut err);
+                });
             }
         });
-        Terminal { state }
+        Terminal { state, bars }
     }
 }
 
@@ -246,9 +297,6 @@ fn width() -> usize {
 fn clip(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
-
-/// At most this many running steps get their own lines (the rest are counted).
-const MAX_RUNNING_SHOWN: usize = 8;
 
 impl TermState {
     fn clear(&mut self, err: &mut impl Write) {
@@ -270,7 +318,11 @@ impl TermState {
             );
             lines += 1;
             if !r.last_line.is_empty() {
-                let _ = writeln!(err, "   \x1b[2m{}\x1b[0m", clip(&r.last_line, w.saturating_sub(4)));
+                let _ = writeln!(
+                    err,
+                    "   \x1b[2m{}\x1b[0m",
+                    clip(&r.last_line, w.saturating_sub(4))
+                );
                 lines += 1;
             }
         }
@@ -288,7 +340,18 @@ impl TermState {
 }
 
 impl Progress for Terminal {
+    fn transfers(&self) -> Reporter {
+        Reporter::new(Arc::new(self.bars.clone()))
+    }
+
     fn event(&self, event: Event<'_>) {
+        // Transfer bars are hidden while the step lines are written, then redrawn.
+        self.bars.suspend(|| self.write_event(event));
+    }
+}
+
+impl Terminal {
+    fn write_event(&self, event: Event<'_>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut err = std::io::stderr().lock();
         st.clear(&mut err);

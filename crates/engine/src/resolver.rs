@@ -26,13 +26,33 @@ pub struct DefaultResolver<'p> {
 impl<'p> DefaultResolver<'p> {
     /// A resolver for a build with these options (blobs go to the build's cache store).
     pub fn new(opts: &BuildOptions, progress: &'p dyn Progress) -> Result<DefaultResolver<'p>> {
+        let mut config = opts.registry.clone();
+        // Base pulls and `--push` show their blob transfers on the build's display.
+        config.progress = progress.transfers();
         Ok(DefaultResolver {
-            config: opts.registry.clone(),
+            config,
             client: OnceLock::new(),
             store: BlobStore::new(opts.cache_dir.join("blobs"))?,
             policy: opts.pull,
             progress,
         })
+    }
+
+    /// A resolver with these registry settings whose pulls and pushes report to
+    /// `progress` (messages; transfers go where `config.progress` says).
+    pub fn new_with(
+        config: ClientConfig,
+        store: BlobStore,
+        policy: PullPolicy,
+        progress: &'p dyn Progress,
+    ) -> DefaultResolver<'p> {
+        DefaultResolver {
+            config,
+            client: OnceLock::new(),
+            store,
+            policy,
+            progress,
+        }
     }
 
     /// A resolver with default settings and no progress display.
@@ -110,9 +130,14 @@ impl BaseResolver for DefaultResolver<'_> {
             .client()?
             .pull(&r, platform, &self.store, self.policy)
             .map_err(reg_err)?;
-        if pulled.blobs_downloaded > 0 {
+        if let Some(host) = &pulled.served_by {
+            let from = if pulled.from_mirror {
+                format!("mirror {host}")
+            } else {
+                host.clone()
+            };
             self.progress.event(Event::Info(&format!(
-                "pulled {r}: {} blobs, {} bytes",
+                "pulled {r} from {from}: {} blobs, {} bytes",
                 pulled.blobs_downloaded, pulled.bytes_downloaded
             )));
         }

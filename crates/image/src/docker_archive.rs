@@ -33,8 +33,8 @@ use crate::{
 };
 
 /// Media type of an uncompressed Docker layer (what skopeo and docker use for the
-/// `layer.tar` files of a docker-archive).
-pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// `layer.tar` files of a docker-archive); the same as [`media_type::DOCKER_LAYER_TAR`].
+pub use crate::media_type::DOCKER_LAYER_TAR;
 
 /// One entry of a docker-archive's `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -18,6 +18,7 @@ pub mod error;
 pub mod layer;
 pub mod media_type;
 pub mod mutate;
+pub mod progress;
 pub mod source;
 pub mod spec;
 pub mod store;

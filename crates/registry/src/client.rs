@@ -66,7 +66,6 @@ impl futures_core::Stream for RxStream {
         self.0.poll_recv(cx)
     }
 }
-use crate::reference::{DOCKER_HUB, DOCKER_HUB_API};
 use crate::{Error, ErrorCode, Result};
 
 /// An extra trusted CA certificate.
@@ -94,9 +93,14 @@ pub struct ClientConfig {
     /// unverified certificate (`--insecure-registry`). Loopback hosts may always fall
     /// back to HTTP, as Docker allows.
     pub insecure: Vec<String>,
-    /// Mirrors for Docker Hub (`https://mirror.example`, `127.0.0.1:5001`), tried in
-    /// order before Docker Hub itself.
+    /// Mirrors (`--registry-mirror`): `[SCHEME://]HOST[:PORT]` for Docker Hub, or
+    /// `REGISTRY=[SCHEME://]HOST[:PORT]` for any registry; tried in order, before the
+    /// `hosts.toml` hosts and the registry itself (see [`crate::mirrors`]).
     pub mirrors: Vec<String>,
+    /// Directories of containerd's `certs.d/<registry>/hosts.toml` layout naming each
+    /// registry's mirrors (see [`crate::mirrors`]). Default: `/etc/containerd/certs.d`
+    /// and `~/.config/containerd/certs.d`.
+    pub hosts_dirs: Vec<PathBuf>,
     /// Blobs transferred at once.
     pub concurrency: usize,
     /// Retries after the first attempt for transient failures (5xx, 429, dropped
@@ -111,6 +115,8 @@ pub struct ClientConfig {
     pub chunk_size: Option<u64>,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// Where blob downloads (pulls) and uploads (pushes) report their progress.
+    pub progress: hoist_image::progress::Reporter,
 }
 
 impl Default for ClientConfig {
@@ -137,18 +143,24 @@ impl Default for ClientConfig {
                 .map(|p| p.join("certs.d"))
                 .unwrap_or_default(),
         );
+        let mut hosts_dirs = vec![PathBuf::from("/etc/containerd/certs.d")];
+        if let Some(h) = std::env::var_os("HOME") {
+            hosts_dirs.push(PathBuf::from(&h).join(".config/containerd/certs.d"));
+        }
         ClientConfig {
             auth: AuthConfig::default(),
             ca_certs,
             certs_dirs,
             insecure: Vec::new(),
             mirrors: Vec::new(),
+            hosts_dirs,
             concurrency: 6,
             retries: 4,
             retry_delay: Duration::from_millis(250),
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
             chunk_size: None,
             connect_timeout: Duration::from_secs(30),
+            progress: hoist_image::progress::Reporter::none(),
         }
     }
 }
@@ -201,6 +213,10 @@ pub(crate) struct Inner {
     creds: Mutex<HashMap<String, Option<Credential>>>,
     /// Blobs known to exist in other repositories: digest → (registry, repository).
     pub(crate) locations: Mutex<HashMap<String, BTreeSet<(String, String)>>>,
+    /// Mirrors: parsed hosts, who served what, unreachable mirrors.
+    pub(crate) mirrors: crate::mirrors::MirrorState,
+    /// HTTP requests sent or attempted, per host (see [`Client::requests_sent`]).
+    requests: Mutex<HashMap<String, u64>>,
 }
 
 /// A registry client. Cheap to clone (shared state: connections, tokens).
@@ -255,6 +271,8 @@ impl Client {
                 tokens: Mutex::new(HashMap::new()),
                 creds: Mutex::new(HashMap::new()),
                 locations: Mutex::new(HashMap::new()),
+                mirrors: Default::default(),
+                requests: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -262,6 +280,41 @@ impl Client {
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// How many HTTP requests this client (and its clones) sent or tried to send to
+    /// `host` (`host[:port]`), counting every attempt: pings, retries, token-less
+    /// rounds. For diagnostics, and for tests that a host was not contacted.
+    pub fn requests_sent(&self, host: &str) -> u64 {
+        let m = self.inner.requests.lock().expect("poisoned");
+        m.get(host).copied().unwrap_or(0)
+    }
+
+    fn count_request(&self, host: &str) {
+        *self
+            .inner
+            .requests
+            .lock()
+            .expect("poisoned")
+            .entry(host.to_string())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn cached_endpoint(&self, key: &str) -> Option<Arc<Endpoint>> {
+        self.inner
+            .endpoints
+            .lock()
+            .expect("poisoned")
+            .get(key)
+            .cloned()
+    }
+
+    pub(crate) fn cache_endpoint(&self, key: String, ep: Arc<Endpoint>) {
+        self.inner
+            .endpoints
+            .lock()
+            .expect("poisoned")
+            .insert(key, ep);
     }
 
     fn is_insecure(&self, host: &str) -> bool {
@@ -484,7 +537,7 @@ impl Client {
             return Ok(ep.clone());
         }
         let ep = Arc::new(self.with_retry(&format!("ping {host}"), |_| {
-            self.ping(host, cred_name, None)
+            self.ping(host, cred_name, None, false)
         })?);
         self.inner
             .endpoints
@@ -494,59 +547,21 @@ impl Client {
         Ok(ep)
     }
 
-    /// The endpoints to read `registry` from: mirrors first for Docker Hub, then origin.
-    pub(crate) fn read_endpoints(&self, registry: &str) -> Vec<Result<Arc<Endpoint>>> {
-        let mut out = Vec::new();
-        if registry == DOCKER_HUB {
-            for m in &self.inner.config.mirrors {
-                out.push(self.mirror_endpoint(m));
-            }
-        }
-        out.push(self.registry_endpoint(registry));
-        out
-    }
-
-    /// The origin endpoint for a registry name.
+    /// The upstream endpoint for a registry name (see [`crate::mirrors`]).
     pub(crate) fn registry_endpoint(&self, registry: &str) -> Result<Arc<Endpoint>> {
-        let host = if registry == DOCKER_HUB {
-            DOCKER_HUB_API
-        } else {
-            registry
-        };
-        self.endpoint(host, registry)
+        self.upstream_endpoint(registry)
     }
 
-    fn mirror_endpoint(&self, mirror: &str) -> Result<Arc<Endpoint>> {
-        let (scheme, rest) = match mirror.split_once("://") {
-            Some((s, r)) if s == "http" || s == "https" => (Some(s), r),
-            Some(_) => {
-                return Err(Error::Config(format!(
-                    "registry mirror {mirror:?}: only http:// and https:// are supported"
-                )))
-            }
-            None => (None, mirror),
-        };
-        let host = rest.trim_end_matches('/').trim_end_matches("/v2");
-        if host.is_empty() || host.contains('/') {
-            return Err(Error::Config(format!(
-                "registry mirror {mirror:?}: expected [SCHEME://]HOST[:PORT]"
-            )));
-        }
-        let key = format!("mirror:{mirror}");
-        if let Some(ep) = self.inner.endpoints.lock().expect("poisoned").get(&key) {
-            return Ok(ep.clone());
-        }
-        let ep = Arc::new(self.ping(host, host, scheme)?);
-        self.inner
-            .endpoints
-            .lock()
-            .expect("poisoned")
-            .insert(key, ep.clone());
-        Ok(ep)
-    }
-
-    fn ping(&self, host: &str, cred_name: &str, force_scheme: Option<&str>) -> Result<Endpoint> {
-        let explicit = self.is_insecure(host);
+    /// Reach `host`: pick the scheme and learn its auth challenge from `GET /v2/`.
+    /// `skip_verify`: HTTPS without certificate checks, as for `--insecure-registry`.
+    pub(crate) fn ping(
+        &self,
+        host: &str,
+        cred_name: &str,
+        force_scheme: Option<&str>,
+        skip_verify: bool,
+    ) -> Result<Endpoint> {
+        let explicit = self.is_insecure(host) || skip_verify;
         let attempts: Vec<(&str, bool)> = match force_scheme {
             Some("http") => vec![("http", true)],
             Some(_) => vec![("https", !explicit)],
@@ -565,6 +580,7 @@ impl Client {
             let http = self.http_client(host, verify, plain)?;
             let base = format!("{scheme}://{host}");
             let what = "GET /v2/".to_string();
+            self.count_request(host);
             let resp = match http.get(format!("{base}/v2/")).send() {
                 Ok(r) => r,
                 Err(e) => {
@@ -821,6 +837,7 @@ impl Client {
                 });
             };
             let req = self.authorize(ep, &challenge, repo, &scopes, fresh, req)?;
+            self.count_request(&ep.host);
             let resp = req.send().map_err(|e| Error::Transport {
                 registry: ep.host.clone(),
                 what: what.to_string(),

@@ -7,7 +7,8 @@
 //! - [`Reference`]: `alpine` → `docker.io/library/alpine:latest`, ports, digests.
 //! - [`ClientConfig`] → [`Client::new`]: credentials ([`AuthConfig`]: Docker's
 //!   `config.json`, podman's `auth.json`, helpers), extra CAs and `certs.d`,
-//!   insecure registries, Docker Hub mirrors, concurrency, retries, chunk size.
+//!   insecure registries, mirrors of any registry ([`mirrors`]: containerd's
+//!   `hosts.toml`), concurrency, retries, chunk size.
 //! - [`Client::source`] → [`RegistrySource`], an [`hoist_image::Source`]: any sink
 //!   (layout, archive, rootfs, another registry) reads a remote image through it.
 //! - [`Client::pull`] → [`Pulled`]: one platform's image into a shared
@@ -50,6 +51,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod login;
+pub mod mirrors;
 pub mod ops;
 pub mod pull;
 pub mod push;
@@ -61,6 +63,7 @@ pub use client::{validate_ca, CaCert, Client, ClientConfig};
 pub use error::{Error, ErrorCode, Result};
 pub use login::logout;
 pub use login::normalize_registry;
+pub use mirrors::{Hosts, Mirror};
 pub use ops::{BlobOutcome, OpenBlob};
 pub use pull::{Inspection, PullPolicy, Pulled};
 pub use push::{PushOptions, PushReport};

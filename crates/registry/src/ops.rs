@@ -54,31 +54,6 @@ fn with_query(url: &str, kv: &str) -> String {
 }
 
 impl Client {
-    /// Try each read endpoint (mirrors first for Docker Hub); retry only on the origin.
-    pub(crate) fn read_from<T>(
-        &self,
-        r: &Reference,
-        what: &str,
-        mut f: impl FnMut(&Arc<Endpoint>) -> Result<T>,
-    ) -> Result<T> {
-        let eps = self.read_endpoints(r.registry());
-        let n = eps.len();
-        for (i, ep) in eps.into_iter().enumerate() {
-            if i + 1 < n {
-                match ep.and_then(|ep| f(&ep)) {
-                    Ok(v) => return Ok(v),
-                    Err(e) => {
-                        tracing::info!("mirror failed for {what}: {e}; trying the next source");
-                        continue;
-                    }
-                }
-            }
-            let ep = ep?;
-            return self.with_retry(what, |_| f(&ep));
-        }
-        unreachable!("read_endpoints always returns the origin")
-    }
-
     fn manifest_on(&self, ep: &Endpoint, r: &Reference, mref: &str) -> Result<RawDocument> {
         let repo = r.repository();
         let path = format!("/v2/{repo}/manifests/{mref}");
@@ -119,9 +94,12 @@ impl Client {
     /// reference's digest, or against `Docker-Content-Digest` for a tag.
     pub fn get_manifest(&self, r: &Reference) -> Result<RawDocument> {
         let mref = r.manifest_ref();
-        self.read_from(r, &format!("get manifest {r}"), |ep| {
-            self.manifest_on(ep, r, &mref)
-        })
+        self.read_from(
+            r,
+            &format!("get manifest {r}"),
+            r.digest().is_some(),
+            |ep| self.manifest_on(ep, r, &mref),
+        )
     }
 
     /// Fetch a manifest by descriptor from `r`'s repository, verified.
@@ -131,7 +109,7 @@ impl Client {
         desc: &Descriptor,
     ) -> Result<RawDocument> {
         let mref = desc.digest.to_string();
-        let mut doc = self.read_from(r, &format!("get manifest {}", desc.digest), |ep| {
+        let mut doc = self.read_from(r, &format!("get manifest {}", desc.digest), true, |ep| {
             self.manifest_on(ep, r, &mref)
         })?;
         if doc.media_type.is_empty() {
@@ -141,29 +119,54 @@ impl Client {
     }
 
     /// `HEAD` a manifest: its descriptor (media type, digest, size), or `None` if
-    /// the tag or digest does not exist.
+    /// the tag or digest does not exist. Reads go to mirrors first.
     pub fn head_manifest(&self, r: &Reference) -> Result<Option<Descriptor>> {
-        let repo = r.repository();
-        let mref = r.manifest_ref();
-        let path = format!("/v2/{repo}/manifests/{mref}");
-        let what = format!("HEAD {path}");
-        let res = self.read_from(r, &what, |ep| {
-            let url = Client::url(ep, &path);
-            let resp = self.send(ep, repo, &[scope(repo, false)], &what, |h| {
-                Some(Client::method(h, Method::HEAD, &url).header("Accept", MANIFEST_ACCEPT))
-            })?;
-            if resp.status() == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !resp.status().is_success() {
-                return Err(registry_error(&ep.host, &what, resp));
-            }
-            let mt = header(&resp, CONTENT_TYPE)
-                .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
-                .unwrap_or_default();
-            let size = header(&resp, CONTENT_LENGTH).and_then(|s| s.parse().ok());
-            Ok(Some((mt, docker_digest(&resp), size)))
+        let what = format!("HEAD /v2/{}/manifests/{}", r.repository(), r.manifest_ref());
+        let res = self.read_from(r, &what, r.digest().is_some(), |ep| {
+            self.head_manifest_on(ep, r, &what)
         })?;
+        self.head_result(r, res)
+    }
+
+    /// [`Client::head_manifest`] on the registry itself, never a mirror (what a push
+    /// needs to know).
+    pub(crate) fn head_manifest_upstream(&self, r: &Reference) -> Result<Option<Descriptor>> {
+        let what = format!("HEAD /v2/{}/manifests/{}", r.repository(), r.manifest_ref());
+        let ep = self.registry_endpoint(r.registry())?;
+        let res = self.with_retry(&what, |_| self.head_manifest_on(&ep, r, &what))?;
+        self.head_result(r, res)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn head_manifest_on(
+        &self,
+        ep: &Endpoint,
+        r: &Reference,
+        what: &str,
+    ) -> Result<Option<(String, Option<Digest>, Option<u64>)>> {
+        let repo = r.repository();
+        let url = Client::url(ep, &format!("/v2/{repo}/manifests/{}", r.manifest_ref()));
+        let resp = self.send(ep, repo, &[scope(repo, false)], what, |h| {
+            Some(Client::method(h, Method::HEAD, &url).header("Accept", MANIFEST_ACCEPT))
+        })?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(registry_error(&ep.host, what, resp));
+        }
+        let mt = header(&resp, CONTENT_TYPE)
+            .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        let size = header(&resp, CONTENT_LENGTH).and_then(|s| s.parse().ok());
+        Ok(Some((mt, docker_digest(&resp), size)))
+    }
+
+    fn head_result(
+        &self,
+        r: &Reference,
+        res: Option<(String, Option<Digest>, Option<u64>)>,
+    ) -> Result<Option<Descriptor>> {
         match res {
             None => Ok(None),
             Some((mt, Some(d), Some(size))) => Ok(Some(Descriptor::new(mt, d, size))),
@@ -421,7 +424,12 @@ impl Client {
             if mount.is_some() {
                 tracing::debug!(digest = %desc.digest, "mount declined; uploading");
             }
-            let reader = open().map_err(Error::Image)?;
+            let reader: Box<dyn Read + Send + '_> = Box::new(self.inner.config.progress.reader(
+                hoist_image::progress::Direction::Push,
+                &desc.digest.to_string(),
+                Some(desc.size),
+                open().map_err(Error::Image)?,
+            ));
             match self.inner.config.chunk_size {
                 Some(c) if c > 0 && desc.size > c => {
                     self.upload_chunked(ep, repo, desc, &loc, reader, c)?
@@ -551,7 +559,7 @@ impl Client {
     /// (wrap it in a `VerifyingReader`, as [`hoist_image::open_verified`] does).
     pub fn get_blob(&self, r: &Reference, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
         let what = format!("GET blob {}", desc.digest);
-        let (ep, resp) = self.read_from(r, &what, |ep| {
+        let (ep, resp) = self.read_from(r, &what, true, |ep| {
             let resp = self.blob_request(ep, r.repository(), &desc.digest, 0)?;
             Ok((ep.clone(), resp))
         })?;

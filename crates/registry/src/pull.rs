@@ -77,6 +77,11 @@ pub struct Pulled {
     pub blobs_downloaded: usize,
     /// Bytes downloaded.
     pub bytes_downloaded: u64,
+    /// The host that served the image's manifest (a mirror's or the registry's own
+    /// API host); `None` when it came from the cache.
+    pub served_by: Option<String>,
+    /// Whether [`Pulled::served_by`] is a mirror (see [`crate::mirrors`]).
+    pub from_mirror: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -302,11 +307,17 @@ impl Client {
             from_registry,
             blobs_downloaded: blobs,
             bytes_downloaded: bytes,
+            served_by: None,
+            from_mirror: false,
         }
     }
 
     fn pull_remote(&self, r: &Reference, platform: &Platform, store: &BlobStore) -> Result<Pulled> {
         let root = self.get_manifest(r)?;
+        let served = self.served_by(r);
+        if let Some((host, mirror)) = &served {
+            tracing::info!(reference = %r, host, mirror, "manifest served");
+        }
         let mut root_desc = root.descriptor();
         root_desc.media_type = document_media_type(&root)?;
         store.put_bytes(&root.bytes)?;
@@ -353,7 +364,12 @@ impl Client {
         let bytes = AtomicU64::new(0);
         parallel(self.config().concurrency, &wanted, |desc| {
             self.with_retry(&format!("download {}", desc.digest), |_| {
-                let reader = self.get_blob(r, desc)?;
+                let reader = self.inner.config.progress.reader(
+                    hoist_image::progress::Direction::Pull,
+                    &desc.digest.to_string(),
+                    Some(desc.size),
+                    self.get_blob(r, desc)?,
+                );
                 let verifying = VerifyingReader::new(reader, desc.digest.clone(), Some(desc.size));
                 store.put_verified(verifying, desc).map_err(|e| match e {
                     hoist_image::Error::Stream { context, source }
@@ -379,7 +395,13 @@ impl Client {
         write_ref_entry(store, r, platform, &root_desc, &manifest_desc)?;
         // Blobs that were already cached are used again now.
         touch_image(store, &root_desc, &image);
-        Ok(self.finish_pull(r, root_desc, image, store, true, count, bytes.into_inner()))
+        let mut pulled =
+            self.finish_pull(r, root_desc, image, store, true, count, bytes.into_inner());
+        if let Some((host, mirror)) = served {
+            pulled.served_by = Some(host);
+            pulled.from_mirror = mirror;
+        }
+        Ok(pulled)
     }
 
     /// What `hoist inspect docker://REF` shows: the raw root document and its digest,

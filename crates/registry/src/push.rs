@@ -167,7 +167,7 @@ impl Client {
         for d in dests {
             let is_current = !opts.always_check_blobs
                 && d.tag().is_some()
-                && self.head_manifest(d)?.map(|h| h.digest).as_ref() == Some(&root_digest);
+                && self.head_manifest_upstream(d)?.map(|h| h.digest).as_ref() == Some(&root_digest);
             current.push(is_current);
         }
         for ((registry, repo), dest) in &repos {
@@ -181,7 +181,7 @@ impl Client {
             if !opts.always_check_blobs
                 && (repo_current
                     || self
-                        .head_manifest(&dest.with_digest(root_digest.clone()))?
+                        .head_manifest_upstream(&dest.with_digest(root_digest.clone()))?
                         .is_some())
             {
                 tracing::debug!(repository = %repo, "image already present; only tagging");
@@ -213,7 +213,10 @@ impl Client {
             // Child manifests by digest; the root waits until every destination is complete.
             for m in &tree.manifests[..tree.manifests.len() - 1] {
                 let d = m.digest();
-                if self.head_manifest(&dest.with_digest(d.clone()))?.is_none() {
+                if self
+                    .head_manifest_upstream(&dest.with_digest(d.clone()))?
+                    .is_none()
+                {
                     self.put_manifest_at(dest, &d.to_string(), m)?;
                 }
                 manifests += 1;

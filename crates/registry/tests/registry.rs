@@ -23,6 +23,7 @@ fn config() -> ClientConfig {
         },
         ca_certs: Vec::new(),
         certs_dirs: Vec::new(),
+        hosts_dirs: Vec::new(),
         retry_delay: Duration::from_millis(50),
         retries: 2,
         ..Default::default()
@@ -706,6 +707,113 @@ fn docker_hub_mirror_is_tried_first() {
         .unwrap();
     assert_eq!(p.digest, img.manifest.digest);
     assert_eq!(p.reference.to_string(), "docker.io/library/hoisttest:v1");
+    assert_eq!(p.served_by.as_deref(), Some(mirror.addr().as_str()));
+    assert!(p.from_mirror);
+    assert_eq!(
+        c.requests_sent("registry-1.docker.io"),
+        0,
+        "Docker Hub contacted"
+    );
+}
+
+/// A loopback `host:port` where nothing listens (connections are refused).
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a.to_string()
+}
+
+/// A `hosts.toml` directory: `<dir>/<registry>/hosts.toml` naming `mirrors`.
+fn hosts_dir(dir: &std::path::Path, registry: &str, mirrors: &[String]) -> std::path::PathBuf {
+    let d = dir.join("certs.d");
+    std::fs::create_dir_all(d.join(registry)).unwrap();
+    let text: String = mirrors
+        .iter()
+        .map(|m| format!("[host.\"http://{m}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"))
+        .collect();
+    std::fs::write(d.join(registry).join("hosts.toml"), text).unwrap();
+    d
+}
+
+#[test]
+fn hosts_toml_mirror_serves_without_contacting_an_unreachable_upstream() {
+    let mirror = Registry::plain();
+    let upstream = closed_port();
+    let work = tempfile::tempdir().unwrap();
+    let img = small_image(&work.path().join("l"));
+    Client::new(config())
+        .unwrap()
+        .push(
+            &LayoutSource::open(&img.dir, None),
+            &[r(&format!("{}/team/app:v1", mirror.addr()))],
+            &PushOptions::default(),
+        )
+        .unwrap();
+    // A dead mirror first: skipped after one refused connection.
+    let dead = closed_port();
+    let c = Client::new(ClientConfig {
+        hosts_dirs: vec![hosts_dir(
+            work.path(),
+            &upstream,
+            &[dead.clone(), mirror.addr()],
+        )],
+        retries: 4,
+        retry_delay: Duration::from_millis(500),
+        ..config()
+    })
+    .unwrap();
+    let store = BlobStore::new(work.path().join("c/blobs")).unwrap();
+    let p = c
+        .pull(
+            &r(&format!("{upstream}/team/app:v1")),
+            &Platform::host(),
+            &store,
+            PullPolicy::Always,
+        )
+        .unwrap();
+    assert_eq!(p.digest, img.manifest.digest);
+    assert_eq!(p.served_by.as_deref(), Some(mirror.addr().as_str()));
+    assert!(p.from_mirror);
+    assert_eq!(c.requests_sent(&upstream), 0, "the upstream was contacted");
+    assert_eq!(c.requests_sent(&dead), 1, "a dead mirror is tried once");
+}
+
+#[test]
+fn mirror_without_the_image_falls_back_to_the_upstream_once() {
+    let mirror = Registry::plain();
+    let upstream = Registry::plain();
+    let work = tempfile::tempdir().unwrap();
+    let img = small_image(&work.path().join("l"));
+    Client::new(config())
+        .unwrap()
+        .push(
+            &LayoutSource::open(&img.dir, None),
+            &[r(&format!("{}/team/app:v1", upstream.addr()))],
+            &PushOptions::default(),
+        )
+        .unwrap();
+    let c = Client::new(ClientConfig {
+        mirrors: vec![format!("{}=http://{}", upstream.addr(), mirror.addr())],
+        ..config()
+    })
+    .unwrap();
+    let store = BlobStore::new(work.path().join("c/blobs")).unwrap();
+    let p = c
+        .pull(
+            &r(&format!("{}/team/app:v1", upstream.addr())),
+            &Platform::host(),
+            &store,
+            PullPolicy::Always,
+        )
+        .unwrap();
+    assert_eq!(p.digest, img.manifest.digest);
+    assert_eq!(p.served_by.as_deref(), Some(upstream.addr().as_str()));
+    assert!(!p.from_mirror);
+    assert!(p.blobs_downloaded >= 3, "{}", p.blobs_downloaded);
+    // The mirror: one ping and one manifest lookup (404), not a try per blob.
+    assert_eq!(c.requests_sent(&mirror.addr()), 2);
+    assert!(c.requests_sent(&upstream.addr()) > p.blobs_downloaded as u64);
 }
 
 #[test]

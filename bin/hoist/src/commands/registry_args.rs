@@ -14,9 +14,19 @@ pub struct RegistryArgs {
     /// Registry host to reach over plain HTTP or unverified TLS (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
-    /// Mirror to try first for docker.io (repeatable).
-    #[arg(long = "registry-mirror", value_name = "URL")]
+    /// Mirror to try first: URL for docker.io, REGISTRY=URL for any registry
+    /// (repeatable; before the hosts.toml mirrors, see docs/registries.md).
+    #[arg(long = "registry-mirror", value_name = "[REGISTRY=]URL")]
     pub mirrors: Vec<String>,
+    /// Directory of containerd-style REGISTRY/hosts.toml files naming mirrors
+    /// (repeatable; replaces the default /etc/containerd/certs.d and
+    /// ~/.config/containerd/certs.d).
+    #[arg(
+        long = "registry-config",
+        value_name = "DIR",
+        env = "HOIST_REGISTRY_CONFIG"
+    )]
+    pub registry_config: Vec<PathBuf>,
     /// Credentials file to read (default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json,
     /// ~/.docker/config.json, podman's auth.json).
     #[arg(long = "authfile", env = "REGISTRY_AUTH_FILE", value_name = "FILE")]
@@ -31,6 +41,9 @@ impl RegistryArgs {
             .extend(self.ca_certs.iter().cloned().map(CaCert::File));
         c.insecure.extend(self.insecure.iter().cloned());
         c.mirrors.extend(self.mirrors.iter().cloned());
+        if !self.registry_config.is_empty() {
+            c.hosts_dirs = self.registry_config.clone();
+        }
         if let Some(f) = &self.authfile {
             c.auth.files = Some(vec![f.clone()]);
         }

@@ -41,6 +41,20 @@ pub(crate) fn cache_store(
     Ok((BlobStore::new(dir.join("blobs"))?, lock))
 }
 
+/// The display for `--progress`, and a registry configuration reporting to it.
+fn display_and_config(
+    progress: &str,
+    registry: &RegistryArgs,
+) -> Result<(Box<dyn progress::Progress>, hoist_registry::ClientConfig)> {
+    let mode: Mode = progress
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--progress: {e}"))?;
+    let display = progress::display(mode);
+    let mut config = registry.to_config();
+    config.progress = display.transfers();
+    Ok((display, config))
+}
+
 fn platform(p: &Option<String>) -> Result<Platform> {
     match p {
         Some(p) => Platform::parse(p)
@@ -76,6 +90,9 @@ pub struct PullArgs {
     /// hoist's cache directory.
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Progress display: auto (bars on a terminal), plain (periodic lines), json or quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
     /// Registry settings.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -85,7 +102,8 @@ pub struct PullArgs {
 pub fn pull(a: PullArgs) -> Result<ExitCode> {
     let (store, _cache_lock) = cache_store(&a.cache_dir)?;
     let policy: PullPolicy = a.pull.parse().map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
-    let resolver = DefaultResolver::standalone(a.registry.to_config(), store.clone(), policy);
+    let (display, config) = display_and_config(&a.progress, &a.registry)?;
+    let resolver = DefaultResolver::new_with(config, store.clone(), policy, display.as_ref());
     let p = platform(&a.platform)?;
     let src = resolver.open(&a.image, &p)?;
     let outputs = a
@@ -95,7 +113,6 @@ pub fn pull(a: PullArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     let scratch = tempfile::tempdir()?;
     let tag = registry_reference(&a.image)?.to_string();
-    let display = progress::display(Mode::Auto);
     let meta = hoist_engine::export::export(
         src.as_ref(),
         &p,
@@ -120,6 +137,9 @@ pub struct PushArgs {
     /// hoist's cache directory (its pull records help cross-repository mounts).
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Progress display: auto (bars on a terminal), plain (periodic lines), json or quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
     /// Registry settings.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -128,8 +148,8 @@ pub struct PushArgs {
 /// Run `hoist push`.
 pub fn push(a: PushArgs) -> Result<ExitCode> {
     let (store, _cache_lock) = cache_store(&a.cache_dir)?;
-    let resolver =
-        DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
+    let (_display, config) = display_and_config(&a.progress, &a.registry)?;
+    let resolver = DefaultResolver::standalone(config, store.clone(), PullPolicy::Missing);
     let src = open_any(&a.source, &resolver)?;
     let mount_from = if hoist_engine::resolver::open_local(&a.source)?.is_none() {
         vec![registry_reference(&a.source)?]
@@ -195,6 +215,9 @@ pub struct CopyArgs {
     /// hoist's cache directory.
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Progress display: auto (bars on a terminal), plain (periodic lines), json or quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
     /// Registry settings.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -203,8 +226,8 @@ pub struct CopyArgs {
 /// Run `hoist copy`: the destination's root digest must equal the source's.
 pub fn copy(a: CopyArgs) -> Result<ExitCode> {
     let (store, _cache_lock) = cache_store(&a.cache_dir)?;
-    let resolver =
-        DefaultResolver::standalone(a.registry.to_config(), store.clone(), PullPolicy::Missing);
+    let (display, config) = display_and_config(&a.progress, &a.registry)?;
+    let resolver = DefaultResolver::standalone(config, store.clone(), PullPolicy::Missing);
     let full = open_any(&a.source, &resolver)?;
     // One platform: narrow the source to that platform's manifest (bytes unchanged).
     let src: Box<dyn Source> = match &a.platform {
@@ -227,6 +250,9 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
     };
     let dst = ImageRef::parse(&a.destination)
         .or_else(|_| ImageRef::parse(&format!("docker://{}", a.destination)))?;
+    // Copies to local transports report each blob as it is read (pushes report
+    // their uploads themselves).
+    let reporting = hoist_image::progress::ReportingSource::new(src.as_ref(), display.transfers());
     let written = match dst {
         ImageRef::Docker(r) => {
             let r = registry_reference(&r)?;
@@ -259,15 +285,15 @@ pub fn copy(a: CopyArgs) -> Result<ExitCode> {
             written
         }
         ImageRef::OciLayout { path, reference } => {
-            hoist_image::write_oci_layout(src.as_ref(), &path, reference.as_deref())?.digest
+            hoist_image::write_oci_layout(&reporting, &path, reference.as_deref())?.digest
         }
         ImageRef::OciArchive { path, reference } => {
-            hoist_image::write_oci_archive(src.as_ref(), &path, reference.as_deref())?.digest
+            hoist_image::write_oci_archive(&reporting, &path, reference.as_deref())?.digest
         }
         ImageRef::DockerArchive { path, reference } => {
             let p = platform(&a.platform)?;
             let tags: Vec<String> = reference.into_iter().collect();
-            let d = hoist_image::write_docker_archive(src.as_ref(), &path, &tags, &p)?;
+            let d = hoist_image::write_docker_archive(&reporting, &path, &tags, &p)?;
             if d.digest != expected {
                 eprintln!(
                     "note: a docker-archive holds one platform image; wrote {} of index {expected}",
