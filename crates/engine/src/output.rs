@@ -53,6 +53,36 @@ pub enum Output {
     },
 }
 
+impl Output {
+    /// The file or directory written, if any (`-` is standard output).
+    pub fn dest(&self) -> Option<&std::path::Path> {
+        match self {
+            Output::OciLayout { dest }
+            | Output::OciArchive { dest }
+            | Output::DockerArchive { dest, .. }
+            | Output::Local { dest }
+            | Output::Tar { dest } => Some(dest),
+            Output::Image { .. } => None,
+        }
+    }
+
+    /// Make the destination absolute against the current directory (`-` stays).
+    pub fn make_absolute(&mut self) {
+        match self {
+            Output::OciLayout { dest }
+            | Output::OciArchive { dest }
+            | Output::DockerArchive { dest, .. }
+            | Output::Local { dest }
+            | Output::Tar { dest } => {
+                if dest.as_os_str() != "-" {
+                    *dest = crate::options::absolute(dest);
+                }
+            }
+            Output::Image { .. } => {}
+        }
+    }
+}
+
 /// All settings of one `--output` flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
