@@ -200,3 +200,35 @@ fn dockerfile_parse_without_json_prints_the_dockerfile() {
     ]);
     assert!(json.contains("\"stages\""), "{json}");
 }
+
+#[test]
+fn copy_from_an_unknown_name_lists_the_stages() {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM scratch AS build\nFROM scratch\nCOPY --from=biuld /a /a\n",
+    );
+    let err = env.fails(&["build", "--pull=never", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("no stage or image named biuld; stages are: build, 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unused_build_args_are_reported() {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    write(&ctx, "Dockerfile", "FROM scratch\nARG USED\n");
+    let out = env
+        .hoist()
+        .args(["build", "--build-arg", "USED=1", "--build-arg", "NOPE=1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert_success(&out, "build");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("[NOPE] were not consumed"), "{err}");
+}

@@ -889,7 +889,10 @@ impl<'a> Engine<'a> {
             return Err(Error::Invalid(format!("invalid stage index {i}")));
         }
         let p = self.platform.clone();
-        Ok(CopyFrom::Stage(self.import_image(from, &p)?))
+        match self.import_image(from, &p) {
+            Ok(st) => Ok(CopyFrom::Stage(st)),
+            Err(e) => Err(crate::lint::no_such_stage(e, from, &self.df)),
+        }
     }
 
     fn dispatch(

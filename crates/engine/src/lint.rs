@@ -71,3 +71,23 @@ pub fn refuse_insecure(df: &Dockerfile, df_name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `COPY --from=X` (or `RUN --mount=from=X`) where X is neither a stage nor a named
+/// context, and pulling X as an image failed: say so first, since a misspelt stage name is
+/// far more likely than a missing image (the registry's error follows).
+pub fn no_such_stage(e: Error, from: &str, df: &Dockerfile) -> Error {
+    if matches!(e, Error::Interrupted) {
+        return e;
+    }
+    let names: Vec<String> = df
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.name.clone().unwrap_or_else(|| i.to_string()))
+        .collect();
+    Error::Invalid(format!(
+        "no stage or image named {from}; stages are: {} (pulling {from} as an image failed: {})",
+        names.join(", "),
+        hoist_image::chain_text(&e)
+    ))
+}
