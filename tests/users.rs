@@ -232,3 +232,48 @@ fn unused_build_args_are_reported() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("[NOPE] were not consumed"), "{err}");
 }
+
+#[test]
+fn bake_builds_each_image_with_its_outputs_and_pushes_to_its_tags() {
+    let reg = hoist_testutil::Registry::plain();
+    let env = Env::new();
+    let repo = env.path("repo");
+    write(&repo, "api/Dockerfile", "FROM scratch\nCOPY a /api\n");
+    write(&repo, "api/a", "api\n");
+    write(&repo, "worker/w.Dockerfile", "FROM scratch\nARG WHAT\nCOPY ${WHAT} /worker\n");
+    write(&repo, "worker/b", "worker\n");
+    write(
+        &repo,
+        "hoist.build.toml",
+        &format!(
+            "[images.api]\ncontext = \"api\"\noutputs = [\"type=oci,dest=out/api\"]\n\
+             tags = [\"{reg}/api:1\"]\npush = true\n\n\
+             [images.worker]\ncontext = \"worker\"\ndockerfile = \"w.Dockerfile\"\n\
+             args = {{ WHAT = \"b\" }}\noutputs = [\"type=local,dest=out/worker\"]\n",
+            reg = reg.addr()
+        ),
+    );
+    // Run from elsewhere: paths are the build file's.
+    let out = run_in(
+        &env,
+        &env.path(""),
+        &["bake", "-f", "repo/hoist.build.toml"],
+    );
+    assert_success(&out, "hoist bake");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        fs::read_to_string(repo.join("out/worker/worker")).unwrap(),
+        "worker\n"
+    );
+    let api_digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("api: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let raw = skopeo_raw(&format!("oci:{}:1", repo.join("out/api").display()));
+    assert_eq!(sha256_of(&raw), api_digest);
+    let i = skopeo_inspect(&format!("docker://{}/api:1", reg.addr()));
+    assert_eq!(i["Digest"], api_digest);
+    // One target only; an unknown one is named.
+    let err = env.fails(&["bake", "-f", repo.join("hoist.build.toml").to_str().unwrap(), "nope"]);
+    assert!(err.contains("no image \"nope\" (images: api, worker)"), "{err}");
+}

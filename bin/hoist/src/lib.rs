@@ -29,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(Box<commands::build::BuildArgs>),
+    /// Build several images from a build file (hoist.build.toml), each with its own
+    /// Dockerfile, context, args, tags and outputs.
+    Bake(commands::bake::BakeArgs),
     /// Check or parse a Dockerfile.
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::DockerfileCommand),
@@ -98,6 +101,7 @@ pub fn main() -> ExitCode {
     });
     let result = match cli.command {
         Command::Build(a) => commands::build::run(*a),
+        Command::Bake(a) => commands::bake::run(a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Pull(a) => commands::transfer::pull(a),

@@ -66,6 +66,27 @@ impl Output {
         }
     }
 
+    /// Make a relative destination relative to `dir` (`-` stays).
+    pub fn make_absolute_in(&mut self, dir: &std::path::Path) {
+        if let Some(d) = self.dest() {
+            if d.as_os_str() != "-" && d.is_relative() {
+                let joined = dir.join(d);
+                self.set_dest(joined);
+            }
+        }
+    }
+
+    fn set_dest(&mut self, new: PathBuf) {
+        match self {
+            Output::OciLayout { dest }
+            | Output::OciArchive { dest }
+            | Output::DockerArchive { dest, .. }
+            | Output::Local { dest }
+            | Output::Tar { dest } => *dest = new,
+            Output::Image { .. } => {}
+        }
+    }
+
     /// Make the destination absolute against the current directory (`-` stays).
     pub fn make_absolute(&mut self) {
         match self {

@@ -1,5 +1,6 @@
 //! One module per subcommand: flags → validated options → a library call.
 
+pub mod bake;
 pub mod build;
 pub mod cache;
 pub mod dockerfile;
