@@ -240,7 +240,11 @@ fn bake_builds_each_image_with_its_outputs_and_pushes_to_its_tags() {
     let repo = env.path("repo");
     write(&repo, "api/Dockerfile", "FROM scratch\nCOPY a /api\n");
     write(&repo, "api/a", "api\n");
-    write(&repo, "worker/w.Dockerfile", "FROM scratch\nARG WHAT\nCOPY ${WHAT} /worker\n");
+    write(
+        &repo,
+        "worker/w.Dockerfile",
+        "FROM scratch\nARG WHAT\nCOPY ${WHAT} /worker\n",
+    );
     write(&repo, "worker/b", "worker\n");
     write(
         &repo,
@@ -274,6 +278,14 @@ fn bake_builds_each_image_with_its_outputs_and_pushes_to_its_tags() {
     let i = skopeo_inspect(&format!("docker://{}/api:1", reg.addr()));
     assert_eq!(i["Digest"], api_digest);
     // One target only; an unknown one is named.
-    let err = env.fails(&["bake", "-f", repo.join("hoist.build.toml").to_str().unwrap(), "nope"]);
-    assert!(err.contains("no image \"nope\" (images: api, worker)"), "{err}");
+    let err = env.fails(&[
+        "bake",
+        "-f",
+        repo.join("hoist.build.toml").to_str().unwrap(),
+        "nope",
+    ]);
+    assert!(
+        err.contains("no image \"nope\" (images: api, worker)"),
+        "{err}"
+    );
 }

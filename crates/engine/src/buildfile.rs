@@ -226,9 +226,7 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
         labels.extend(e.labels.clone());
         let platforms = match e.platform.as_ref().or(d.platform.as_ref()) {
             None => Vec::new(),
-            Some(p) => {
-                parse_platforms(p).map_err(|m| err(format!("platform {m}")))?
-            }
+            Some(p) => parse_platforms(p).map_err(|m| err(format!("platform {m}")))?,
         };
         let output = e.output.clone().unwrap_or_else(|| name.clone());
         if output.is_empty() || output.contains('/') || output == "cache" {

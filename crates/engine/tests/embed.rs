@@ -59,7 +59,9 @@ fn main() {
     let err = String::from_utf8_lossy(&without.stderr);
     assert!(!without.status.success());
     assert!(
-        err.contains("did not call hoist_sandbox::init() (re-exported as hoist_engine::sandbox_init())"),
+        err.contains(
+            "did not call hoist_sandbox::init() (re-exported as hoist_engine::sandbox_init())"
+        ),
         "{err}"
     );
     let out = tmp.path().join("out");
@@ -69,7 +71,10 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&with.stderr)
     );
-    assert_eq!(std::fs::read_to_string(out.join("made")).unwrap(), "embedded\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("made")).unwrap(),
+        "embedded\n"
+    );
     eprintln!("embed: ok");
 }
 
