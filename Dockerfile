@@ -4,6 +4,8 @@
 #   hoist build -t hoist-task .                         # compile in the image (release)
 #   hoist build --target prebuilt \
 #     --build-context hoist-binary=DIR .                # DIR/hoist compiled elsewhere
+#   hoist build --target tools .                        # + make, git, jq, bash, coreutils
+#   hoist build --target prebuilt-tools --build-context hoist-binary=DIR .
 #
 # BASE_IMAGE and RUST_IMAGE can point anywhere FROM can (a registry, oci:DIR:TAG, ...).
 ARG RUST_IMAGE=rust:1-bookworm
@@ -46,6 +48,19 @@ LABEL org.opencontainers.image.title="hoist" \
 # --- prebuilt: a binary compiled outside (--build-context hoist-binary=DIR) ------------
 FROM runtime AS prebuilt
 COPY --from=hoist-binary hoist /usr/local/bin/hoist
+
+# --- tools: for builds driven by make (or any build tool) calling hoist build ----------
+FROM runtime AS tools-runtime
+RUN export DEBIAN_FRONTEND=noninteractive \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends make git jq bash coreutils \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+FROM tools-runtime AS prebuilt-tools
+COPY --from=hoist-binary hoist /usr/local/bin/hoist
+
+FROM tools-runtime AS tools
+COPY --from=compile /hoist /usr/local/bin/hoist
 
 # --- release (default): the binary compiled above ----------------------------------------
 FROM runtime AS release

@@ -382,3 +382,90 @@ fn task_image_builds_and_runs_hoist_task_inside() {
         assert!(line.contains(" 1234/2345 "), "{who}: {line}");
     }
 }
+
+/// The `prebuilt-tools` target: a Makefile that builds two images with `hoist build` (one
+/// docker-archive, one unpacked root file system), run with make as the image's
+/// unprivileged user `hoist`, inside hoist's own sandbox.
+const MAKE_OUTER_DOCKERFILE: &str = r#"ARG task_image
+FROM ${task_image} AS make
+COPY --chown=hoist:hoist work /home/hoist/work
+USER hoist
+RUN cd /home/hoist/work && make release OUT=out && jq --version > out/jq-version
+
+FROM scratch
+COPY --from=make /home/hoist/work/out /
+"#;
+
+const MAKEFILE: &str = "OUT ?= out\n\
+export HOIST_CACHE_DIR ?= $(CURDIR)/.hoist-cache\n\
+release: $(OUT)/one.tar $(OUT)/two-rootfs\n\
+$(OUT)/one.tar:\n\
+\thoist build -t one:1 --build-arg base=oci:busybox:latest -o type=docker,dest=$@ one\n\
+$(OUT)/two-rootfs:\n\
+\thoist build --build-arg base=oci:busybox:latest -o type=local,dest=$@ two\n";
+
+#[test]
+fn tools_image_runs_a_makefile_that_calls_hoist_build() {
+    let Some(debian) = debian_base() else {
+        eprintln!(
+            "skipping: no Debian base image (debootstrap needs root; run the suite as root first)"
+        );
+        return;
+    };
+    let env = Env::new();
+    let bin_dir = env.path("hoist-binary");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::copy(hoist_bin(), bin_dir.join("hoist")).unwrap();
+    let layout = env.path("tools-image");
+    env.ok(&[
+        "build",
+        "--target",
+        "prebuilt-tools",
+        "--build-context",
+        &format!("hoist-binary={}", bin_dir.display()),
+        "--build-arg",
+        &format!("BASE_IMAGE=oci:{}:bookworm", debian.display()),
+        "-o",
+        &format!("type=oci,dest={}", layout.display()),
+        image_context(&env).to_str().unwrap(),
+    ]);
+    let ctx = env.path("outer");
+    write(&ctx.join("Dockerfile"), MAKE_OUTER_DOCKERFILE);
+    let work = ctx.join("work");
+    write(&work.join("Makefile"), MAKEFILE);
+    // The base, relative to make's working directory: oci:busybox.
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(busybox_base())
+        .arg(work.join("busybox")));
+    for (name, body) in [
+        ("one", "ARG base\nFROM ${base}\nRUN echo one > /one\n"),
+        (
+            "two",
+            "ARG base\nFROM ${base}\nRUN echo two > /two && chown 1234:2345 /two\n",
+        ),
+    ] {
+        write(&work.join(name).join("Dockerfile"), body);
+    }
+    let out = env.path("out");
+    let o = env
+        .hoist()
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--build-arg",
+            &format!("task_image=oci:{}:latest", layout.display()),
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert_success(&o, "make release inside the tools image");
+    assert!(read(&out.join("jq-version")).starts_with("jq-"));
+    let info = skopeo_inspect(&format!("docker-archive:{}", out.join("one.tar").display()));
+    assert!(!info["Layers"].as_array().unwrap().is_empty(), "{info}");
+    assert_eq!(read(&out.join("two-rootfs/two")), "two\n");
+    assert!(out.join("two-rootfs/bin/busybox").is_file());
+}

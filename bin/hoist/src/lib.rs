@@ -33,6 +33,9 @@ pub enum Command {
     Assemble(Box<commands::assemble::AssembleArgs>),
     /// Print the Dockerfile `hoist build` would generate for an app directory.
     Plan(commands::plan::PlanArgs),
+    /// Build several images from a build file (hoist.build.toml), each with its own
+    /// Dockerfile, context, args, tags and outputs.
+    Bake(commands::bake::BakeArgs),
     /// Check or parse a Dockerfile.
     #[command(subcommand)]
     Dockerfile(commands::dockerfile::DockerfileCommand),
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Build(a) => commands::build::run(*a),
         Command::Assemble(a) => commands::assemble::run(*a),
         Command::Plan(a) => commands::plan::run(a),
+        Command::Bake(a) => commands::bake::run(a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Pull(a) => commands::transfer::pull(a),

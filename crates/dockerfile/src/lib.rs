@@ -65,8 +65,10 @@
 //! * `ONBUILD`: `ONBUILD`, `FROM` and `MAINTAINER` triggers are errors; any other trigger is
 //!   kept as BuildKit keeps it (its `expression`) and parsed when possible.
 //!
-//! Known limits: BuildKit's lint warnings (empty continuation lines, casing, legacy `ENV`
-//! form) are not reported; a value ending in the escape character can only be rendered as
+//! * Build checks ([`checks`]): BuildKit's rules with its names, messages and URLs,
+//!   `# check=skip=…;error=true`, as a pure function of the model and facts a build knows.
+//!
+//! Known limits: empty continuation lines are not reported (see [`checks`]); a value ending in the escape character can only be rendered as
 //! the last instruction of a file, which is also the only place BuildKit's syntax allows it.
 //!
 //! # JSON schema (`hoist dockerfile parse --json`)
@@ -109,6 +111,7 @@
 //! parse time (ENV, LABEL, ARG values), quotes too. [`StageScope::apply`] gives the expanded
 //! form.
 
+pub mod checks;
 pub mod error;
 pub mod ignore;
 pub mod lex;

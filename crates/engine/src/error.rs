@@ -44,7 +44,7 @@ pub enum Error {
     #[error("{0}")]
     Layer(String),
     /// I/O on a path.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
@@ -78,7 +78,7 @@ impl Error {
             e @ (Error::Step { .. } | Error::Interrupted | Error::DependencyFailed(_)) => e,
             other => Error::Step {
                 location: location.clone(),
-                message: other.to_string(),
+                message: hoist_image::chain_text(&other),
             },
         }
     }

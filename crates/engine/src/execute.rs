@@ -96,6 +96,11 @@ pub(crate) fn stage(eng: &Engine<'_>, shared: &Shared<'_>, i: usize) -> Result<A
                 Source::Dir(d) => CopyFrom::Dir(d.clone()),
                 Source::Image(r) => match eng.import_image(r, &sp.platform) {
                     Ok(s) => CopyFrom::Stage(s),
+                    // `--from=name` that is no stage: say so before the pull error.
+                    Err(e) if r == name => {
+                        let e = crate::lint::no_such_stage_named(e, name, &shared.plan.names);
+                        return Err(fail(eng, step, e));
+                    }
                     Err(e) => return Err(fail(eng, step, e)),
                 },
             };

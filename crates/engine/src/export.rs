@@ -93,6 +93,28 @@ pub fn check_outputs(outputs: &[OutputSpec], platforms: usize) -> Result<()> {
     Ok(())
 }
 
+/// Create the missing parent directories of every output's destination, as buildx does
+/// (`-o type=oci,dest=out/img/layout` works without `mkdir -p out/img`). Called once the
+/// image is built, so a failed build creates nothing.
+pub fn create_parents(outputs: &[OutputSpec]) -> Result<()> {
+    for o in outputs {
+        let Some(dest) = o.output.dest().filter(|d| d.as_os_str() != "-") else {
+            continue;
+        };
+        create_parent_dir(dest)?;
+    }
+    Ok(())
+}
+
+/// Create the missing parent directories of one file to be written (`--iidfile`,
+/// `--metadata-file`, an output).
+pub fn create_parent_dir(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    Ok(())
+}
+
 /// Write a built image (or multi-platform index) to every output.
 pub fn export_built(
     built: &Built,
@@ -102,6 +124,7 @@ pub fn export_built(
     pusher: Option<&dyn Pusher>,
     progress: &dyn Progress,
 ) -> Result<ImageMetadata> {
+    create_parents(outputs)?;
     let src = built.source();
     if built.index.is_none() {
         return export(
@@ -161,6 +184,7 @@ pub fn export(
     pusher: Option<&dyn Pusher>,
     progress: &dyn Progress,
 ) -> Result<ImageMetadata> {
+    create_parents(outputs)?;
     for o in outputs {
         match &o.output {
             Output::OciLayout { dest } => {

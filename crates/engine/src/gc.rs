@@ -951,7 +951,7 @@ impl Remover {
             hoist_sandbox::Sandbox::new(hoist_sandbox::SandboxConfig::new(
                 self.cache.join("sandbox"),
             ))
-            .map_err(|e| e.to_string())
+            .map_err(|e| hoist_image::chain_text(&e))
         });
         match sb {
             Ok(sb) => sb

@@ -10,13 +10,23 @@
 //!   recently used first), [`parse_size`]; builds hold [`CacheLock`] shared while they run,
 //!   and prune after themselves when [`BuildOptions::cache_max_bytes`] is set.
 //!
+//! A program that builds Dockerfiles with `RUN` must call [`sandbox_init`] first thing in
+//! `main`: RUN re-executes the program as its unprivileged sandbox helper, and that call
+//! is where the helper takes over. Without it, a RUN step fails and says so.
+//!
 //! ```no_run
 //! use hoist_engine::{build, options::BuildOptions, output::OutputSpec, progress};
-//! let mut opts = BuildOptions::new("fixtures/hello");
-//! opts.outputs.push(OutputSpec::parse("type=oci,dest=/tmp/hello-oci").unwrap());
-//! let result = build(&opts, progress::display(progress::Mode::Plain).as_ref()).unwrap();
-//! println!("{}", result.manifest_digest);
+//! fn main() {
+//!     hoist_engine::sandbox_init(); // first, before any thread starts
+//!     let mut opts = BuildOptions::new("fixtures/hello");
+//!     opts.outputs.push(OutputSpec::parse("type=oci,dest=/tmp/hello-oci").unwrap());
+//!     let result = build(&opts, progress::display(progress::Mode::Plain).as_ref()).unwrap();
+//!     println!("{}", result.manifest_digest);
+//! }
 //! ```
+//!
+//! `examples/run_build.rs` is a complete program (`cargo run -p hoist-engine --example
+//! run_build -- CONTEXT OUT`).
 
 pub mod assemble;
 pub mod cache;
@@ -30,6 +40,7 @@ pub mod gc;
 pub mod history;
 pub mod key;
 pub mod layers;
+pub mod lint;
 pub mod options;
 pub mod output;
 pub mod plan;
@@ -56,6 +67,10 @@ pub use gc::{
     KindUsage, PruneOptions, PruneReport,
 };
 pub use options::BuildOptions;
+
+/// The sandbox helper's entry point ([`hoist_sandbox::init`]): call it first in `main` of
+/// any program that builds Dockerfiles with `RUN` (see the crate docs).
+pub use hoist_sandbox::init as sandbox_init;
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -138,11 +153,12 @@ struct Prepared {
 }
 
 /// Read and parse the Dockerfile, open the context, create the cache directory.
-fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+fn prepare(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<Prepared> {
     let (df_name, text, df_path) = read_dockerfile(opts)?;
     let df =
         hoist_dockerfile::parse(&text, &df_name).map_err(|e| Error::Dockerfile(e.to_string()))?;
     let ignore = read_ignore(opts, df_path.as_ref())?;
+    lint::before_build(&df, &df_name, opts, ignore.as_ref(), progress)?;
     let context = tree::LocalContext::new(&opts.context, ignore)?;
     std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
     Ok(Prepared {
@@ -154,6 +170,7 @@ fn prepare(opts: &BuildOptions) -> Result<Prepared> {
 
 /// Run a build with the default resolver (local image transports and registries).
 pub fn build(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<BuildResult> {
+    let opts = &opts.absolute();
     let resolver = resolver::DefaultResolver::new(opts, progress)?;
     build_with(opts, progress, &resolver, Some(&resolver))
 }
@@ -170,7 +187,8 @@ pub fn build_with(
     resolver: &dyn BaseResolver,
     pusher: Option<&dyn export::Pusher>,
 ) -> Result<BuildResult> {
-    let input = prepare(opts)?;
+    let opts = &opts.absolute();
+    let input = prepare(opts, progress)?;
     let lock = lock_cache(opts, progress);
     let result = build_locked(opts, progress, resolver, pusher, &input)?;
     drop(lock);
@@ -252,9 +270,11 @@ fn build_locked(
     }
     let meta = meta.expect("at least one group");
     if let Some(p) = &opts.iidfile {
+        export::create_parent_dir(p)?;
         meta.write_iidfile(p)?;
     }
     if let Some(p) = &opts.metadata_file {
+        export::create_parent_dir(p)?;
         meta.write_metadata_file(p)?;
     }
     Ok(BuildResult {
@@ -304,7 +324,8 @@ pub fn build_images(
     resolver: &dyn BaseResolver,
     oci: bool,
 ) -> Result<Built> {
-    let input = prepare(opts)?;
+    let opts = &opts.absolute();
+    let input = prepare(opts, progress)?;
     let lock = lock_cache(opts, progress);
     let built = build_images_locked(opts, progress, resolver, &input, oci);
     drop(lock);

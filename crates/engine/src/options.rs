@@ -109,6 +109,12 @@ impl NamedContext {
 }
 
 /// Everything a build needs to know.
+///
+/// Paths are absolute: [`BuildOptions::new`] makes the context absolute, and [`crate::build`]
+/// (like every build entry point) works on [`BuildOptions::absolute`], so a relative
+/// path a caller sets later is taken relative to the process's current directory once,
+/// before anything runs (RUN steps change directory; a relative bind-mount source or
+/// cache directory would otherwise point somewhere else).
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     /// The context directory.
@@ -173,9 +179,11 @@ impl BuildOptions {
     }
 
     /// Options for building `context` with defaults for everything else.
+    /// The context is made absolute against the current directory (see [`absolute`]).
     pub fn new(context: impl Into<PathBuf>) -> BuildOptions {
+        let context = context.into();
         BuildOptions {
-            context: context.into(),
+            context: absolute(&context),
             dockerfile: None,
             build_args: BTreeMap::new(),
             target: None,
@@ -203,6 +211,41 @@ impl BuildOptions {
 }
 
 impl BuildOptions {
+    /// These options with every path made absolute against the current directory: the
+    /// context, the Dockerfile (unless `-`), `--output` destinations (unless `-`), the cache
+    /// directory, `--iidfile`, `--metadata-file`, directory build contexts and ssh sockets
+    /// or key files. Every build entry point calls this first.
+    pub fn absolute(&self) -> BuildOptions {
+        let mut o = self.clone();
+        o.context = absolute(&o.context);
+        if let Some(d) = &o.dockerfile {
+            if d.as_os_str() != "-" {
+                o.dockerfile = Some(absolute(d));
+            }
+        }
+        for spec in &mut o.outputs {
+            spec.output.make_absolute();
+        }
+        o.cache_dir = absolute(&o.cache_dir);
+        o.iidfile = o.iidfile.as_deref().map(absolute);
+        o.metadata_file = o.metadata_file.as_deref().map(absolute);
+        for c in o.named_contexts.values_mut() {
+            if let NamedContext::Dir(d) = c {
+                *d = absolute(d);
+            }
+        }
+        for v in o.ssh.values_mut() {
+            // ID=KEY[,KEY…]: each key file on its own.
+            let parts: Vec<String> = v
+                .to_string_lossy()
+                .split(',')
+                .map(|p| absolute(std::path::Path::new(p)).display().to_string())
+                .collect();
+            *v = PathBuf::from(parts.join(","));
+        }
+        o
+    }
+
     /// The platforms to build, in order, duplicates dropped: [`BuildOptions::platforms`],
     /// or the host's when none was given.
     pub fn target_platforms(&self) -> Vec<Platform> {
@@ -240,6 +283,16 @@ pub fn parse_add_host(s: &str) -> std::result::Result<(String, String), String> 
     Ok((host.to_string(), ip.to_string()))
 }
 
+/// `path` made absolute against the current directory, without touching the file system
+/// (no symlink is resolved; `std::path::absolute`). An empty path and a path the current
+/// directory cannot be found for are returned unchanged.
+pub fn absolute(path: &std::path::Path) -> PathBuf {
+    if path.as_os_str().is_empty() || path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// `$HOIST_CACHE_DIR`, else `$XDG_CACHE_HOME/hoist`, else `~/.cache/hoist`.
 pub fn default_cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HOIST_CACHE_DIR") {
@@ -256,7 +309,53 @@ pub fn default_cache_dir() -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_add_host;
+    use super::*;
+
+    #[test]
+    fn every_path_becomes_absolute() {
+        let mut o = BuildOptions::new("ctx");
+        assert!(o.context.is_absolute());
+        o.context = "ctx".into();
+        o.dockerfile = Some("df".into());
+        o.cache_dir = "cache".into();
+        o.iidfile = Some("iid".into());
+        o.metadata_file = Some("meta.json".into());
+        o.outputs
+            .push(OutputSpec::parse("type=oci,dest=out/layout").unwrap());
+        o.outputs.push(OutputSpec::parse("-").unwrap());
+        o.named_contexts
+            .insert("src".into(), NamedContext::Dir("src".into()));
+        o.ssh.insert("k".into(), "a.key,b.key".into());
+        let a = o.absolute();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(a.context, cwd.join("ctx"));
+        assert_eq!(a.dockerfile, Some(cwd.join("df")));
+        assert_eq!(a.cache_dir, cwd.join("cache"));
+        assert_eq!(a.iidfile, Some(cwd.join("iid")));
+        assert_eq!(a.metadata_file, Some(cwd.join("meta.json")));
+        assert_eq!(
+            a.outputs[0].output,
+            crate::output::Output::OciLayout {
+                dest: cwd.join("out/layout")
+            }
+        );
+        assert_eq!(
+            a.outputs[1].output,
+            crate::output::Output::Tar { dest: "-".into() }
+        );
+        assert_eq!(a.named_contexts["src"], NamedContext::Dir(cwd.join("src")));
+        assert_eq!(
+            a.ssh["k"],
+            PathBuf::from(format!(
+                "{},{}",
+                cwd.join("a.key").display(),
+                cwd.join("b.key").display()
+            ))
+        );
+        let mut stdin = BuildOptions::new("/c");
+        stdin.dockerfile = Some("-".into());
+        assert_eq!(stdin.absolute().dockerfile, Some("-".into()));
+    }
 
     #[test]
     fn add_host_forms() {

@@ -53,6 +53,57 @@ pub enum Output {
     },
 }
 
+impl Output {
+    /// The file or directory written, if any (`-` is standard output).
+    pub fn dest(&self) -> Option<&std::path::Path> {
+        match self {
+            Output::OciLayout { dest }
+            | Output::OciArchive { dest }
+            | Output::DockerArchive { dest, .. }
+            | Output::Local { dest }
+            | Output::Tar { dest } => Some(dest),
+            Output::Image { .. } => None,
+        }
+    }
+
+    /// Make a relative destination relative to `dir` (`-` stays).
+    pub fn make_absolute_in(&mut self, dir: &std::path::Path) {
+        if let Some(d) = self.dest() {
+            if d.as_os_str() != "-" && d.is_relative() {
+                let joined = dir.join(d);
+                self.set_dest(joined);
+            }
+        }
+    }
+
+    fn set_dest(&mut self, new: PathBuf) {
+        match self {
+            Output::OciLayout { dest }
+            | Output::OciArchive { dest }
+            | Output::DockerArchive { dest, .. }
+            | Output::Local { dest }
+            | Output::Tar { dest } => *dest = new,
+            Output::Image { .. } => {}
+        }
+    }
+
+    /// Make the destination absolute against the current directory (`-` stays).
+    pub fn make_absolute(&mut self) {
+        match self {
+            Output::OciLayout { dest }
+            | Output::OciArchive { dest }
+            | Output::DockerArchive { dest, .. }
+            | Output::Local { dest }
+            | Output::Tar { dest } => {
+                if dest.as_os_str() != "-" {
+                    *dest = crate::options::absolute(dest);
+                }
+            }
+            Output::Image { .. } => {}
+        }
+    }
+}
+
 /// All settings of one `--output` flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {

@@ -74,7 +74,9 @@ impl<'p> DefaultResolver<'p> {
     /// The registry client (created on first use).
     pub fn client(&self) -> Result<&Client> {
         self.client
-            .get_or_init(|| Client::new(self.config.clone()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                Client::new(self.config.clone()).map_err(|e| hoist_image::chain_text(&e))
+            })
             .as_ref()
             .map_err(|e| Error::Invalid(format!("registry client: {e}")))
     }

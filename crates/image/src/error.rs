@@ -13,7 +13,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error on a path.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -22,7 +22,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An I/O error not tied to one path (a stream).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Stream {
         /// What was being done.
         context: String,
@@ -44,7 +44,7 @@ pub enum Error {
         actual: Digest,
     },
     /// A JSON document that does not parse.
-    #[error("{what}: invalid JSON: {source}")]
+    #[error("{what}: invalid JSON")]
     Json {
         /// Which document.
         what: String,
@@ -107,3 +107,38 @@ impl Error {
 
 /// Result alias for the image crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `outer: cause: root cause`, as `anyhow` prints
+/// `{:#}`. Errors of hoist's crates name only their own context in `Display` and leave the
+/// cause to [`std::error::Error::source`] (so a chain printer shows each cause once);
+/// code that turns an error into a message string uses this to keep the causes.
+pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        // A wrapper that already prints its cause (`#[error(transparent)]`, or a foreign
+        // error that includes it) is not repeated.
+        if !s.ends_with(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_path_once_and_the_cause_once() {
+        let e = Error::Io {
+            path: "/x/Dockerfile".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(e.to_string(), "/x/Dockerfile");
+        assert_eq!(chain_text(&e), "/x/Dockerfile: entity not found");
+    }
+}

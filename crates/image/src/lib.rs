@@ -35,7 +35,7 @@ pub mod transport;
 pub mod validate;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher, HashingWriter, VerifyingReader};
-pub use error::{BoxError, Error, Result};
+pub use error::{chain_text, BoxError, Error, Result};
 pub use source::{open_verified, read_verified, resolve, ResolvedImage, Source};
 pub use spec::{
     to_canonical_json, ContainerConfig, Descriptor, HealthConfig, History, ImageConfig, Index,

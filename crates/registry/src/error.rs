@@ -173,7 +173,7 @@ pub enum Error {
     #[error("{0} is not in the local cache and pulling is disabled (--pull=never)")]
     NotCached(String),
     /// A local file error.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The path.
         path: PathBuf,

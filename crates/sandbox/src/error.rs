@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error on a path.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -16,7 +16,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A system call failed.
-    #[error("{call}: {source}")]
+    #[error("{call}")]
     Sys {
         /// The call and its main argument, for the message.
         call: String,

@@ -288,7 +288,7 @@ pub fn probe_userns_overlay_in(dir: &Path) -> Probe {
         Err(e) => Probe {
             userns: false,
             overlay: false,
-            detail: e.to_string(),
+            detail: hoist_image::chain_text(&e),
             failed_call: format!("preparing the user namespace probe in {}", dir.display()),
             errno: e.raw_os_error(),
         },

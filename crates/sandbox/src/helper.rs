@@ -26,7 +26,7 @@ pub fn main() -> ! {
     let code = match helper() {
         Ok(()) => 0,
         Err(e) => {
-            send(&Msg::Error(e.to_string()));
+            send(&Msg::Error(hoist_image::chain_text(&e)));
             1
         }
     };
@@ -116,7 +116,7 @@ fn helper() -> Result<()> {
 /// A layer entry owned by an id that does not exist in the namespace fails to unpack
 /// with `chown: Invalid argument`: say which ids exist and how to get more.
 fn unmapped_owner_hint(e: Error, id_mode: &IdMode) -> Error {
-    let msg = e.to_string();
+    let msg = hoist_image::chain_text(&e);
     if !(msg.contains(": chown: ") && msg.contains("(os error 22)")) {
         return e;
     }
@@ -202,7 +202,7 @@ fn run_op(req: &RunRequest, id_mode: &IdMode) -> Result<serde_json::Value> {
             let code = match init(req, id_mode, &plan, created_w) {
                 Ok(never) => match never {},
                 Err(e) => {
-                    send(&Msg::Error(e.to_string()));
+                    send(&Msg::Error(hoist_image::chain_text(&e)));
                     1
                 }
             };

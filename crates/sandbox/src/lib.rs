@@ -64,11 +64,21 @@ pub use spec::{CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSp
 /// run the helper protocol and exit; otherwise return at once. Call it first in
 /// `main`, before any thread is started.
 pub fn init() {
+    INIT_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut args = std::env::args_os();
     let _ = args.next();
     if args.next().is_some_and(|a| a == protocol::HELPER_ARG) {
         helper::main();
     }
+}
+
+static INIT_CALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`init`] ran in this process. A [`Sandbox`] whose helper is this program
+/// (`/proc/self/exe`, the default) refuses to start without it: the re-executed program
+/// would run its own `main` instead of the helper.
+pub fn init_called() -> bool {
+    INIT_CALLED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Detect what this host allows (root, user namespaces, subordinate id ranges,

@@ -163,6 +163,14 @@ struct CacheLock {
 impl Sandbox {
     /// Detect the host's capabilities and prepare `config.state_dir`.
     pub fn new(config: SandboxConfig) -> Result<Sandbox> {
+        if config.helper_exe == std::path::Path::new("/proc/self/exe") && !crate::init_called() {
+            return Err(Error::Unsupported(
+                "this program did not call hoist_sandbox::init() (re-exported as \
+                 hoist_engine::sandbox_init()) first thing in main(): RUN re-executes the \
+                 program as its sandbox helper, so main must start with that call"
+                    .into(),
+            ));
+        }
         let mut caps = crate::capabilities();
         let id_mode = caps.id_mode().map_err(Error::Unsupported)?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;

@@ -12,7 +12,8 @@
 //!
 //! See `docs/concourse.md` for pipelines.
 
-pub mod buildfile;
+/// The build file (shared with `hoist bake`): [`hoist_engine::buildfile`].
+pub use hoist_engine::buildfile;
 pub mod files;
 pub mod outputs;
 pub mod params;
@@ -133,6 +134,13 @@ pub fn plan(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> Resul
     if let Some(f) = &p.build_file {
         let specs = buildfile::load(f).map_err(Error::BuildFile)?;
         for s in specs {
+            if !s.outputs.is_empty() || s.push {
+                return Err(Error::BuildFile(format!(
+                    "image {}: outputs and push are for hoist bake; a task writes each image to \
+                     its output directory (push it with registry-image's put)",
+                    s.name
+                )));
+            }
             let mut o = base_options(p, cache_dir, auth_file);
             o.context = s.context.clone();
             o.dockerfile = Some(s.dockerfile.clone());

@@ -235,19 +235,7 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 
 /// A comma-separated platform list (`linux/amd64,linux/arm64`), duplicates dropped.
 pub fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
-    let mut out: Vec<Platform> = Vec::new();
-    for one in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = Platform::parse(one).ok_or_else(|| {
-            format!("{one:?} is not a platform (expected os/arch[/variant], e.g. linux/arm64)")
-        })?;
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    if out.is_empty() {
-        return Err(format!("{s:?} names no platform"));
-    }
-    Ok(out)
+    hoist_engine::buildfile::parse_platforms(s)
 }
 
 /// What several platforms need from the other params: an image index only fits the OCI

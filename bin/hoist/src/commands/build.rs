@@ -37,7 +37,8 @@ pub struct BuildArgs {
     /// Progress display: auto, plain, json or quiet.
     #[arg(long, default_value = "auto")]
     pub progress: String,
-    /// Write the image's manifest digest to this file.
+    /// Write the image ID to this file: the config digest, as `docker build --iidfile`
+    /// (the image index digest when several platforms are built).
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
     /// Write build metadata (digests, size) as JSON to this file.
@@ -117,6 +118,13 @@ impl BuildArgs {
         let mut o = BuildOptions::new(&self.context);
         o.dockerfile = self.file.clone();
         for a in &self.build_args {
+            let name = a.split_once('=').map_or(a.as_str(), |(k, _)| k);
+            if !name.is_empty() && !valid_arg_name(name) {
+                bail!(
+                    "--build-arg {a:?}: {name:?} is not a build arg name (letters, digits, _, \
+                     . and -, not starting with a digit)"
+                );
+            }
             match a.split_once('=') {
                 Some((k, v)) if !k.is_empty() => {
                     o.build_args.insert(k.to_string(), v.to_string());
@@ -236,6 +244,15 @@ impl BuildArgs {
         o.metadata_file = self.metadata_file.clone();
         Ok(o)
     }
+}
+
+/// A name an `ARG` can declare and a `$NAME` can reach.
+fn valid_arg_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn parse_epoch(what: &str, v: &str) -> Result<i64> {

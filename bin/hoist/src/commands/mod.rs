@@ -1,6 +1,7 @@
 //! One module per subcommand: flags → validated options → a library call.
 
 pub mod assemble;
+pub mod bake;
 pub mod build;
 pub mod cache;
 pub mod dockerfile;

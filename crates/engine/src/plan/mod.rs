@@ -142,6 +142,8 @@ pub struct Plan {
     pub target: usize,
     /// The stages to build, every stage after the stages it needs.
     pub order: Vec<usize>,
+    /// Every stage's name, or its index for unnamed ones (for messages).
+    pub names: Vec<String>,
 }
 
 impl Plan {
@@ -403,10 +405,17 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
             declared_args: scope.declared_args().clone(),
         });
     }
+    let names = df
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.name.clone().unwrap_or_else(|| i.to_string()))
+        .collect();
     Ok(Plan {
         stages,
         target,
         order,
+        names,
     })
 }
 

@@ -27,8 +27,8 @@ pub(crate) fn sandbox<'a>(
     cache: &Path,
 ) -> Result<&'a Sandbox> {
     let r = cell.get_or_init(|| {
-        let sb =
-            Sandbox::new(SandboxConfig::new(cache.join("sandbox"))).map_err(|e| e.to_string())?;
+        let sb = Sandbox::new(SandboxConfig::new(cache.join("sandbox")))
+            .map_err(|e| hoist_image::chain_text(&e))?;
         if let Err(e) = sb.remove_stale() {
             tracing::warn!("could not remove stale sandbox directories: {e}");
         }

@@ -1,7 +1,11 @@
-//! The build file: several images from one repository in one task run.
+//! The build file: several images from one repository in one run, for `hoist bake` and
+//! the task mode's `HOIST_BUILD_FILE` alike.
 //!
 //! TOML (or YAML with a `.yml`/`.yaml` name). Paths are relative to the build file's
-//! directory; `dockerfile` is relative to the image's context, as in `docker buildx bake`.
+//! directory (output destinations too); `dockerfile` is relative to the image's context,
+//! as in `docker buildx bake`. `outputs` and `push` are `hoist bake`'s (a task writes each
+//! image to its output directory, named by `output`). [`build_all`] builds a list of
+//! images in one call, sharing the step cache.
 //!
 //! ```toml
 //! [defaults]              # optional: every image starts from these
@@ -17,8 +21,10 @@
 //!
 //! [images.worker]
 //! dockerfile = "docker/worker.Dockerfile"
-//! output = "worker-image"   # output directory (default: the image's name)
+//! output = "worker-image"   # task output directory (default: the image's name)
 //! platform = "linux/arm64"
+//! outputs = ["type=oci,dest=out/worker"]   # hoist bake: --output values
+//! push = true                               # hoist bake: push to every tag
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,6 +32,10 @@ use std::path::{Path, PathBuf};
 
 use hoist_image::Platform;
 use serde::Deserialize;
+
+use crate::options::BuildOptions;
+use crate::output::OutputSpec;
+use crate::progress::{Event, Progress};
 
 /// One entry of the build file (also used for `[defaults]`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,6 +60,12 @@ pub struct ImageEntry {
     pub platform: Option<String>,
     /// The task output directory (default: the image's name).
     pub output: Option<String>,
+    /// `hoist bake`: `--output` values (destinations relative to the build file).
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// `hoist bake`: push to every tag.
+    #[serde(default)]
+    pub push: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +97,54 @@ pub struct ImageSpec {
     pub platforms: Vec<Platform>,
     /// The task output directory name.
     pub output: String,
+    /// `hoist bake`'s outputs, destinations resolved against the build file's directory.
+    pub outputs: Vec<OutputSpec>,
+    /// `hoist bake`: push to every tag.
+    pub push: bool,
+}
+
+impl ImageSpec {
+    /// Build options for this image over `base` (cache, registry and pull settings): the
+    /// context, Dockerfile, target, args (over `base`'s), labels, platforms, tags and
+    /// outputs of the entry, plus a push to every tag when asked.
+    pub fn options(&self, base: &BuildOptions) -> Result<BuildOptions, String> {
+        let mut o = base.clone();
+        o.context = self.context.clone();
+        o.dockerfile = Some(self.dockerfile.clone());
+        o.target = self.target.clone();
+        o.build_args.extend(self.args.clone());
+        o.labels.extend(self.labels.clone());
+        if !self.platforms.is_empty() {
+            o.platforms = self.platforms.clone();
+        }
+        o.tags = self.tags.clone();
+        o.outputs = self.outputs.clone();
+        if self.push {
+            if self.tags.is_empty() {
+                return Err(format!("image {}: push = true needs tags", self.name));
+            }
+            o.outputs
+                .push(OutputSpec::parse("type=image,push=true").map_err(|e| e.to_string())?);
+        }
+        Ok(o)
+    }
+}
+
+/// Build every image in order, each with its own outputs, into one shared cache (a stage
+/// two images share is built once: the second finds it in the step cache). Stops at the
+/// first failure, naming the image. One call for the whole list, so a parallel engine can
+/// schedule independent images together without changing callers.
+pub fn build_all(
+    images: &[(String, BuildOptions)],
+    progress: &dyn Progress,
+) -> Result<Vec<(String, crate::BuildResult)>, (String, crate::Error)> {
+    let mut out = Vec::new();
+    for (name, opts) in images {
+        progress.event(Event::Info(&format!("building {name}")));
+        let r = crate::build(opts, progress).map_err(|e| (name.clone(), e))?;
+        out.push((name.clone(), r));
+    }
+    Ok(out)
 }
 
 /// Load and validate a build file. Errors name the file and, where known, the image.
@@ -106,7 +170,13 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
             }
         })?
     };
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = crate::options::absolute(path.parent().unwrap_or(Path::new(".")));
+    let base = if base.as_os_str().is_empty() {
+        crate::options::absolute(Path::new("."))
+    } else {
+        base
+    };
+    let base = base.as_path();
     if model.images.is_empty() {
         return Err(format!("{}: no [images.NAME] entries", path.display()));
     }
@@ -156,9 +226,7 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
         labels.extend(e.labels.clone());
         let platforms = match e.platform.as_ref().or(d.platform.as_ref()) {
             None => Vec::new(),
-            Some(p) => {
-                crate::params::parse_platforms(p).map_err(|m| err(format!("platform {m}")))?
-            }
+            Some(p) => parse_platforms(p).map_err(|m| err(format!("platform {m}")))?,
         };
         let output = e.output.clone().unwrap_or_else(|| name.clone());
         if output.is_empty() || output.contains('/') || output == "cache" {
@@ -173,6 +241,12 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
         }
         let mut tags = d.tags.clone();
         tags.extend(e.tags.clone());
+        let mut outputs_spec = Vec::new();
+        for o in d.outputs.iter().chain(&e.outputs) {
+            let mut spec = OutputSpec::parse(o).map_err(|m| err(m.to_string()))?;
+            spec.output.make_absolute_in(base);
+            outputs_spec.push(spec);
+        }
         out.push(ImageSpec {
             name: name.clone(),
             context,
@@ -183,7 +257,27 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
             tags,
             platforms,
             output,
+            outputs: outputs_spec,
+            push: e.push || d.push,
         });
+    }
+    Ok(out)
+}
+
+/// `linux/amd64,linux/arm64`: each platform once, in order (the task's `IMAGE_PLATFORM`
+/// and the build file's `platform`).
+pub fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
+    let mut out: Vec<Platform> = Vec::new();
+    for one in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = Platform::parse(one).ok_or_else(|| {
+            format!("{one:?} is not a platform (expected os/arch[/variant], e.g. linux/arm64)")
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{s:?} names no platform"));
     }
     Ok(out)
 }
