@@ -538,7 +538,7 @@ impl<'a> Engine<'a> {
             let name = format!(
                 "[{label} {}/{total}] {}",
                 n + 2,
-                instr.original.lines().next().unwrap_or_default()
+                crate::error::shown(instr.original.lines().next().unwrap_or_default())
             );
             self.run_step(&mut state, &mut scope, instr, id, &name, &loc)?;
         }
