@@ -77,7 +77,12 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().take(MAX_SHOWN_DIAGNOSTICS).enumerate() {
+        for (i, d) in self
+            .diagnostics
+            .iter()
+            .take(MAX_SHOWN_DIAGNOSTICS)
+            .enumerate()
+        {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -142,7 +147,11 @@ mod tests {
         let e = decode(b"FROM scratch\nRUN \xc3\xa9\xff\n", "Dockerfile").unwrap_err();
         let d = e.first();
         assert_eq!((d.line, d.column), (2, 6), "{e}");
-        assert!(e.to_string().starts_with("Dockerfile:2:6: invalid UTF-8 at byte 19"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Dockerfile:2:6: invalid UTF-8 at byte 19"),
+            "{e}"
+        );
     }
 
     #[test]
