@@ -235,3 +235,91 @@ fn copy_of_a_named_fifo_is_an_error() {
         "{err}"
     );
 }
+
+fn from_busybox() -> String {
+    format!("FROM oci:{}:latest\n", busybox_base().display())
+}
+
+#[test]
+fn secrets_stay_out_of_layers_history_logs_and_errors() {
+    let env = Env::new();
+    let file_value = "file-secret-7f3a9c";
+    let env_value = "env-secret-5b2e1d";
+    let secret = env.path("token.txt");
+    fs::write(&secret, file_value).unwrap();
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    // The Dockerfile names only the values' digests (its text is in the history).
+    let hex = |v: &str| sha256_of(v.as_bytes())["sha256:".len()..].to_string();
+    let ok = from_busybox()
+        + &format!(
+            "RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=E \
+             test \"$(sha256sum < /run/secrets/f | cut -c1-64)\" = {} \
+             && test \"$(printf %s \"$E\" | sha256sum | cut -c1-64)\" = {} \
+             && echo checked > /checked\n",
+            hex(file_value),
+            hex(env_value)
+        );
+    fs::write(ctx.join("Dockerfile"), &ok).unwrap();
+    let layout = env.path("oci");
+    let secrets = [
+        "--secret".to_string(),
+        format!("id=f,src={}", secret.display()),
+        "--secret".to_string(),
+        "id=e,env=HOIST_TEST_SECRET".to_string(),
+    ];
+    let build = |df: &str, out: Option<&Path>| {
+        fs::write(ctx.join("Dockerfile"), df).unwrap();
+        let mut c = env.hoist();
+        c.arg("build").arg("--progress=plain").args(&secrets);
+        if let Some(o) = out {
+            c.arg("-o").arg(format!("type=oci,dest={}", o.display()));
+        }
+        c.arg(&ctx).env("HOIST_TEST_SECRET", env_value);
+        c.output().unwrap()
+    };
+    let out = build(&ok, Some(&layout));
+    assert_success(&out, "build with secrets");
+    for v in [file_value, env_value] {
+        assert!(!layout_contains(&layout, v.as_bytes()), "{v} in a blob");
+        for s in [&out.stdout, &out.stderr] {
+            assert!(!String::from_utf8_lossy(s).contains(v), "{v} in the log");
+        }
+    }
+    let rootfs = umoci_unpack(&layout, "latest", &env.path("u"));
+    assert_eq!(fs::read_to_string(rootfs.join("checked")).unwrap(), "checked\n");
+    // A failing RUN using the secrets: its error names the command, never the values.
+    let failing = from_busybox()
+        + "RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=E \
+           test \"$E\" = \"$(cat /run/secrets/f)\"\n";
+    let out = build(&failing, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not complete successfully"), "{err}");
+    for v in [file_value, env_value] {
+        assert!(!err.contains(v), "{v} in the error: {err}");
+    }
+}
+
+#[test]
+fn a_huge_run_line_fails_without_repeating_itself() {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let huge = "y".repeat(50 << 20);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("{}RUN echo {huge}\n", from_busybox()),
+    )
+    .unwrap();
+    let out = env
+        .hoist()
+        .args(["build", "--progress=plain"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.len() < 64 << 10, "{} bytes of stderr", err.len());
+    assert!(err.contains("Dockerfile:2"), "{}", &err[..err.len().min(4000)]);
+}
