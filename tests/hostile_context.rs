@@ -287,7 +287,10 @@ fn secrets_stay_out_of_layers_history_logs_and_errors() {
         }
     }
     let rootfs = umoci_unpack(&layout, "latest", &env.path("u"));
-    assert_eq!(fs::read_to_string(rootfs.join("checked")).unwrap(), "checked\n");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("checked")).unwrap(),
+        "checked\n"
+    );
     // A failing RUN using the secrets: its error names the command, never the values.
     let failing = from_busybox()
         + "RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=E \
@@ -321,5 +324,9 @@ fn a_huge_run_line_fails_without_repeating_itself() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.len() < 64 << 10, "{} bytes of stderr", err.len());
-    assert!(err.contains("Dockerfile:2"), "{}", &err[..err.len().min(4000)]);
+    assert!(
+        err.contains("Dockerfile:2"),
+        "{}",
+        &err[..err.len().min(4000)]
+    );
 }

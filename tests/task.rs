@@ -945,7 +945,10 @@ fn context_symlinks_stay_inside_the_context_in_task_mode() {
     let host = t.env.path("host");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("secret.txt"), "HOST-SECRET-task-91c2").unwrap();
-    let src = t.input("src", &[("Dockerfile", "FROM scratch\nCOPY el/secret.txt /x\n")]);
+    let src = t.input(
+        "src",
+        &[("Dockerfile", "FROM scratch\nCOPY el/secret.txt /x\n")],
+    );
     std::os::unix::fs::symlink(&host, src.join("el")).unwrap();
     // Where the link leads inside the context: an in-context stand-in.
     let inside = src.join(host.strip_prefix("/").unwrap());

@@ -23,6 +23,17 @@
 //! text and what was expected; it displays as
 //! `Dockerfile:12:5: unknown instruction "FOO" (expected one of ADD, ARG, ...)`.
 //!
+//! # Limits on hostile input
+//!
+//! Dockerfiles come from untrusted pull requests, so every unbounded quantity has a bound
+//! generous for real files, and exceeding it is a [`Diagnostic`] naming file and line,
+//! never a crash: `${…}` nesting ([`lex::MAX_NESTING`], 64), one expanded word
+//! ([`lex::MAX_WORD_BYTES`], 16 MiB), the ARG/ENV environment of a scope
+//! ([`scope::MAX_ENV_BYTES`], 32 MiB), the number of stages ([`MAX_STAGES`], 256).
+//! Displayed errors quote at most [`error::MAX_SHOWN_CHARS`] characters of the offending
+//! line and at most [`error::MAX_SHOWN_DIAGNOSTICS`] problems; [`error::decode`] turns
+//! bytes into text, naming line and column of invalid UTF-8. See docs/security.md.
+//!
 //! # Example
 //!
 //! ```
