@@ -49,7 +49,7 @@ for b in "$W"/bin/*; do
   name=$(basename "$b")
   [ "$name" = hoist ] && continue
   # Only the suites that touch the file system, namespaces or the CLI need the second run.
-  [[ "$name" =~ ^(build|cache|run|task|task_image|sandbox|hoist_sandbox|hoist_image|hoist_engine)- || "$name" =~ ^(layer_|formats_) ]] || continue
+  [[ "$name" =~ ^(build|cache|run|task|task_image|hostile_context|users|sandbox|hoist_sandbox|hoist_image|hoist_engine)- || "$name" =~ ^(layer_|formats_) ]] || continue
   echo "== $name as $USER_NAME"
   if ! runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="/home/$USER_NAME" LANG=C.UTF-8 \
       HOIST_BIN="$W/bin/hoist" HOIST_REPO="$W/repo" HOIST_TEST_TMP="$W/tmp" TMPDIR="$W/tmp" \

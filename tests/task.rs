@@ -920,3 +920,48 @@ fn several_platforms_write_an_index_layout() {
     );
     assert!(t.path("image/metadata.json").is_file());
 }
+
+/// Whether any file under `dir` (decompressed when gzip) contains `needle`.
+fn tree_contains(dir: &Path, needle: &[u8]) -> bool {
+    use std::io::Read;
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            return tree_contains(&p, needle);
+        }
+        let raw = std::fs::read(&p).unwrap();
+        let mut data = raw.clone();
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            data.clear();
+            let _ = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut data);
+        }
+        data.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[test]
+fn context_symlinks_stay_inside_the_context_in_task_mode() {
+    let t = Task::new(&["image"]);
+    let host = t.env.path("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("secret.txt"), "HOST-SECRET-task-91c2").unwrap();
+    let src = t.input(
+        "src",
+        &[("Dockerfile", "FROM scratch\nCOPY el/secret.txt /x\n")],
+    );
+    std::os::unix::fs::symlink(&host, src.join("el")).unwrap();
+    // Where the link leads inside the context: an in-context stand-in.
+    let inside = src.join(host.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::write(inside.join("secret.txt"), "in-context-task").unwrap();
+    t.ok(&[("CONTEXT", "src")]);
+    let unpacked = t.env.path("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(t.path("image/image.tar"))
+        .arg("-C")
+        .arg(&unpacked));
+    assert!(tree_contains(&unpacked, b"in-context-task"));
+    assert!(!tree_contains(&unpacked, b"HOST-SECRET-task-91c2"));
+}

@@ -19,6 +19,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
+/// How deeply `${…}` expansions and quotes may nest in one word. Real Dockerfiles nest a
+/// handful of levels; a hostile one nesting ten thousand would exhaust the stack.
+pub const MAX_NESTING: usize = 64;
+
+/// The largest expanded word, in bytes (16 MiB). A word doubling a variable on every
+/// `ENV A=$A$A` line would otherwise grow without bound; no exec argument can exceed
+/// the kernel's 128 KiB per string anyway, and heredoc bodies stay far below this.
+pub const MAX_WORD_BYTES: usize = 16 << 20;
+
 /// A source of variables for expansion.
 ///
 /// Implemented for maps and for `K=V` lists (as found in image configs, where the last
@@ -74,7 +83,7 @@ impl EnvLookup for NoEnv {
 
 /// An expansion error. Displays as BuildKit does: `failed to process "WORD": REASON`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to process {word:?}: {reason}")]
+#[error("failed to process {:?}: {reason}", crate::error::excerpt(word, 80))]
 pub struct LexError {
     /// The word being processed.
     pub word: String,
@@ -161,6 +170,7 @@ impl ShellLex {
             raw_escapes: self.raw_escapes,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            depth: 0,
         };
         let raw = sw.raw_escapes;
         match sw.process_stop_on(None, raw) {
@@ -186,6 +196,8 @@ struct ShellWord<'a> {
     raw_escapes: bool,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// Nesting of `${…}` words and quotes being processed.
+    depth: usize,
 }
 
 #[derive(Default)]
@@ -246,9 +258,16 @@ impl ShellWord<'_> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Res<(String, Vec<String>)> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "expansions nest deeper than {MAX_NESTING} levels (`${{…${{…}}}}`)"
+            ));
+        }
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
+        self.depth += 1;
         let r = self.process_stop_on_inner(stop);
+        self.depth -= 1;
         self.raw_escapes = saved;
         r
     }
@@ -268,6 +287,12 @@ impl ShellWord<'_> {
                     '\'' => self.process_single_quote()?,
                     _ => self.process_double_quote()?,
                 };
+                if result.len() + tmp.len() > MAX_WORD_BYTES {
+                    return Err(format!(
+                        "the expanded word would exceed {} MiB",
+                        MAX_WORD_BYTES >> 20
+                    ));
+                }
                 result.push_str(&tmp);
                 if ch == '$' {
                     words.add_string(&tmp);
@@ -515,7 +540,7 @@ impl ShellWord<'_> {
                 let pat = Glob::compile(&pattern, true)
                     .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
                 if replace_all {
-                    Ok(pat.replace_all(&value, &replacement))
+                    pat.replace_all(&value, &replacement)
                 } else {
                     Ok(match pat.find(&value) {
                         Some((s, e)) => format!("{}{}{}", &value[..s], replacement, &value[e..]),
@@ -678,7 +703,7 @@ impl Glob {
     }
 
     /// Go `Regexp.ReplaceAllString` semantics (empty matches, template expansion).
-    fn replace_all(&self, value: &str, repl: &str) -> String {
+    fn replace_all(&self, value: &str, repl: &str) -> Res<String> {
         let chars: Vec<char> = value.chars().collect();
         let offs = byte_offsets(value);
         let repl = expand_go_template(repl);
@@ -695,6 +720,12 @@ impl Glob {
             if a1 > last_end || a0 == 0 {
                 out.push_str(&repl);
             }
+            if out.len() > MAX_WORD_BYTES {
+                return Err(format!(
+                    "the expanded word would exceed {} MiB",
+                    MAX_WORD_BYTES >> 20
+                ));
+            }
             last_end = a1;
             let width = usize::from(search < chars.len());
             if search + width > a1 {
@@ -706,7 +737,7 @@ impl Glob {
             }
         }
         out.push_str(&value[offs[last_end]..]);
-        out
+        Ok(out)
     }
 }
 
@@ -823,8 +854,8 @@ mod tests {
     #[test]
     fn replace_all_empty_pattern() {
         let g = Glob::compile("", true).unwrap();
-        assert_eq!(g.replace_all("abc", "X"), "XaXbXcX");
+        assert_eq!(g.replace_all("abc", "X").unwrap(), "XaXbXcX");
         let g = Glob::compile("b*", true).unwrap();
-        assert_eq!(g.replace_all("abbc", "X"), "aX");
+        assert_eq!(g.replace_all("abbc", "X").unwrap(), "aX");
     }
 }

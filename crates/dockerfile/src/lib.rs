@@ -23,6 +23,17 @@
 //! text and what was expected; it displays as
 //! `Dockerfile:12:5: unknown instruction "FOO" (expected one of ADD, ARG, ...)`.
 //!
+//! # Limits on hostile input
+//!
+//! Dockerfiles come from untrusted pull requests, so every unbounded quantity has a bound
+//! generous for real files, and exceeding it is a [`Diagnostic`] naming file and line,
+//! never a crash: `${…}` nesting ([`lex::MAX_NESTING`], 64), one expanded word
+//! ([`lex::MAX_WORD_BYTES`], 16 MiB), the ARG/ENV environment of a scope
+//! ([`scope::MAX_ENV_BYTES`], 32 MiB), the number of stages ([`MAX_STAGES`], 256).
+//! Displayed errors quote at most [`error::MAX_SHOWN_CHARS`] characters of the offending
+//! line and at most [`error::MAX_SHOWN_DIAGNOSTICS`] problems; [`error::decode`] turns
+//! bytes into text, naming line and column of invalid UTF-8. See docs/security.md.
+//!
 //! # Example
 //!
 //! ```
@@ -124,7 +135,7 @@ pub mod scope;
 pub use error::{Diagnostic, Error, Result};
 pub use lex::{EnvLookup, LexError, ShellLex};
 pub use model::*;
-pub use parse::{edit_distance, INSTRUCTIONS};
+pub use parse::{edit_distance, INSTRUCTIONS, MAX_STAGES};
 pub use scope::{
     exposed_ports, valid_signal, GlobalScope, Platforms, StageScope, DEFAULT_PATH_ENV, PROXY_ARGS,
 };
@@ -155,4 +166,87 @@ pub fn check(text: &str, file: &str) -> Vec<Diagnostic> {
 pub fn parse_to_json(text: &str, file: &str) -> Result<String> {
     let df = parse(text, file)?;
     Ok(serde_json::to_string_pretty(&df).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod bounds {
+    //! Hostile Dockerfiles end in a clear error naming file and line, never a crash.
+    use super::*;
+
+    fn expand_all(text: &str) -> std::result::Result<(), Error> {
+        let df = parse(text, "Dockerfile")?;
+        let g = GlobalScope::new(&df, &Default::default(), &Platforms::host())?;
+        for st in &df.stages {
+            let mut s = StageScope::new(&g, &[scope::DEFAULT_PATH_ENV.to_string()]);
+            for i in &st.instructions {
+                s.apply(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error() {
+        let n = 10_000;
+        let word = format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        let err = expand_all(&format!("FROM scratch\nENV B={word}\n")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("Dockerfile:2:"), "{shown}");
+        assert!(shown.contains("nest deeper than"), "{shown}");
+        assert!(shown.len() < 1000);
+        // Real nesting still works.
+        let ok = format!("{}x{}", "${A:-".repeat(20), "}".repeat(20));
+        expand_all(&format!("FROM scratch\nENV B={ok}\n")).unwrap();
+    }
+
+    #[test]
+    fn doubling_variables_are_bounded() {
+        let lines: String = (0..30).map(|_| "ENV A=$A$A\n").collect();
+        let err = expand_all(&format!("FROM scratch\nENV A=0123456789abcdef\n{lines}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("would exceed 16 MiB"), "{err}");
+        // 16 bytes doubled: 2^20 * 16 = 16 MiB after 20 lines; line 2 + 21 fails.
+        assert!(err.starts_with("Dockerfile:23:"), "{err}");
+        // Many large variables: the environment is bounded.
+        let big: String = (0..20).map(|i| format!("ENV V{i}=$A\n")).collect();
+        let doubling: String = (0..19).map(|_| "ENV A=$A$A\n").collect();
+        let err = expand_all(&format!(
+            "FROM scratch\nENV A=0123456789abcdef\n{doubling}{big}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("environment"), "{err}");
+        // Global ARGs too.
+        let args: String = (0..30).map(|_| "ARG A=$A$A\n").collect();
+        let err = expand_all(&format!("ARG A=0123456789abcdef\n{args}FROM scratch\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("would exceed"), "{err}");
+        // Replacement is bounded as well.
+        let err = expand_all(
+            "FROM scratch\nENV A=0123456789abcdef\nENV A=${A//?/$A}\nENV A=${A//?/$A}\nENV A=${A//?/$A}\nENV A=${A//?/$A}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("would exceed"), "{err}");
+    }
+
+    #[test]
+    fn stage_count_is_bounded() {
+        let chain = |n: usize| {
+            let mut t = String::from("FROM scratch AS s0\n");
+            for i in 1..n {
+                t.push_str(&format!("FROM s{} AS s{i}\n", i - 1));
+            }
+            t
+        };
+        parse(&chain(MAX_STAGES), "Dockerfile").unwrap();
+        let err = parse(&chain(2_000), "Dockerfile").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("Dockerfile:{}:", MAX_STAGES + 1))
+                && err.contains("too many build stages: 2000"),
+            "{err}"
+        );
+    }
 }

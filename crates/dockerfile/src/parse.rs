@@ -1466,6 +1466,11 @@ fn parse_go_int32(s: &str) -> Result<i64, String> {
     }
 }
 
+/// The most stages a Dockerfile may have. Real files have a handful (large monorepo
+/// files a few dozen); a hostile chain of thousands (`FROM s0 AS s1`, …) would make
+/// building them nest that deep.
+pub const MAX_STAGES: usize = 256;
+
 /// Parses a whole Dockerfile.
 pub(crate) fn parse_dockerfile(text: &str, file: &str) -> Result<Dockerfile, Error> {
     let mut ctx = Ctx::new(file);
@@ -1533,6 +1538,20 @@ pub(crate) fn parse_dockerfile(text: &str, file: &str) -> Result<Dockerfile, Err
             snippet: String::new(),
             message: "file with no instructions".into(),
             expected: Some("at least a FROM instruction".into()),
+        }));
+    }
+    if let Some(extra) = stages.get(MAX_STAGES) {
+        return Err(Error::single(Diagnostic {
+            file: file.to_string(),
+            line: extra.span.start_line,
+            column: 1,
+            end_line: extra.span.start_line,
+            snippet: String::new(),
+            message: format!(
+                "too many build stages: {} (at most {MAX_STAGES})",
+                stages.len()
+            ),
+            expected: Some(format!("at most {MAX_STAGES} FROM instructions")),
         }));
     }
     if stages.is_empty() {

@@ -102,6 +102,21 @@ impl Platforms {
     }
 }
 
+/// The largest environment (keys and values of every ARG and ENV in scope, in bytes:
+/// 32 MiB). Each word is bounded by [`crate::lex::MAX_WORD_BYTES`]; this bounds their
+/// sum, so many large variables cannot exhaust memory either. Linux refuses to exec with
+/// more than a few MiB of environment anyway.
+pub const MAX_ENV_BYTES: usize = 32 << 20;
+
+fn env_too_large(bytes: usize) -> Option<String> {
+    (bytes > MAX_ENV_BYTES).then(|| {
+        format!(
+            "the environment (ARG and ENV values in scope) would exceed {} MiB",
+            MAX_ENV_BYTES >> 20
+        )
+    })
+}
+
 /// An ordered environment with BuildKit's add-or-replace semantics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct EnvList(Vec<(String, String)>);
@@ -124,6 +139,9 @@ impl EnvList {
     }
     fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+    fn bytes(&self) -> usize {
+        self.0.iter().map(|(k, v)| k.len() + v.len() + 1).sum()
     }
 }
 
@@ -193,6 +211,9 @@ impl GlobalScope {
                 };
                 if let Some(v) = value {
                     meta.set(&a.name, &v);
+                    if let Some(m) = env_too_large(meta.bytes()) {
+                        return Err(diag_at(&file, instr.span, &a.name, m));
+                    }
                 }
             }
         }
@@ -551,6 +572,9 @@ impl<'g> StageScope<'g> {
             }
             other => other.clone(),
         };
+        if let Some(m) = env_too_large(self.state_env.bytes().max(self.config_env.bytes())) {
+            return Err(self.err(instr, "", m));
+        }
         Ok(Instruction {
             span: instr.span,
             original: instr.original.clone(),

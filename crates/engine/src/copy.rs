@@ -165,12 +165,15 @@ fn expand_source(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<String>> {
     if !has_wildcard(&rel) {
         return Ok(vec![rel]);
     }
+    check_literal_prefix(tree, pattern, &rel)?;
     let mut current = vec![String::new()];
     for comp in rel.split('/') {
         let mut next = Vec::new();
         for base in &current {
             if has_wildcard(comp) {
-                if !tree.stat(base)?.is_some_and(|m| m.is_dir()) {
+                // The directory is read inside the tree, its own symlink followed there.
+                let real = tree.resolve(base)?;
+                if !tree.stat(&real)?.is_some_and(|m| m.is_dir()) {
                     continue;
                 }
                 for name in tree.list(base)? {
@@ -195,12 +198,34 @@ fn expand_source(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A wildcard source whose literal directory (the components before the first
+/// wildcard) goes through a symlink must find a directory where the link leads inside
+/// the tree: otherwise the pattern cannot match and, as in BuildKit, that is an error
+/// rather than a silent no-op (a link such as `el -> /etc` never reaches the host).
+fn check_literal_prefix(tree: &dyn SourceTree, pattern: &str, rel: &str) -> Result<()> {
+    let literal: Vec<&str> = rel.split('/').take_while(|c| !has_wildcard(c)).collect();
+    if literal.is_empty() {
+        return Ok(());
+    }
+    let literal = literal.join("/").replace('\\', "");
+    let real = tree.resolve(&literal)?;
+    if real == literal || tree.stat(&real)?.is_some_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "no source files were specified: {pattern}: /{literal} is a symlink to /{real} \
+         inside the build context, which is not a directory there"
+    )))
+}
+
 struct Planner<'a> {
     tree: &'a dyn SourceTree,
     view: &'a FsView,
     req: &'a CopyRequest,
     exclude: Option<Matcher>,
     out: BTreeMap<String, Entry>,
+    /// Sources named without a wildcard (resolved): a special file among them is an error.
+    named: std::collections::BTreeSet<String>,
 }
 
 impl Planner<'_> {
@@ -273,11 +298,11 @@ impl Planner<'_> {
         let kind = match &meta.kind {
             Kind::Dir => EntryKind::Dir,
             Kind::File(size) => EntryKind::File {
-                source: FileSource::Path(self.tree.content_path(src_rel)),
+                source: FileSource::Path(self.tree.content_path(src_rel)?),
                 size: *size,
             },
             Kind::Hardlink(_) => {
-                let p = self.tree.content_path(src_rel);
+                let p = self.tree.content_path(src_rel)?;
                 let size = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
                 EntryKind::File {
                     source: FileSource::Path(p),
@@ -285,6 +310,12 @@ impl Planner<'_> {
                 }
             }
             Kind::Symlink(t) => EntryKind::Symlink(t.clone()),
+            Kind::Special if self.named.contains(src_rel) => {
+                return Err(Error::Invalid(format!(
+                    "\"/{src_rel}\": cannot copy a device, FIFO or socket: only regular files, \
+                     directories and symlinks can be copied"
+                )));
+            }
             Kind::Special => {
                 tracing::warn!(
                     "skipping special file /{src_rel} (devices and sockets are not copied)"
@@ -366,6 +397,7 @@ pub fn plan(tree: &dyn SourceTree, req: &CopyRequest, view: &FsView) -> Result<V
         req,
         exclude,
         out: BTreeMap::new(),
+        named: Default::default(),
     };
 
     // Destination: absolute, relative to WORKDIR otherwise.
@@ -408,7 +440,7 @@ pub fn plan(tree: &dyn SourceTree, req: &CopyRequest, view: &FsView) -> Result<V
     let dest_resolved = view.resolve(&dest_clean, true)?;
     let dest_is_dir = dest_is_dir_hint || several || view.is_dir(&dest_clean);
 
-    for (src, _) in &matched {
+    for (src, wild) in &matched {
         let meta0 = tree
             .stat(src)?
             .ok_or_else(|| Error::Invalid(format!("\"/{src}\": not found")))?;
@@ -426,6 +458,9 @@ pub fn plan(tree: &dyn SourceTree, req: &CopyRequest, view: &FsView) -> Result<V
         } else {
             (src.clone(), meta0)
         };
+        if !*wild {
+            p.named.insert(src_real.clone());
+        }
         let rel_for_parents = src.clone();
         if meta.is_dir() {
             let target = if req.parents {

@@ -15,8 +15,14 @@ pub struct Location {
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.text)
+        write!(f, "{}:{}: {}", self.file, self.line, shown(&self.text))
     }
+}
+
+/// At most [`hoist_dockerfile::error::MAX_SHOWN_CHARS`] characters of `text` (an
+/// instruction or a command line), for messages: a 50 MB RUN line is not repeated.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    hoist_dockerfile::error::excerpt(text, hoist_dockerfile::error::MAX_SHOWN_CHARS)
 }
 
 /// Errors of the build engine.

@@ -64,8 +64,6 @@ pub struct FsView {
     layers: usize,
 }
 
-const MAX_SYMLINKS: usize = 255;
-
 impl FsView {
     /// An empty filesystem (`FROM scratch`).
     pub fn new() -> FsView {
@@ -192,42 +190,7 @@ impl FsView {
     /// every component (and in the last one when `follow_last`). `..` never leaves the root.
     /// Components that do not exist are kept as they are.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String> {
-        let mut done: Vec<String> = Vec::new();
-        let mut todo: Vec<String> = components(path).into_iter().rev().collect();
-        let mut hops = 0;
-        while let Some(c) = todo.pop() {
-            if c == ".." {
-                done.pop();
-                continue;
-            }
-            let candidate = if done.is_empty() {
-                c.clone()
-            } else {
-                format!("{}/{}", done.join("/"), c)
-            };
-            let is_last = todo.is_empty();
-            match self.entries.get(&candidate) {
-                Some(Meta {
-                    kind: Kind::Symlink(target),
-                    ..
-                }) if follow_last || !is_last => {
-                    hops += 1;
-                    if hops > MAX_SYMLINKS {
-                        return Err(Error::Invalid(format!(
-                            "too many levels of symbolic links resolving /{path}"
-                        )));
-                    }
-                    if target.starts_with('/') {
-                        done.clear();
-                    }
-                    for t in components(target).into_iter().rev() {
-                        todo.push(t);
-                    }
-                }
-                _ => done.push(c),
-            }
-        }
-        Ok(done.join("/"))
+        crate::inroot::resolve(self, path, follow_last)
     }
 
     /// Whether `path` (resolved) is a directory.
@@ -263,6 +226,18 @@ impl FsView {
     /// Whether the view is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+impl crate::inroot::Lookup for FsView {
+    fn symlink_target(&self, rel: &str) -> Result<Option<String>> {
+        Ok(match self.entries.get(rel) {
+            Some(Meta {
+                kind: Kind::Symlink(target),
+                ..
+            }) => Some(target.clone()),
+            _ => None,
+        })
     }
 }
 
@@ -401,13 +376,6 @@ static ROOT_META: Meta = Meta {
     mtime: 0,
     layer: 0,
 };
-
-fn components(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-        .collect()
-}
 
 /// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
 pub fn split(path: &str) -> (&str, &str) {

@@ -39,6 +39,7 @@ pub mod fsview;
 pub mod gc;
 pub mod history;
 pub mod key;
+pub mod inroot;
 pub mod layers;
 pub mod lint;
 pub mod options;
@@ -109,11 +110,18 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, Option<PathBu
             Ok(("Dockerfile".into(), s, None))
         }
         other => {
-            let path = other
-                .clone()
-                .unwrap_or_else(|| opts.context.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            Ok((path.display().to_string(), text, Some(path)))
+            // The default Dockerfile is part of the context: read it inside the context
+            // (a `Dockerfile -> /etc/shadow` link must not be read); `-f` is the user's.
+            let path = match other {
+                Some(p) => p.clone(),
+                None => inroot::host_path(&opts.context, "Dockerfile")?,
+            };
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let name = path.display().to_string();
+            let text = hoist_dockerfile::error::decode(&bytes, &name)
+                .map_err(|e| Error::Dockerfile(e.to_string()))?
+                .to_string();
+            Ok((name, text, Some(path)))
         }
     }
 }
@@ -123,12 +131,14 @@ fn read_ignore(
     df_path: Option<&PathBuf>,
 ) -> Result<Option<hoist_dockerfile::ignore::Matcher>> {
     let mut candidates = Vec::new();
-    if let Some(p) = df_path {
+    if opts.dockerfile.is_none() {
+        candidates.push(inroot::host_path(&opts.context, "Dockerfile.dockerignore")?);
+    } else if let Some(p) = df_path {
         let mut s = p.as_os_str().to_owned();
         s.push(".dockerignore");
         candidates.push(PathBuf::from(s));
     }
-    candidates.push(opts.context.join(".dockerignore"));
+    candidates.push(inroot::host_path(&opts.context, ".dockerignore")?);
     for c in candidates {
         match std::fs::read_to_string(&c) {
             Ok(text) => {

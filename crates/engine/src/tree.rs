@@ -36,13 +36,19 @@ impl SrcMeta {
 }
 
 /// A tree of files COPY can read.
+///
+/// Every path is interpreted inside the tree's root, as BuildKit does: symlinks in the
+/// parent components are followed inside the root ([`crate::inroot`]), so no path
+/// reaches outside it, whatever the links in the tree say.
 pub trait SourceTree {
     /// Metadata of `rel` without following a final symlink; `None` if absent or excluded.
     fn stat(&self, rel: &str) -> Result<Option<SrcMeta>>;
-    /// Names in directory `rel`, sorted bytewise (excluded ones omitted).
+    /// Names in directory `rel` (a final symlink followed), sorted bytewise (excluded
+    /// ones omitted).
     fn list(&self, rel: &str) -> Result<Vec<String>>;
-    /// The file on disk holding the content of regular file `rel`.
-    fn content_path(&self, rel: &str) -> PathBuf;
+    /// The file on disk holding the content of regular file `rel` (every symlink
+    /// resolved inside the root).
+    fn content_path(&self, rel: &str) -> Result<PathBuf>;
     /// Whether ownership of the tree is meaningful (a stage) or not (the context).
     fn preserves_owner(&self) -> bool;
     /// Resolve symlinks in `rel` inside the tree (following the last component too).
@@ -98,7 +104,7 @@ impl LocalContext {
     }
 
     fn materialize_entry(&self, rel: &str, md: &SrcMeta, dest: &Path, copy: bool) -> Result<()> {
-        let src = self.root.join(rel);
+        let src = self.root.join(self.real(rel, false)?);
         match &md.kind {
             Kind::Dir => {
                 fs::create_dir(dest).map_err(|e| Error::io(dest, e))?;
@@ -120,6 +126,13 @@ impl LocalContext {
             _ => {}
         }
         Ok(())
+    }
+
+    /// `rel` resolved inside the context (see [`crate::inroot`]): the parents always,
+    /// the last component when `follow_last`. An excluded symlink does not exist for
+    /// the build (BuildKit never receives it), so it is not followed.
+    fn real(&self, rel: &str, follow_last: bool) -> Result<String> {
+        crate::inroot::resolve(self, rel, follow_last)
     }
 
     fn excluded(&self, rel: &str) -> bool {
@@ -158,15 +171,25 @@ fn meta_of(md: &fs::Metadata, path: &Path) -> Result<SrcMeta> {
     })
 }
 
+impl crate::inroot::Lookup for LocalContext {
+    fn symlink_target(&self, rel: &str) -> Result<Option<String>> {
+        if self.excluded_with_parents(rel) {
+            return Ok(None);
+        }
+        crate::inroot::HostRoot::new(&self.root).symlink_target(rel)
+    }
+}
+
 impl SourceTree for LocalContext {
     fn stat(&self, rel: &str) -> Result<Option<SrcMeta>> {
-        if self.excluded_with_parents(rel) {
+        let rel = self.real(rel, false)?;
+        let p = self.root.join(&rel);
+        if self.excluded_with_parents(&rel) {
             // An excluded directory may still contain re-included children (`!dir/keep`).
             if let Some(m) = &self.ignore {
-                if !m.may_reinclude_children(rel) {
+                if !m.may_reinclude_children(&rel) {
                     return Ok(None);
                 }
-                let p = self.root.join(rel);
                 return match fs::symlink_metadata(&p) {
                     Ok(md) if md.is_dir() => Ok(Some(meta_of(&md, &p)?)),
                     _ => Ok(None),
@@ -174,16 +197,23 @@ impl SourceTree for LocalContext {
             }
             return Ok(None);
         }
-        let p = self.root.join(rel);
         match fs::symlink_metadata(&p) {
             Ok(md) => Ok(Some(meta_of(&md, &p)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::io(p, e)),
         }
     }
 
     fn list(&self, rel: &str) -> Result<Vec<String>> {
-        let p = self.root.join(rel);
+        let rel = self.real(rel, true)?;
+        let p = self.root.join(&rel);
         let rd = fs::read_dir(&p).map_err(|e| Error::io(&p, e))?;
         let mut names = Vec::new();
         for ent in rd {
@@ -198,7 +228,7 @@ impl SourceTree for LocalContext {
                     )))
                 }
             };
-            let child = fsview::join(rel, &name);
+            let child = fsview::join(&rel, &name);
             if self.excluded_with_parents(&child) {
                 let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
                 let keep = is_dir
@@ -216,8 +246,8 @@ impl SourceTree for LocalContext {
         Ok(names)
     }
 
-    fn content_path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
+    fn content_path(&self, rel: &str) -> Result<PathBuf> {
+        Ok(self.root.join(self.real(rel, true)?))
     }
 
     fn preserves_owner(&self) -> bool {
@@ -225,47 +255,7 @@ impl SourceTree for LocalContext {
     }
 
     fn resolve(&self, rel: &str) -> Result<String> {
-        // Follow symlinks inside the context root, component by component.
-        let mut done: Vec<String> = Vec::new();
-        let mut todo: Vec<String> = rel
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .map(str::to_string)
-            .rev()
-            .collect();
-        let mut hops = 0;
-        while let Some(c) = todo.pop() {
-            if c == ".." {
-                done.pop();
-                continue;
-            }
-            let cand = if done.is_empty() {
-                c.clone()
-            } else {
-                format!("{}/{}", done.join("/"), c)
-            };
-            let p = self.root.join(&cand);
-            match fs::symlink_metadata(&p) {
-                Ok(md) if md.file_type().is_symlink() => {
-                    hops += 1;
-                    if hops > 255 {
-                        return Err(Error::Invalid(format!(
-                            "too many levels of symbolic links in {rel}"
-                        )));
-                    }
-                    let t = fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
-                    let t = t.to_string_lossy().into_owned();
-                    if t.starts_with('/') {
-                        done.clear();
-                    }
-                    for x in t.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
-                        todo.push(x.to_string());
-                    }
-                }
-                _ => done.push(c),
-            }
-        }
-        Ok(done.join("/"))
+        self.real(rel, true)
     }
 }
 
@@ -288,7 +278,8 @@ impl<'a> StageTree<'a> {
 
 impl SourceTree for StageTree<'_> {
     fn stat(&self, rel: &str) -> Result<Option<SrcMeta>> {
-        Ok(self.view.get(rel).map(|m| SrcMeta {
+        let rel = self.view.resolve(rel, false)?;
+        Ok(self.view.get(&rel).map(|m| SrcMeta {
             kind: m.kind.clone(),
             mode: m.mode,
             uid: m.uid,
@@ -298,6 +289,7 @@ impl SourceTree for StageTree<'_> {
     }
 
     fn list(&self, rel: &str) -> Result<Vec<String>> {
+        let rel = self.view.resolve(rel, true)?;
         let depth = if rel.is_empty() {
             0
         } else {
@@ -305,7 +297,7 @@ impl SourceTree for StageTree<'_> {
         };
         let mut names: Vec<String> = self
             .view
-            .walk(rel)
+            .walk(&rel)
             .filter(|(k, _)| !k.is_empty() && k.as_str() != rel)
             .filter(|(k, _)| k.split('/').count() == depth + 1)
             .map(|(k, _)| fsview::split(k).1.to_string())
@@ -314,8 +306,8 @@ impl SourceTree for StageTree<'_> {
         Ok(names)
     }
 
-    fn content_path(&self, rel: &str) -> PathBuf {
-        self.rootfs.join(rel)
+    fn content_path(&self, rel: &str) -> Result<PathBuf> {
+        Ok(self.rootfs.join(self.view.resolve(rel, true)?))
     }
 
     fn preserves_owner(&self) -> bool {

@@ -31,9 +31,9 @@ use crate::options::NamedContext;
 
 pub(crate) use graph::topological_order;
 
-/// At most this many stages in one Dockerfile (every stage is a node of the graph and a
-/// thread of the executor at most; real files have a handful).
-pub const MAX_STAGES: usize = 1000;
+/// At most this many stages in one Dockerfile (the parser's bound: every stage is a node
+/// of the graph and a thread of the executor at most; real files have a handful).
+pub const MAX_STAGES: usize = hoist_dockerfile::MAX_STAGES;
 
 /// What a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,7 +359,7 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
                 .map_err(|e| e.at(&r.from_loc))?;
             steps.push(StepPlan {
                 id: next_id,
-                name: format!("[{label}] ONBUILD {}", instr.original),
+                name: format!("[{label}] ONBUILD {}", crate::error::shown(&instr.original)),
                 loc: r.from_loc.clone(),
                 run_env: scope.run_env(),
                 history_args: scope.history_args(),
@@ -381,7 +381,7 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
                 name: format!(
                     "[{label} {}/{total}] {}",
                     n + 2,
-                    instr.original.lines().next().unwrap_or_default()
+                    crate::error::shown(instr.original.lines().next().unwrap_or_default())
                 ),
                 loc,
                 run_env: scope.run_env(),

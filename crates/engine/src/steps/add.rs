@@ -395,7 +395,7 @@ pub(crate) fn plan_add(
                 };
                 if let Some(m) = ctx.stat(&real)? {
                     if matches!(m.kind, fsview::Kind::File(_)) {
-                        let p = ctx.content_path(&real);
+                        let p = ctx.content_path(&real)?;
                         if let Some(kind) = archive_kind(&p)? {
                             if is_tar_archive(&p, kind) {
                                 let dir = view.resolve(&dest_clean, true)?;

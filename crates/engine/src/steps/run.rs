@@ -510,6 +510,7 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     if !status.success() {
         let _ = sb.remove_tree(&dirs.base);
         let shown = argv.join(" ");
+        let shown = crate::error::shown(&shown);
         return Err(Error::Invalid(format!(
             "process \"{shown}\" did not complete successfully: {status}"
         )));

@@ -413,8 +413,19 @@ impl Applier {
                                     return Err(self.entry_err(entry, "create parent directory", e))
                                 }
                             }
-                            open(sofar).map_err(|e| {
-                                self.entry_err(entry, "open created parent directory", e)
+                            open(sofar).map_err(|e| match rustix::fs::readlinkat(&fd, os(comp), Vec::new()) {
+                                // `comp` exists but does not open as a directory: a
+                                // symlink whose target is missing or not a directory.
+                                Ok(target) => self.entry_err(
+                                    entry,
+                                    &format!(
+                                        "parent /{} is a symlink to {:?}, which is not a directory in the image",
+                                        String::from_utf8_lossy(sofar),
+                                        target.to_string_lossy()
+                                    ),
+                                    e,
+                                ),
+                                Err(_) => self.entry_err(entry, "open created parent directory", e),
                             })?
                         }
                         Err(e) => return Err(self.entry_err(entry, "open parent directory", e)),
@@ -952,6 +963,32 @@ fn remove_all_at(dir: &OwnedFd, name: &[u8], is_root: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parent_symlink_into_a_missing_directory_is_named() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_link_name("/missing/dir").unwrap();
+        b.append_data(&mut h, "bin", &[][..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "bin/sub/x", &b"hi"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let err = apply_layer(&tar[..], None, root.path(), &ApplyOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bin/sub/x")
+                && err.contains("parent /bin is a symlink to \"/missing/dir\"")
+                && err.contains("not a directory"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn userspace_resolution_matches_openat2() {
