@@ -29,6 +29,7 @@
 //! run_build -- CONTEXT OUT`).
 
 pub mod assemble;
+pub mod buildfile;
 pub mod cache;
 pub mod copy;
 pub mod engine;
