@@ -18,8 +18,7 @@ use hoist_dockerfile::{
     ShellOrExec, Stage, StageScope,
 };
 use hoist_image::layer::{
-    write_layer_blob, Entry, EntryKind, FileSource, ModeOverride, MtimePolicy, Ownership,
-    WriteOptions,
+    write_layer_blob, Entry, EntryKind, ModeOverride, MtimePolicy, Ownership, WriteOptions,
 };
 use hoist_image::media_type::{self, Compression};
 use hoist_image::{
@@ -69,6 +68,7 @@ impl StageState {
                 variant: platform.variant.clone(),
                 config: Some(ContainerConfig {
                     env: Some(vec![DEFAULT_PATH_ENV.to_string()]),
+                    working_dir: Some(crate::compat::SCRATCH_WORKDIR.to_string()),
                     ..Default::default()
                 }),
                 rootfs: RootFs::default(),
@@ -731,9 +731,7 @@ impl<'a> Engine<'a> {
 
     /// Write entries as a new layer on `state`.
     fn add_layer(&self, state: &mut StageState, entries: Vec<Entry>) -> Result<bool> {
-        if entries.is_empty() {
-            return Ok(false);
-        }
+        let entries = crate::compat::with_existing_parents(entries, &state.view);
         let d = write_layer_blob(
             self.store.root(),
             entries.iter().cloned(),
@@ -1187,6 +1185,7 @@ impl<'a> Engine<'a> {
                     CopySource::Heredoc(_) => None,
                 })
                 .collect(),
+            heredocs: crate::copy_sources::inline_files(sources),
             dest: if dest.is_empty() {
                 "./".into()
             } else {
@@ -1198,6 +1197,7 @@ impl<'a> Engine<'a> {
             exclude: exclude.to_vec(),
             parents,
             mtime: self.mtime_rule(),
+            unpack: None,
         })
     }
 
@@ -1211,23 +1211,8 @@ impl<'a> Engine<'a> {
     ) -> Result<Vec<Entry>> {
         let empty = FsView::new();
         let view = if link { &empty } else { &state.view };
-        let mut entries = if req.sources.is_empty() {
-            Vec::new()
-        } else {
-            copy::plan(&self.context, req, view)?
-        };
-        let heredocs: Vec<_> = sources
-            .iter()
-            .filter_map(|s| match s {
-                CopySource::Heredoc(h) => Some(h),
-                _ => None,
-            })
-            .collect();
-        if !heredocs.is_empty() {
-            entries.extend(heredoc_entries(req, view, &heredocs, sources.len() > 1)?);
-            merge_sorted(&mut entries);
-        }
-        Ok(entries)
+        let _ = sources; // heredocs are in `req`
+        copy::plan(&self.context, req, view)
     }
 
     fn plan_from(
@@ -1433,56 +1418,6 @@ pub(crate) fn mkdir_entries(
         e.uid = owner.0;
         e.gid = owner.1;
         e.mtime = mtime;
-        out.push(e);
-    }
-    Ok(out)
-}
-
-pub(crate) fn heredoc_entries(
-    req: &CopyRequest,
-    view: &FsView,
-    heredocs: &[&hoist_dockerfile::Heredoc],
-    several: bool,
-) -> Result<Vec<Entry>> {
-    let dest_abs = if req.dest.starts_with('/') {
-        req.dest.clone()
-    } else {
-        format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest)
-    };
-    let dest_clean = copy::clean_rel(&dest_abs);
-    let dir_hint = req.dest.ends_with('/') || several || view.is_dir(&dest_clean);
-    let mut out = Vec::new();
-    for h in heredocs {
-        let target = if dir_hint {
-            fsview::join(&dest_clean, &h.name)
-        } else {
-            dest_clean.clone()
-        };
-        let (parent, leaf) = fsview::split(&target);
-        let parent_real = view.resolve(parent, true)?;
-        let owner = req.chown.unwrap_or((0, 0));
-        out.extend(mkdir_entries(
-            view,
-            &parent_real,
-            owner,
-            req.mtime.created(),
-        )?);
-        let content = h.effective_content().into_bytes();
-        let mode = match &req.chmod {
-            Some(m) => m.apply(0o644, false),
-            None => 0o644,
-        };
-        let mut e = Entry::new(
-            fsview::join(&parent_real, leaf),
-            EntryKind::File {
-                size: content.len() as u64,
-                source: FileSource::Bytes(content),
-            },
-            mode,
-        );
-        e.uid = owner.0;
-        e.gid = owner.1;
-        e.mtime = req.mtime.created();
         out.push(e);
     }
     Ok(out)

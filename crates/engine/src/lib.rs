@@ -20,12 +20,15 @@
 
 pub mod add;
 pub mod cache;
+pub mod compat;
 pub mod copy;
+pub mod copy_sources;
 pub mod engine;
 pub mod error;
 pub mod export;
 pub mod fsview;
 pub mod gc;
+pub mod glob;
 pub mod history;
 pub mod layers;
 pub mod options;
@@ -36,6 +39,7 @@ pub mod resolver;
 pub mod run;
 pub mod ssh;
 pub mod tree;
+pub mod unpack;
 pub mod user;
 
 use std::io::Read;

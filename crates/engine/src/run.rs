@@ -536,8 +536,8 @@ pub(crate) fn dispatch_run(
             })
             .collect::<Vec<_>>(),
     );
-    // An empty tar (two zero blocks) means nothing changed: no layer, as BuildKit does.
-    let empty = d.uncompressed_size <= 1024;
+    // BuildKit keeps a layer even when nothing changed (an empty tar).
+    let empty = !crate::compat::makes_layer(&instr.kind, "");
     if empty {
         let _ = sb.remove_tree(&dirs.base);
     } else {

@@ -26,6 +26,8 @@ pub struct SrcMeta {
     pub gid: u32,
     /// Modification time (seconds).
     pub mtime: i64,
+    /// For a file with other hard links in the tree: the same key for all its names.
+    pub link: Option<String>,
 }
 
 impl SrcMeta {
@@ -150,6 +152,7 @@ fn meta_of(md: &fs::Metadata, path: &Path) -> Result<SrcMeta> {
         Kind::Special
     };
     Ok(SrcMeta {
+        link: (ft.is_file() && md.nlink() > 1).then(|| format!("{}:{}", md.dev(), md.ino())),
         kind,
         mode: md.permissions().mode() & 0o7777,
         uid: md.uid(),
@@ -168,7 +171,11 @@ impl SourceTree for LocalContext {
                 }
                 let p = self.root.join(rel);
                 return match fs::symlink_metadata(&p) {
-                    Ok(md) if md.is_dir() => Ok(Some(meta_of(&md, &p)?)),
+                    // BuildKit's context only holds an excluded directory when an
+                    // exception re-includes something below it.
+                    Ok(md) if md.is_dir() && !self.list(rel)?.is_empty() => {
+                        Ok(Some(meta_of(&md, &p)?))
+                    }
                     _ => Ok(None),
                 };
             }
@@ -177,7 +184,13 @@ impl SourceTree for LocalContext {
         let p = self.root.join(rel);
         match fs::symlink_metadata(&p) {
             Ok(md) => Ok(Some(meta_of(&md, &p)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A path through a file ("a.txt/x") does not exist either.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::io(p, e)),
         }
     }
@@ -205,7 +218,8 @@ impl SourceTree for LocalContext {
                     && self
                         .ignore
                         .as_ref()
-                        .is_some_and(|m| m.may_reinclude_children(&child));
+                        .is_some_and(|m| m.may_reinclude_children(&child))
+                    && self.stat(&child)?.is_some();
                 if !keep {
                     continue;
                 }
@@ -274,14 +288,24 @@ impl SourceTree for LocalContext {
 pub struct StageTree<'a> {
     view: &'a FsView,
     rootfs: PathBuf,
+    /// Files other paths are hard links to.
+    link_targets: std::collections::HashSet<String>,
 }
 
 impl<'a> StageTree<'a> {
     /// A tree over `view` whose contents are unpacked at `rootfs`.
     pub fn new(view: &'a FsView, rootfs: impl Into<PathBuf>) -> StageTree<'a> {
+        let link_targets = view
+            .walk("")
+            .filter_map(|(_, m)| match &m.kind {
+                Kind::Hardlink(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
         StageTree {
             view,
             rootfs: rootfs.into(),
+            link_targets,
         }
     }
 }
@@ -289,6 +313,11 @@ impl<'a> StageTree<'a> {
 impl SourceTree for StageTree<'_> {
     fn stat(&self, rel: &str) -> Result<Option<SrcMeta>> {
         Ok(self.view.get(rel).map(|m| SrcMeta {
+            link: match &m.kind {
+                Kind::Hardlink(t) => Some(t.clone()),
+                Kind::File(_) if self.link_targets.contains(rel) => Some(rel.to_string()),
+                _ => None,
+            },
             kind: m.kind.clone(),
             mode: m.mode,
             uid: m.uid,
