@@ -13,6 +13,7 @@
 //!   would turn `/tmp` 1777 into 0755.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use hoist_dockerfile::InstructionKind;
 use hoist_image::layer::{path_order, Entry, EntryKind};
@@ -66,8 +67,31 @@ pub fn with_existing_parents(mut entries: Vec<Entry>, view: &FsView) -> Vec<Entr
     entries
 }
 
+/// Lower directories (bottom first) without repeats: layers with the same diff ID (every
+/// empty layer) share one directory, which overlayfs refuses to stack twice. Only the
+/// topmost copy is kept; a lower copy of an identical layer is shadowed by it anyway.
+pub fn dedup_lowers(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<PathBuf> = dirs
+        .into_iter()
+        .rev()
+        .filter(|d| seen.insert(d.clone()))
+        .collect();
+    out.reverse();
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn repeated_lowers_keep_the_top_copy() {
+        let p = |s: &str| std::path::PathBuf::from(s);
+        assert_eq!(
+            super::dedup_lowers(vec![p("e"), p("a"), p("e"), p("b"), p("e")]),
+            vec![p("a"), p("b"), p("e")]
+        );
+    }
+
     use super::*;
 
     fn view_with(entries: &[Entry]) -> FsView {

@@ -488,7 +488,7 @@ pub(crate) fn dispatch_run(
     if let Err(why) = can_execute(&platform, &hoist_image::Platform::host()) {
         return Err(Error::Invalid(why));
     }
-    spec.lower_dirs = lower_dirs(eng, sb, &state.layers)?;
+    spec.lower_dirs = crate::compat::dedup_lowers(lower_dirs(eng, sb, &state.layers)?);
     let dirs = sb.create_run_dirs().map_err(sandbox_err)?;
     spec.upper_dir = dirs.upper.clone();
     spec.work_dir = dirs.work.clone();
