@@ -557,6 +557,129 @@ fn copy_inline(p: &mut Planner<'_>, h: &InlineFile, dst: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::LocalContext;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn ctx(files: &[(&str, u32)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (p, mode) in files {
+            let path = d.path().join(p);
+            if p.ends_with('/') {
+                std::fs::create_dir_all(&path).unwrap();
+            } else {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, p.as_bytes()).unwrap();
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        d
+    }
+
+    fn run(dir: &tempfile::TempDir, req: CopyRequest, view: &FsView) -> Result<Vec<(String, u32)>> {
+        let tree = LocalContext::new(dir.path(), None).unwrap();
+        Ok(plan(&tree, &req, view)?
+            .into_iter()
+            .map(|e| (e.path, e.mode))
+            .collect())
+    }
+
+    fn req(sources: &[&str], dest: &str) -> CopyRequest {
+        CopyRequest {
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            workdir: "/".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn existing_directories_below_the_top_take_the_source_metadata() {
+        let d = ctx(&[("etc/", 0o775), ("etc/f", 0o644)]);
+        let mut view = FsView::new();
+        view.put(&Entry::new("etc", EntryKind::Dir, 0o755));
+        let got = run(&d, req(&["."], "/"), &view).unwrap();
+        assert_eq!(got, [("etc".into(), 0o775), ("etc/f".into(), 0o644)]);
+        // The destination directory itself keeps its own metadata.
+        let got = run(&d, req(&["etc"], "/etc"), &view).unwrap();
+        assert_eq!(got, [("etc/f".into(), 0o644)]);
+    }
+
+    #[test]
+    fn octal_chmod_also_sets_created_destination_directories() {
+        let d = ctx(&[("f", 0o644)]);
+        let mut r = req(&["f"], "/a/b/");
+        r.chmod = Some(ModeOverride::octal(0o700));
+        let got = run(&d, r, &FsView::new()).unwrap();
+        assert_eq!(
+            got,
+            [("a".into(), 0o700), ("a/b".into(), 0o700), ("a/b/f".into(), 0o700)]
+        );
+        let mut r = req(&["f"], "/s/");
+        r.chmod = Some(ModeOverride::parse("u+x").unwrap());
+        let got = run(&d, r, &FsView::new()).unwrap();
+        assert_eq!(got, [("s".into(), 0o755), ("s/f".into(), 0o744)]);
+    }
+
+    #[test]
+    fn several_sources_to_a_file_destination_are_copied_in_turn() {
+        let d = ctx(&[("a", 0o644), ("b", 0o600)]);
+        let got = run(&d, req(&["nothing*", "a", "b"], "/x"), &FsView::new()).unwrap();
+        assert_eq!(got, [("x".into(), 0o600)]);
+    }
+
+    #[test]
+    fn wildcards_walk_directories_only_and_honour_escapes() {
+        let d = ctx(&[("f.txt", 0o644), ("a/sub/x.txt", 0o644), ("n?pe/k", 0o644)]);
+        let got = run(&d, req(&["*/sub/*.txt"], "/o/"), &FsView::new()).unwrap();
+        assert_eq!(got, [("o".into(), 0o755), ("o/x.txt".into(), 0o644)]);
+        let got = run(&d, req(&["n\\?pe/k"], "/k"), &FsView::new());
+        assert!(got.is_err(), "an escaped ? is literal: {got:?}");
+    }
+
+    #[test]
+    fn parents_keep_source_directory_modes_and_pivot() {
+        let d = ctx(&[("x/", 0o775), ("x/y/", 0o700), ("x/y/a.txt", 0o644), ("x/b.txt", 0o644)]);
+        let mut r = req(&["x/*/a.txt"], "/p/");
+        r.parents = true;
+        let got = run(&d, r, &FsView::new()).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("p".into(), 0o755),
+                ("p/x".into(), 0o775),
+                ("p/x/y".into(), 0o700),
+                ("p/x/y/a.txt".into(), 0o644)
+            ]
+        );
+        let mut r = req(&["x/./y/a.txt"], "/p/");
+        r.parents = true;
+        let got = run(&d, r, &FsView::new()).unwrap();
+        assert_eq!(got[1..], [("p/y".into(), 0o700), ("p/y/a.txt".into(), 0o644)]);
+        let mut r = req(&["x/./"], "/p/");
+        r.parents = true;
+        assert!(run(&d, r, &FsView::new()).is_err(), "an empty pattern selects nothing");
+    }
+
+    #[test]
+    fn hard_links_inside_one_source_stay_links() {
+        let d = ctx(&[("dir/a", 0o644)]);
+        std::fs::hard_link(d.path().join("dir/a"), d.path().join("dir/b")).unwrap();
+        let tree = LocalContext::new(d.path(), None).unwrap();
+        let e = plan(&tree, &req(&["dir"], "/o/"), &FsView::new()).unwrap();
+        assert!(matches!(&e[2].kind, EntryKind::Hardlink(t) if t == "o/a"), "{e:?}");
+    }
+
+    #[test]
+    fn heredocs_follow_the_file_rules() {
+        let d = ctx(&[]);
+        let mut r = req(&[], "/h/");
+        r.heredocs = vec![InlineFile {
+            name: "EOF".into(),
+            content: b"hi".to_vec(),
+        }];
+        let got = run(&d, r, &FsView::new()).unwrap();
+        assert_eq!(got, [("h".into(), 0o755), ("h/EOF".into(), 0o644)]);
+    }
 
     #[test]
     fn clean() {

@@ -355,3 +355,31 @@ impl SourceTree for StageTree<'_> {
         self.view.resolve(rel, true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excluded_dirs_exist_only_with_reincluded_contents() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("folder/sub")).unwrap();
+        fs::write(d.path().join("folder/sub/other"), "x").unwrap();
+        fs::write(d.path().join("keep"), "x").unwrap();
+        let m = Matcher::from_ignore_file("**\n!folder/sub/file\n!keep\n").unwrap();
+        let ctx = LocalContext::new(d.path(), Some(m)).unwrap();
+        assert!(ctx.stat("folder").unwrap().is_none());
+        assert_eq!(ctx.list("").unwrap(), ["keep"]);
+        fs::write(d.path().join("folder/sub/file"), "x").unwrap();
+        assert!(ctx.stat("folder").unwrap().is_some());
+        assert_eq!(ctx.list("folder/sub").unwrap(), ["file"]);
+    }
+
+    #[test]
+    fn a_path_through_a_file_does_not_exist() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f.txt"), "x").unwrap();
+        let ctx = LocalContext::new(d.path(), None).unwrap();
+        assert!(ctx.stat("f.txt/sub").unwrap().is_none());
+    }
+}
