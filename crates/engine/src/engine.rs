@@ -1379,13 +1379,14 @@ pub fn add_env(env: &mut Vec<String>, k: &str, v: &str) {
     env.push(format!("{k}={v}"));
 }
 
-/// BuildKit's `NormalizeWorkdir` for Linux.
+/// BuildKit's `NormalizeWorkdir` for Linux: an absolute path is kept as written (a
+/// trailing `/` stays in the config), a relative one is joined to the current one and
+/// cleaned (Go's `path.Join`).
 pub fn normalize_workdir(current: &str, requested: &str) -> String {
-    let joined = if requested.starts_with('/') {
-        requested.to_string()
-    } else {
-        format!("{}/{}", current.trim_end_matches('/'), requested)
-    };
+    if requested.starts_with('/') {
+        return requested.to_string();
+    }
+    let joined = format!("{}/{}", current.trim_end_matches('/'), requested);
     format!("/{}", copy::clean_rel(&joined))
 }
 
@@ -1478,5 +1479,7 @@ mod tests {
         assert_eq!(normalize_workdir("/", "app"), "/app");
         assert_eq!(normalize_workdir("/app", "../x/./y/"), "/x/y");
         assert_eq!(normalize_workdir("/a", "/b"), "/b");
+        assert_eq!(normalize_workdir("/a", "/tmp/"), "/tmp/");
+        assert_eq!(normalize_workdir("/tmp/", "x/"), "/tmp/x");
     }
 }
