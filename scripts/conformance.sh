@@ -33,6 +33,19 @@ chmod 755 "$W"
 # A git checkout of the suite has 0644 files; a read-only copy (0444) would change the mode of
 # the Dockerfiles run.sh copies into contexts. Work on a writable copy, as a checkout is.
 cp -a "$SUITE" "$W/suite" && chmod -R u+w,go+rX "$W/suite"
+# Likewise a checkout without symlink support (core.symlinks=false, some copies) leaves each
+# symlink of cases/MANIFEST as a file holding its target: make it the symlink git meant.
+python3 - "$W/suite" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+for line in open(os.path.join(root, "cases", "MANIFEST"), encoding="utf-8"):
+    kind, _mode, _mtime, rel = json.loads(line)
+    p = os.path.join(root, "cases", rel)
+    if kind == "l" and os.path.isfile(p) and not os.path.islink(p):
+        target = open(p, encoding="utf-8").read()
+        os.remove(p)
+        os.symlink(target, p)
+PY
 cp "$BIN" "$W/hoist" && chmod 755 "$W/hoist"
 
 # lists FILE: the case names of a baseline file (comments and blanks skipped)

@@ -407,6 +407,13 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// Create the directory the destination needs (`ensure`) and resolve the destination.
+    fn ensure_dest(&mut self, (ensure, dest): &(String, String)) -> Result<String> {
+        let ensure = self.dest.view.resolve(ensure, true)?;
+        self.mkdir_all(&ensure)?;
+        self.dest.view.resolve(dest, true)
+    }
+
     /// One fsutil `Copy` call for source `m` (a path relative to the tree root) into
     /// the destination `dst` (resolved).
     fn copy_source(&mut self, m: &str, dst: &str) -> Result<()> {
@@ -486,9 +493,9 @@ pub fn plan(tree: &dyn SourceTree, req: &CopyRequest, view: &FsView) -> Result<V
     } else {
         fsview::parent_of(&dest_clean).to_string()
     };
-    let ensure = p.dest.view.resolve(&ensure, true)?;
-    p.mkdir_all(&ensure)?;
-    let dst = p.dest.view.resolve(&dest_clean, true)?;
+    // Created by each copy (BuildKit's Copy call), so a wildcard matching nothing
+    // leaves no destination behind.
+    let target = (ensure, dest_clean);
 
     for s in &req.sources {
         let (src, pattern) = if req.parents {
@@ -516,11 +523,13 @@ pub fn plan(tree: &dyn SourceTree, req: &CopyRequest, view: &FsView) -> Result<V
             None => vec![rel],
         };
         for m in matches {
+            let dst = p.ensure_dest(&target)?;
             p.copy_source(&m, &dst)?;
         }
     }
     p.include = None;
     for h in &req.heredocs {
+        let dst = p.ensure_dest(&target)?;
         copy_inline(&mut p, h, &dst)?;
     }
     Ok(p.dest.into_entries())
@@ -612,7 +621,11 @@ mod tests {
         let got = run(&d, r, &FsView::new()).unwrap();
         assert_eq!(
             got,
-            [("a".into(), 0o700), ("a/b".into(), 0o700), ("a/b/f".into(), 0o700)]
+            [
+                ("a".into(), 0o700),
+                ("a/b".into(), 0o700),
+                ("a/b/f".into(), 0o700)
+            ]
         );
         let mut r = req(&["f"], "/s/");
         r.chmod = Some(ModeOverride::parse("u+x").unwrap());
@@ -625,6 +638,9 @@ mod tests {
         let d = ctx(&[("a", 0o644), ("b", 0o600)]);
         let got = run(&d, req(&["nothing*", "a", "b"], "/x"), &FsView::new()).unwrap();
         assert_eq!(got, [("x".into(), 0o600)]);
+        // A wildcard matching nothing creates no destination either.
+        let got = run(&d, req(&["nothing*"], "/dir/"), &FsView::new()).unwrap();
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[test]
@@ -638,7 +654,12 @@ mod tests {
 
     #[test]
     fn parents_keep_source_directory_modes_and_pivot() {
-        let d = ctx(&[("x/", 0o775), ("x/y/", 0o700), ("x/y/a.txt", 0o644), ("x/b.txt", 0o644)]);
+        let d = ctx(&[
+            ("x/", 0o775),
+            ("x/y/", 0o700),
+            ("x/y/a.txt", 0o644),
+            ("x/b.txt", 0o644),
+        ]);
         let mut r = req(&["x/*/a.txt"], "/p/");
         r.parents = true;
         let got = run(&d, r, &FsView::new()).unwrap();
@@ -654,10 +675,16 @@ mod tests {
         let mut r = req(&["x/./y/a.txt"], "/p/");
         r.parents = true;
         let got = run(&d, r, &FsView::new()).unwrap();
-        assert_eq!(got[1..], [("p/y".into(), 0o700), ("p/y/a.txt".into(), 0o644)]);
+        assert_eq!(
+            got[1..],
+            [("p/y".into(), 0o700), ("p/y/a.txt".into(), 0o644)]
+        );
         let mut r = req(&["x/./"], "/p/");
         r.parents = true;
-        assert!(run(&d, r, &FsView::new()).is_err(), "an empty pattern selects nothing");
+        assert!(
+            run(&d, r, &FsView::new()).is_err(),
+            "an empty pattern selects nothing"
+        );
     }
 
     #[test]
@@ -666,7 +693,10 @@ mod tests {
         std::fs::hard_link(d.path().join("dir/a"), d.path().join("dir/b")).unwrap();
         let tree = LocalContext::new(d.path(), None).unwrap();
         let e = plan(&tree, &req(&["dir"], "/o/"), &FsView::new()).unwrap();
-        assert!(matches!(&e[2].kind, EntryKind::Hardlink(t) if t == "o/a"), "{e:?}");
+        assert!(
+            matches!(&e[2].kind, EntryKind::Hardlink(t) if t == "o/a"),
+            "{e:?}"
+        );
     }
 
     #[test]
