@@ -401,8 +401,10 @@ impl<'g> StageScope<'g> {
     /// `VOLUME`, `STOPSIGNAL`, `EXPOSE` (with word splitting), `RUN --mount` values, `ARG`
     /// values (resolved: build arg, else expanded default, else the global value).
     ///
+    /// `--chmod` of `ADD`/`COPY` is expanded too (BuildKit v0.32's `Expand` does).
+    ///
     /// `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK`, `MAINTAINER`, `ONBUILD`,
-    /// `COPY --from`, `--chmod` and `--exclude` are returned as they are, as in BuildKit
+    /// `COPY --from` and `--exclude` are returned as they are, as in BuildKit
     /// (whose `Expand` methods leave them alone).
     pub fn apply(&mut self, instr: &Instruction) -> Result<Instruction, Error> {
         let kind = match &instr.kind {
@@ -445,7 +447,7 @@ impl<'g> StageScope<'g> {
                 exclude,
             } => InstructionKind::Add {
                 chown: self.pw_opt(instr, chown)?,
-                chmod: chmod.clone(),
+                chmod: self.pw_opt(instr, chmod)?,
                 checksum: self.pw_opt(instr, checksum)?,
                 sources: self.sources(instr, sources)?,
                 dest: self.pw(instr, dest)?,
@@ -467,7 +469,7 @@ impl<'g> StageScope<'g> {
                 exclude,
             } => InstructionKind::Copy {
                 chown: self.pw_opt(instr, chown)?,
-                chmod: chmod.clone(),
+                chmod: self.pw_opt(instr, chmod)?,
                 sources: self.sources(instr, sources)?,
                 dest: self.pw(instr, dest)?,
                 json: *json,

@@ -107,3 +107,40 @@ fn exposed_ports_and_signals() {
         valid_signal("SIGKILL") && valid_signal("kill") && valid_signal("15") && !valid_signal("0")
     );
 }
+
+/// BuildKit's `CopyCommand.Expand`/`AddCommand.Expand` expand `--chmod` like `--chown`,
+/// and sources go through the shell lexer (a backslash escapes the next character).
+#[test]
+fn copy_chmod_and_sources_are_expanded() {
+    let df = parse(
+        "FROM a\nARG M=0751\nCOPY --chmod=${M} --chown=$M a\\?b /d/\nADD --chmod=$M x /y\n",
+        "Dockerfile",
+    )
+    .unwrap();
+    let global = GlobalScope::new(&df, &BTreeMap::new(), &Platforms::host()).unwrap();
+    let mut scope = StageScope::new(&global, &["PATH=/bin".to_string()]);
+    let out: Vec<_> = df.stages[0]
+        .instructions
+        .iter()
+        .map(|i| scope.apply(i).unwrap())
+        .collect();
+    match &out[1].kind {
+        hoist_dockerfile::InstructionKind::Copy {
+            chmod,
+            chown,
+            sources,
+            ..
+        } => {
+            assert_eq!(chmod.as_deref(), Some("0751"));
+            assert_eq!(chown.as_deref(), Some("0751"));
+            assert_eq!(sources[0], hoist_dockerfile::CopySource::Path("a?b".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &out[2].kind {
+        hoist_dockerfile::InstructionKind::Add { chmod, .. } => {
+            assert_eq!(chmod.as_deref(), Some("0751"))
+        }
+        other => panic!("{other:?}"),
+    }
+}

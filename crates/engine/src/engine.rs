@@ -187,12 +187,12 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Write entries as a new layer on `state`; false (and nothing written) when there
-    /// are none.
+    /// Write entries as a new layer on `state` (an empty one too: BuildKit keeps a layer
+    /// for every COPY/ADD/WORKDIR, see [`crate::compat`]); the entries get the existing
+    /// directories above them, with their current metadata.
     pub(crate) fn add_layer(&self, state: &mut StageState, entries: &[Entry]) -> Result<bool> {
-        if entries.is_empty() {
-            return Ok(false);
-        }
+        let entries = crate::compat::with_existing_parents(entries.to_vec(), &state.view);
+        let entries = &entries[..];
         let opts = self.write_options();
         let d = write_layer_blob(self.store.root(), entries.iter().cloned(), &opts)?;
         let layer = LayerRef::built(d.descriptor(), d.diff_id.clone());

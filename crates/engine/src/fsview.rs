@@ -126,6 +126,33 @@ impl FsView {
         self.layers += 1;
     }
 
+    /// Put one entry on top of the current layers (a COPY planning its layer sees what it
+    /// wrote so far: symlinks it created are followed, directories it created exist).
+    pub fn put(&mut self, entry: &Entry) {
+        if let Some(IndexEntry {
+            path,
+            op: IndexOp::Put(kind),
+            mode,
+            uid,
+            gid,
+            mtime,
+        }) = index_entry(entry)
+        {
+            let layer = self.layers;
+            self.insert(
+                path,
+                Meta {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    layer,
+                },
+            );
+        }
+    }
+
     fn insert(&mut self, path: String, meta: Meta) {
         // A non-directory replacing a directory removes what was below it.
         if meta.kind != Kind::Dir {

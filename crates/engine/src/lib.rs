@@ -31,13 +31,16 @@
 pub mod assemble;
 pub mod buildfile;
 pub mod cache;
+pub mod compat;
 pub mod copy;
+pub mod copy_sources;
 pub mod engine;
 pub mod error;
 pub(crate) mod execute;
 pub mod export;
 pub mod fsview;
 pub mod gc;
+pub mod glob;
 pub mod history;
 pub mod key;
 pub mod inroot;
@@ -54,6 +57,7 @@ pub mod ssh;
 pub(crate) mod stage;
 pub(crate) mod steps;
 pub mod tree;
+pub mod unpack;
 pub mod user;
 pub mod variants;
 

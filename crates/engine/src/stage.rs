@@ -37,6 +37,7 @@ impl StageState {
                 variant: platform.variant.clone(),
                 config: Some(ContainerConfig {
                     env: Some(vec![DEFAULT_PATH_ENV.to_string()]),
+                    working_dir: Some(crate::compat::SCRATCH_WORKDIR.to_string()),
                     ..Default::default()
                 }),
                 rootfs: RootFs::default(),

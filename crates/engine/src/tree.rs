@@ -26,6 +26,8 @@ pub struct SrcMeta {
     pub gid: u32,
     /// Modification time (seconds).
     pub mtime: i64,
+    /// For a file with other hard links in the tree: the same key for all its names.
+    pub link: Option<String>,
 }
 
 impl SrcMeta {
@@ -163,6 +165,7 @@ fn meta_of(md: &fs::Metadata, path: &Path) -> Result<SrcMeta> {
         Kind::Special
     };
     Ok(SrcMeta {
+        link: (ft.is_file() && md.nlink() > 1).then(|| format!("{}:{}", md.dev(), md.ino())),
         kind,
         mode: md.permissions().mode() & 0o7777,
         uid: md.uid(),
@@ -191,7 +194,11 @@ impl SourceTree for LocalContext {
                     return Ok(None);
                 }
                 return match fs::symlink_metadata(&p) {
-                    Ok(md) if md.is_dir() => Ok(Some(meta_of(&md, &p)?)),
+                    // BuildKit's context only holds an excluded directory when an
+                    // exception re-includes something below it.
+                    Ok(md) if md.is_dir() && !self.list(rel)?.is_empty() => {
+                        Ok(Some(meta_of(&md, &p)?))
+                    }
                     _ => Ok(None),
                 };
             }
@@ -235,7 +242,8 @@ impl SourceTree for LocalContext {
                     && self
                         .ignore
                         .as_ref()
-                        .is_some_and(|m| m.may_reinclude_children(&child));
+                        .is_some_and(|m| m.may_reinclude_children(&child))
+                    && self.stat(&child)?.is_some();
                 if !keep {
                     continue;
                 }
@@ -264,22 +272,37 @@ impl SourceTree for LocalContext {
 pub struct StageTree<'a> {
     view: &'a FsView,
     rootfs: PathBuf,
+    /// Files other paths are hard links to.
+    link_targets: std::collections::HashSet<String>,
 }
 
 impl<'a> StageTree<'a> {
     /// A tree over `view` whose contents are unpacked at `rootfs`.
     pub fn new(view: &'a FsView, rootfs: impl Into<PathBuf>) -> StageTree<'a> {
+        let link_targets = view
+            .walk("")
+            .filter_map(|(_, m)| match &m.kind {
+                Kind::Hardlink(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
         StageTree {
             view,
             rootfs: rootfs.into(),
+            link_targets,
         }
     }
 }
 
 impl SourceTree for StageTree<'_> {
     fn stat(&self, rel: &str) -> Result<Option<SrcMeta>> {
-        let rel = self.view.resolve(rel, false)?;
-        Ok(self.view.get(&rel).map(|m| SrcMeta {
+        let rel = &self.view.resolve(rel, false)?;
+        Ok(self.view.get(rel).map(|m| SrcMeta {
+            link: match &m.kind {
+                Kind::Hardlink(t) => Some(t.clone()),
+                Kind::File(_) if self.link_targets.contains(rel.as_str()) => Some(rel.to_string()),
+                _ => None,
+            },
             kind: m.kind.clone(),
             mode: m.mode,
             uid: m.uid,
@@ -316,5 +339,33 @@ impl SourceTree for StageTree<'_> {
 
     fn resolve(&self, rel: &str) -> Result<String> {
         self.view.resolve(rel, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excluded_dirs_exist_only_with_reincluded_contents() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("folder/sub")).unwrap();
+        fs::write(d.path().join("folder/sub/other"), "x").unwrap();
+        fs::write(d.path().join("keep"), "x").unwrap();
+        let m = Matcher::from_ignore_file("**\n!folder/sub/file\n!keep\n").unwrap();
+        let ctx = LocalContext::new(d.path(), Some(m)).unwrap();
+        assert!(ctx.stat("folder").unwrap().is_none());
+        assert_eq!(ctx.list("").unwrap(), ["keep"]);
+        fs::write(d.path().join("folder/sub/file"), "x").unwrap();
+        assert!(ctx.stat("folder").unwrap().is_some());
+        assert_eq!(ctx.list("folder/sub").unwrap(), ["file"]);
+    }
+
+    #[test]
+    fn a_path_through_a_file_does_not_exist() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f.txt"), "x").unwrap();
+        let ctx = LocalContext::new(d.path(), None).unwrap();
+        assert!(ctx.stat("f.txt/sub").unwrap().is_none());
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn copy(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<bool> 
     );
     let entries = match from {
         Some(f) => plan_from(cx, state, cx.source(f)?, &req, *link)?,
-        None => plan_context(cx, state, &req, sources, *link)?,
+        None => plan_context(cx, state, &req, *link)?,
     };
     let (layer, cached) = eng.layer_step(state, &cx.step.instr.kind, &entries)?;
     eng.history(state, msg, !layer);
@@ -96,6 +96,8 @@ pub(crate) fn copy_request(
             dest.to_string()
         },
         workdir: state.workdir(),
+        heredocs: crate::copy_sources::inline_files(sources),
+        unpack: None,
         chown: cx.eng.chown_ids(state, chown)?,
         chmod,
         exclude: exclude.to_vec(),
@@ -104,33 +106,16 @@ pub(crate) fn copy_request(
     })
 }
 
-/// Plan COPY from the build context (plus heredoc sources).
+/// Plan COPY from the build context (heredoc sources are in `req`).
 fn plan_context(
     cx: &StepCx<'_, '_>,
     state: &StageState,
     req: &CopyRequest,
-    sources: &[CopySource],
     link: bool,
 ) -> Result<Vec<Entry>> {
     let empty = FsView::new();
     let view = if link { &empty } else { &state.view };
-    let mut entries = if req.sources.is_empty() {
-        Vec::new()
-    } else {
-        copy::plan(&cx.eng.context, req, view)?
-    };
-    let heredocs: Vec<_> = sources
-        .iter()
-        .filter_map(|s| match s {
-            CopySource::Heredoc(h) => Some(h),
-            _ => None,
-        })
-        .collect();
-    if !heredocs.is_empty() {
-        entries.extend(heredoc_entries(req, view, &heredocs, sources.len() > 1)?);
-        merge_sorted(&mut entries);
-    }
-    Ok(entries)
+    copy::plan(&cx.eng.context, req, view)
 }
 
 /// Plan COPY --from a stage, an image or a named directory context.
@@ -183,57 +168,6 @@ pub(crate) fn copy_history(
     }
     msg.push_str(&format!(" {dest} # buildkit"));
     msg
-}
-
-/// Entries for heredoc sources of COPY/ADD.
-pub(crate) fn heredoc_entries(
-    req: &CopyRequest,
-    view: &FsView,
-    heredocs: &[&hoist_dockerfile::Heredoc],
-    several: bool,
-) -> Result<Vec<Entry>> {
-    let dest_abs = if req.dest.starts_with('/') {
-        req.dest.clone()
-    } else {
-        format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest)
-    };
-    let dest_clean = copy::clean_rel(&dest_abs);
-    let dir_hint = req.dest.ends_with('/') || several || view.is_dir(&dest_clean);
-    let mut out = Vec::new();
-    for h in heredocs {
-        let target = if dir_hint {
-            fsview::join(&dest_clean, &h.name)
-        } else {
-            dest_clean.clone()
-        };
-        let (parent, leaf) = fsview::split(&target);
-        let parent_real = view.resolve(parent, true)?;
-        let owner = req.chown.unwrap_or((0, 0));
-        out.extend(mkdir_entries(
-            view,
-            &parent_real,
-            owner,
-            req.mtime.created(),
-        )?);
-        let content = h.effective_content().into_bytes();
-        let mode = match &req.chmod {
-            Some(m) => m.apply(0o644, false),
-            None => 0o644,
-        };
-        let mut e = Entry::new(
-            fsview::join(&parent_real, leaf),
-            EntryKind::File {
-                size: content.len() as u64,
-                source: FileSource::Bytes(content),
-            },
-            mode,
-        );
-        e.uid = owner.0;
-        e.gid = owner.1;
-        e.mtime = req.mtime.created();
-        out.push(e);
-    }
-    Ok(out)
 }
 
 /// Sort entries and drop duplicates (the last one wins), keeping parents first.

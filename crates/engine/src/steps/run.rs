@@ -491,7 +491,7 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     if let Err(why) = can_execute(&platform, &hoist_image::Platform::host()) {
         return Err(Error::Invalid(why));
     }
-    spec.lower_dirs = lower_dirs(eng, sb, &state.layers)?;
+    spec.lower_dirs = crate::compat::dedup_lowers(lower_dirs(eng, sb, &state.layers)?);
     let dirs = sb.create_run_dirs().map_err(sandbox_err)?;
     spec.upper_dir = dirs.upper.clone();
     spec.work_dir = dirs.work.clone();
@@ -530,8 +530,8 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
         }
     };
     let history_text = run_history(&argv, &cx.step.history_args);
-    // An empty tar (two zero blocks) means nothing changed: no layer, as BuildKit does.
-    let empty = d.uncompressed_size <= 1024;
+    // BuildKit keeps a layer even when nothing changed (an empty tar).
+    let empty = !crate::compat::makes_layer(&instr.kind, "");
     if empty {
         let _ = sb.remove_tree(&dirs.base);
     } else {

@@ -31,13 +31,14 @@ pub(crate) fn workdir(cx: &StepCx<'_, '_>, state: &mut StageState, path: &str) -
     Ok(cached)
 }
 
-/// BuildKit's `NormalizeWorkdir` for Linux.
+/// BuildKit's `NormalizeWorkdir` for Linux: an absolute path is kept as written (a
+/// trailing `/` stays in the config), a relative one is joined to the current one and
+/// cleaned (Go's `path.Join`).
 pub fn normalize_workdir(current: &str, requested: &str) -> String {
-    let joined = if requested.starts_with('/') {
-        requested.to_string()
-    } else {
-        format!("{}/{}", current.trim_end_matches('/'), requested)
-    };
+    if requested.starts_with('/') {
+        return requested.to_string();
+    }
+    let joined = format!("{}/{}", current.trim_end_matches('/'), requested);
     format!("/{}", crate::copy::clean_rel(&joined))
 }
 
@@ -84,5 +85,7 @@ mod tests {
         assert_eq!(normalize_workdir("/", "app"), "/app");
         assert_eq!(normalize_workdir("/app", "../x/./y/"), "/x/y");
         assert_eq!(normalize_workdir("/a", "/b"), "/b");
+        assert_eq!(normalize_workdir("/a", "/tmp/"), "/tmp/");
+        assert_eq!(normalize_workdir("/tmp/", "x/"), "/tmp/x");
     }
 }

@@ -224,6 +224,15 @@ impl ModeOverride {
         Ok(ModeOverride(ModeSpec::Symbolic(clauses)))
     }
 
+    /// The mode of an octal `--chmod` (`None` for a symbolic one). BuildKit also gives it
+    /// to the directories a COPY creates for its destination.
+    pub fn octal_value(&self) -> Option<u32> {
+        match &self.0 {
+            ModeSpec::Octal(m) => Some(*m),
+            ModeSpec::Symbolic(_) => None,
+        }
+    }
+
     /// The mode an entry with `mode` gets (`is_dir` matters for `X`).
     pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
         match &self.0 {
