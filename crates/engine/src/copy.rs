@@ -423,7 +423,7 @@ impl Planner<'_> {
             return Err(Error::Invalid(format!("\"/{m}\": not found")));
         };
         if let (Some(staging), Kind::File(_)) = (&self.req.unpack, &meta.kind) {
-            let path = self.tree.content_path(&followed);
+            let path = self.tree.content_path(&followed)?;
             if let Some(kind) = crate::unpack::archive_kind(&path)? {
                 let owner = self.req.chown.unwrap_or((0, 0));
                 self.dest

@@ -196,7 +196,7 @@ impl SourceTree for LocalContext {
                 return match fs::symlink_metadata(&p) {
                     // BuildKit's context only holds an excluded directory when an
                     // exception re-includes something below it.
-                    Ok(md) if md.is_dir() && !self.list(rel)?.is_empty() => {
+                    Ok(md) if md.is_dir() && !self.list(&rel)?.is_empty() => {
                         Ok(Some(meta_of(&md, &p)?))
                     }
                     _ => Ok(None),

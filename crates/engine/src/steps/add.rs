@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::execute::StepCx;
 use crate::fsview::{self, FsView};
 use crate::stage::StageState;
-use crate::steps::copy::{copy_history, copy_request, heredoc_entries, merge_sorted};
+use crate::steps::copy::{copy_history, copy_request, merge_sorted};
 use crate::steps::workdir::mkdir_entries;
 
 /// Apply an ADD: the same key and cache as COPY, over the planned entries (downloaded

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 
 use hoist_dockerfile::{CopySource, InstructionKind};
-use hoist_image::layer::{Entry, EntryKind, FileSource, ModeOverride};
+use hoist_image::layer::{Entry, ModeOverride};
 
 use crate::copy::{self, CopyRequest};
 use crate::error::{Error, Result};
 use crate::execute::{CopyFrom, StepCx};
-use crate::fsview::{self, FsView};
+use crate::fsview::FsView;
 use crate::stage::StageState;
-use crate::steps::workdir::mkdir_entries;
 use crate::tree::{LocalContext, StageTree};
 
 /// Apply a COPY; `Ok(true)` when its layer came from the cache.
