@@ -19,6 +19,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "HOIST_LOG", default_value = "warn")]
     pub log: String,
 
+    /// Bound on a layer's uncompressed size (e.g. 8G, 512M): unpacking, indexing or
+    /// applying a layer that expands past it fails with an error naming the layer.
+    /// Default 32G.
+    #[arg(long, global = true, env = "HOIST_MAX_LAYER_SIZE", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub max_layer_size: Option<u64>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -68,6 +75,13 @@ pub enum Command {
     Task(commands::task::TaskArgs),
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    match hoist_image::layer::parse_size(s)? {
+        0 => Err("the bound must be positive".into()),
+        n => Ok(n),
+    }
+}
+
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -87,6 +101,9 @@ pub fn main() -> ExitCode {
         init_logging("debug,hyper=info,hyper_util=info,reqwest=info,rustls=info,h2=info");
     } else {
         init_logging(&cli.log);
+    }
+    if let Some(n) = cli.max_layer_size {
+        hoist_image::layer::set_default_max_layer_size(n);
     }
     // First Ctrl-C: stop at the next step and clean up; second: leave at once.
     let _ = ctrlc::set_handler(|| {

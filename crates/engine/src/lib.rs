@@ -20,6 +20,7 @@
 
 pub mod add;
 pub mod cache;
+pub mod cleanup;
 pub mod copy;
 pub mod engine;
 pub mod error;
