@@ -197,3 +197,60 @@ fn a_layer_that_lies_about_its_diff_id_never_enters_the_cache() {
         );
     }
 }
+
+/// A tar whose one entry is named `name` verbatim (even `../x`, which the tar
+/// crate's own setters refuse).
+fn raw_name_tar(name: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    let mut data = b"bad".to_vec();
+    data.resize(512, 0);
+    out.extend(data);
+    out.extend([0u8; 1024]);
+    out
+}
+
+#[test]
+fn a_failed_task_leaves_no_output() {
+    let env = Env::new();
+    let work = env.path("work");
+    fs::create_dir_all(work.join("image")).unwrap();
+    fs::create_dir_all(work.join("src")).unwrap();
+    fs::create_dir_all(env.path("tmp")).unwrap();
+    fs::write(
+        work.join("src/Dockerfile"),
+        "ARG base_image\nFROM ${base_image}\n",
+    )
+    .unwrap();
+    let tar_bytes = raw_name_tar("../../escape");
+    let blob = gzip(&tar_bytes);
+    with_layer(&work.join("busybox"), &blob, GZIP, &sha(&tar_bytes));
+    let out = std::process::Command::new(hoist_bin())
+        .arg("task")
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("TMPDIR", env.path("tmp"))
+        .env("CONTEXT", "src")
+        .env("IMAGE_ARG_base_image", "busybox")
+        .env("UNPACK_ROOTFS", "true")
+        .env("OUTPUT_OCI", "true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("escape"), "{err}");
+    let left: Vec<_> = fs::read_dir(work.join("image"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "a failed task left {left:?}\n{err}");
+}
