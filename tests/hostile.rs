@@ -254,3 +254,23 @@ fn a_failed_task_leaves_no_output() {
         .collect();
     assert!(left.is_empty(), "a failed task left {left:?}\n{err}");
 }
+
+#[test]
+fn stale_temporary_files_of_dead_runs_are_swept() {
+    let env = Env::new();
+    let lower = env.path("cache/lower/root-0");
+    let dead = lower.join(".tmp-999999999-abc");
+    let live = lower.join(format!(".tmp-{}-abc", std::process::id()));
+    fs::create_dir_all(dead.join("usr")).unwrap();
+    fs::create_dir_all(&live).unwrap();
+    let ctx = context(
+        &env,
+        &format!("FROM oci:{}:latest\n", busybox_base().display()),
+    );
+    env.ok(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        !dead.exists(),
+        "the dead run's temporary dir is still there"
+    );
+    assert!(live.exists(), "a live process's temporary dir was removed");
+}
