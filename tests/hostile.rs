@@ -274,3 +274,61 @@ fn stale_temporary_files_of_dead_runs_are_swept() {
     );
     assert!(live.exists(), "a live process's temporary dir was removed");
 }
+
+#[test]
+fn sigint_during_a_push_stops_it_untagged_with_exit_130() {
+    if !hoist_testutil::have_registry() {
+        eprintln!("skipped: no docker-registry");
+        return;
+    }
+    let reg = hoist_testutil::Registry::plain();
+    let env = Env::new();
+    // A big incompressible layer, so the push is still uploading when SIGINT comes.
+    let mut data = vec![0u8; 256 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "big", &data[..]).unwrap();
+    let tar_bytes = b.into_inner().unwrap();
+    drop(data);
+    let (layout, _) = with_layer(
+        &env.path("base"),
+        &tar_bytes,
+        "application/vnd.oci.image.layer.v1.tar",
+        &sha(&tar_bytes),
+    );
+    let dest = format!("docker://{}/sig/app:1", reg.addr());
+    let mut child = env
+        .hoist()
+        .args([
+            "push",
+            "--insecure-registry",
+            &reg.addr(),
+            &format!("oci:{}:latest", layout.display()),
+            &dest,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    run(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let sent = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    assert!(
+        !reg.tag_link_path("sig/app", "1").exists(),
+        "the interrupted push left a tag"
+    );
+}

@@ -105,14 +105,30 @@ pub fn main() -> ExitCode {
     if let Some(n) = cli.max_layer_size {
         hoist_image::layer::set_default_max_layer_size(n);
     }
-    // First Ctrl-C: stop at the next step and clean up; second: leave at once.
-    let _ = ctrlc::set_handler(|| {
-        if hoist_engine::interrupted() {
+    // Commands that write to registries stop at once on Ctrl-C: a push must not go
+    // on to tag what it had started (exit 130, nothing tagged; the registry drops
+    // the unreferenced uploads). Builds stop at the next step and clean up first.
+    let immediate = matches!(
+        cli.command,
+        Command::Push(_)
+            | Command::Copy(_)
+            | Command::Pull(_)
+            | Command::Tag(_)
+            | Command::Untag(_)
+            | Command::Promote(_)
+            | Command::Rollback(_)
+            | Command::Prune(_)
+    );
+    if let Err(e) = ctrlc::set_handler(move || {
+        if immediate || hoist_engine::interrupted() {
+            eprintln!("interrupted");
             std::process::exit(130);
         }
         eprintln!("interrupted: stopping after cleanup (press Ctrl-C again to quit now)");
         hoist_engine::interrupt();
-    });
+    }) {
+        tracing::warn!("could not install the Ctrl-C handler: {e}");
+    }
     let result = match cli.command {
         Command::Build(a) => commands::build::run(*a),
         Command::Dockerfile(c) => commands::dockerfile::run(c),
