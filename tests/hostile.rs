@@ -332,3 +332,38 @@ fn sigint_during_a_push_stops_it_untagged_with_exit_130() {
         "the interrupted push left a tag"
     );
 }
+
+#[test]
+fn deeply_nested_indexes_are_refused_with_a_clear_error() {
+    let env = Env::new();
+    let dir = env.path("nested");
+    run(std::process::Command::new("cp")
+        .arg("-r")
+        .arg(busybox_base())
+        .arg(&dir));
+    let mut index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut desc = index["manifests"][0].clone();
+    for _ in 0..200 {
+        let child = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [desc],
+        });
+        let bytes = serde_json::to_vec(&child).unwrap();
+        desc = json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": put_blob(&dir, &bytes),
+            "size": bytes.len(),
+        });
+    }
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "latest"});
+    index["manifests"] = json!([desc]);
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let ctx = context(&env, &format!("FROM oci:{}:latest\n", dir.display()));
+    let err = env.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("image indexes nested more than 4 deep"),
+        "{err}"
+    );
+}
