@@ -307,7 +307,7 @@ fn sigint_during_a_push_stops_it_untagged_with_exit_130() {
         &sha(&tar_bytes),
     );
     let dest = format!("docker://{}/sig/app:1", reg.addr());
-    let mut child = env
+    let child = env
         .hoist()
         .args([
             "push",

@@ -458,7 +458,7 @@ impl Client {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| Error::transport(&host, &what, strip(e), read_timeout))?;
+                .map_err(|e| Error::transport(&host, what, strip(e), read_timeout))?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
