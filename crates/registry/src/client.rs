@@ -111,10 +111,6 @@ pub struct ClientConfig {
     pub chunk_size: Option<u64>,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
-    /// Read (idle) timeout: a request whose connection brings no data for this long
-    /// fails with [`Error::Stalled`](crate::Error::Stalled) (retried for idempotent
-    /// requests). Default 60 s.
-    pub read_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -153,7 +149,6 @@ impl Default for ClientConfig {
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
             chunk_size: None,
             connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -366,20 +361,9 @@ impl Client {
         files: &[PathBuf],
     ) -> Result<Http> {
         let (roots, identity) = self.tls_material(host, files)?;
-        // The blocking builder has no read timeout of its own: start from an async
-        // builder that has one.
-        let with_read_timeout = reqwest::blocking::ClientBuilder::from(
-            reqwest::Client::builder().read_timeout(self.inner.config.read_timeout),
-        );
-        let mut b = configure!(
-            with_read_timeout,
-            &self.inner.config,
-            verify,
-            roots,
-            identity
-        )
-        .timeout(None)
-        .tls_built_in_root_certs(!plain);
+        let mut b = configure!(Http::builder(), &self.inner.config, verify, roots, identity)
+            .timeout(None)
+            .tls_built_in_root_certs(!plain);
         if plain {
             b = b.redirect(reqwest::redirect::Policy::custom(|a| {
                 if a.url().scheme() == "https" {
@@ -403,7 +387,7 @@ impl Client {
         let files = self.host_tls_files(&ep.host);
         let (roots, identity) = self.tls_material(&ep.host, &files)?;
         let c = configure!(
-            reqwest::Client::builder().read_timeout(self.inner.config.read_timeout),
+            reqwest::Client::builder(),
             &self.inner.config,
             ep.verify,
             roots,
@@ -453,12 +437,12 @@ impl Client {
             req = req.header(reqwest::header::AUTHORIZATION, a);
         }
         let host = ep.host.clone();
-        let read_timeout = self.inner.config.read_timeout;
         rt.block_on(async move {
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Error::transport(&host, what, strip(e), read_timeout))?;
+            let resp = req.send().await.map_err(|e| Error::Transport {
+                registry: host.clone(),
+                what: what.to_string(),
+                source: strip(e),
+            })?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
@@ -586,12 +570,11 @@ impl Client {
                 Err(e) => {
                     let e = strip(e);
                     tracing::debug!(host, scheme, error = %e, "ping failed");
-                    last_err = Some(Error::transport(
-                        host,
-                        &what,
-                        e,
-                        self.inner.config.read_timeout,
-                    ));
+                    last_err = Some(Error::Transport {
+                        registry: host.to_string(),
+                        what,
+                        source: e,
+                    });
                     continue;
                 }
             };
@@ -655,25 +638,15 @@ impl Client {
             match f(attempt) {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < max && e.is_retryable() => {
-                    let mut capped = String::new();
                     let wait = match &e {
                         Error::Registry {
                             retry_after: Some(d),
                             ..
-                        } => {
-                            if *d > MAX_RETRY_AFTER {
-                                capped = format!(
-                                    " (the registry asked for {}s: capped at {}s)",
-                                    d.as_secs(),
-                                    MAX_RETRY_AFTER.as_secs()
-                                );
-                            }
-                            (*d).min(MAX_RETRY_AFTER)
-                        }
+                        } => (*d).min(Duration::from_secs(60)),
                         _ => backoff(self.inner.config.retry_delay, attempt),
                     };
                     tracing::warn!(
-                        "{what}: {e}; retrying in {:.1}s{capped} ({}/{max})",
+                        "{what}: {e}; retrying in {:.1}s ({}/{max})",
                         wait.as_secs_f64(),
                         attempt + 1
                     );
@@ -744,8 +717,10 @@ impl Client {
             }
         };
         req = req.header(ACCEPT, "application/json");
-        let resp = req.send().map_err(|e| {
-            Error::transport(&ep.host, &what, strip(e), self.inner.config.read_timeout)
+        let resp = req.send().map_err(|e| Error::Transport {
+            registry: ep.host.clone(),
+            what: what.clone(),
+            source: strip(e),
         })?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -846,8 +821,10 @@ impl Client {
                 });
             };
             let req = self.authorize(ep, &challenge, repo, &scopes, fresh, req)?;
-            let resp = req.send().map_err(|e| {
-                Error::transport(&ep.host, what, strip(e), self.inner.config.read_timeout)
+            let resp = req.send().map_err(|e| Error::Transport {
+                registry: ep.host.clone(),
+                what: what.to_string(),
+                source: strip(e),
             })?;
             if ep.plain && resp.status().is_redirection() {
                 if let Some(resp) = self.follow_https_redirect(ep, what, &resp, &mut build)? {
@@ -925,8 +902,10 @@ impl Client {
         let Some(rb) = build(&full) else {
             return Ok(None);
         };
-        let transport = |e: reqwest::Error| {
-            Error::transport(&ep.host, what, strip(e), self.inner.config.read_timeout)
+        let transport = |e: reqwest::Error| Error::Transport {
+            registry: ep.host.clone(),
+            what: what.to_string(),
+            source: strip(e),
         };
         let mut req = rb.build().map_err(transport)?;
         *req.url_mut() = url;
@@ -1014,10 +993,6 @@ fn load_ca(ca: &CaCert) -> Result<Vec<reqwest::Certificate>> {
 pub(crate) fn strip(e: reqwest::Error) -> reqwest::Error {
     e.without_url()
 }
-
-/// The longest `Retry-After` hoist honours: a registry asking for more (a day) is
-/// retried after this, and the log says so.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.min(10));

@@ -145,17 +145,6 @@ pub enum Error {
         /// The underlying error (URL removed).
         source: reqwest::Error,
     },
-    /// The registry accepted the request but sent nothing for the read timeout
-    /// ([`ClientConfig::read_timeout`](crate::ClientConfig::read_timeout)).
-    #[error("registry {registry} stopped responding (no data for {}s): {what}", .secs)]
-    Stalled {
-        /// The registry host.
-        registry: String,
-        /// The request, never with query or credentials.
-        what: String,
-        /// The read timeout, in seconds.
-        secs: u64,
-    },
     /// Content did not match its digest or size.
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -217,28 +206,6 @@ fn fmt_codes(codes: &[ErrorCode], message: &str) -> String {
 }
 
 impl Error {
-    /// A transport failure of a request to `registry`: [`Error::Stalled`] when it
-    /// is the read timeout (`read_timeout`) that ended it.
-    pub fn transport(
-        registry: &str,
-        what: &str,
-        source: reqwest::Error,
-        read_timeout: std::time::Duration,
-    ) -> Error {
-        if source.is_timeout() {
-            return Error::Stalled {
-                registry: registry.to_string(),
-                what: what.to_string(),
-                secs: read_timeout.as_secs().max(1),
-            };
-        }
-        Error::Transport {
-            registry: registry.to_string(),
-            what: what.to_string(),
-            source,
-        }
-    }
-
     /// Whether retrying the same operation may succeed (5xx, 429, dropped connections).
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -253,7 +220,6 @@ impl Error {
                 !(source.is_builder() || source.is_redirect() || is_tls_error(source))
             }
             Error::Image(hoist_image::Error::Stream { .. }) => true,
-            Error::Stalled { .. } => true,
             _ => false,
         }
     }

@@ -21,14 +21,6 @@ pub struct RegistryArgs {
     /// ~/.docker/config.json, podman's auth.json).
     #[arg(long = "authfile", env = "REGISTRY_AUTH_FILE", value_name = "FILE")]
     pub authfile: Option<PathBuf>,
-    /// Seconds a registry may send nothing before the request fails with "registry
-    /// HOST stopped responding" (idempotent requests are retried with backoff).
-    #[arg(
-        long = "registry-timeout",
-        env = "HOIST_REGISTRY_TIMEOUT",
-        value_name = "SECONDS"
-    )]
-    pub read_timeout: Option<u64>,
 }
 
 impl RegistryArgs {
@@ -41,9 +33,6 @@ impl RegistryArgs {
         c.mirrors.extend(self.mirrors.iter().cloned());
         if let Some(f) = &self.authfile {
             c.auth.files = Some(vec![f.clone()]);
-        }
-        if let Some(s) = self.read_timeout {
-            c.read_timeout = std::time::Duration::from_secs(s.max(1));
         }
         c
     }
