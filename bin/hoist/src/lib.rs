@@ -19,6 +19,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "HOIST_LOG", default_value = "warn")]
     pub log: String,
 
+    /// Bound on a layer's uncompressed size (e.g. 8G, 512M): unpacking, indexing or
+    /// applying a layer that expands past it fails with an error naming the layer.
+    /// Default 32G.
+    #[arg(long, global = true, env = "HOIST_MAX_LAYER_SIZE", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub max_layer_size: Option<u64>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -77,6 +84,13 @@ pub enum Command {
     Task(commands::task::TaskArgs),
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    match hoist_image::layer::parse_size(s)? {
+        0 => Err("the bound must be positive".into()),
+        n => Ok(n),
+    }
+}
+
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -97,14 +111,33 @@ pub fn main() -> ExitCode {
     } else {
         init_logging(&cli.log);
     }
-    // First Ctrl-C: stop at the next step and clean up; second: leave at once.
-    let _ = ctrlc::set_handler(|| {
-        if hoist_engine::interrupted() {
+    if let Some(n) = cli.max_layer_size {
+        hoist_image::layer::set_default_max_layer_size(n);
+    }
+    // Commands that write to registries stop at once on Ctrl-C: a push must not go
+    // on to tag what it had started (exit 130, nothing tagged; the registry drops
+    // the unreferenced uploads). Builds stop at the next step and clean up first.
+    let immediate = matches!(
+        cli.command,
+        Command::Push(_)
+            | Command::Copy(_)
+            | Command::Pull(_)
+            | Command::Tag(_)
+            | Command::Untag(_)
+            | Command::Promote(_)
+            | Command::Rollback(_)
+            | Command::Prune(_)
+    );
+    if let Err(e) = ctrlc::set_handler(move || {
+        if immediate || hoist_engine::interrupted() {
+            eprintln!("interrupted");
             std::process::exit(130);
         }
         eprintln!("interrupted: stopping after cleanup (press Ctrl-C again to quit now)");
         hoist_engine::interrupt();
-    });
+    }) {
+        tracing::warn!("could not install the Ctrl-C handler: {e}");
+    }
     let result = match cli.command {
         Command::Build(a) => commands::build::run(*a),
         Command::Assemble(a) => commands::assemble::run(*a),

@@ -77,7 +77,11 @@ impl FsView {
 
     /// Merge an (uncompressed) layer tar stream's headers on top.
     pub fn add_layer_tar(&mut self, tar_stream: impl Read) -> Result<()> {
-        let index = index_from_tar(tar_stream, self.layers)?;
+        let name = hoist_image::layer::LayerName {
+            index: Some(self.layers),
+            digest: None,
+        };
+        let index = index_from_tar(tar_stream, name)?;
         self.add_layer_index(&index);
         Ok(())
     }
@@ -298,14 +302,18 @@ pub struct IndexEntry {
 }
 
 /// Read a layer's tar headers (contents are skipped) into a metadata index.
-pub fn index_from_tar(tar_stream: impl Read, layer: usize) -> Result<Vec<IndexEntry>> {
+/// `layer` names the layer in errors.
+pub fn index_from_tar(
+    tar_stream: impl Read,
+    layer: hoist_image::layer::LayerName,
+) -> Result<Vec<IndexEntry>> {
     let mut out = Vec::new();
     let mut ar = tar::Archive::new(tar_stream);
     let entries = ar
         .entries()
-        .map_err(|e| Error::Layer(format!("reading layer {layer}: {e}")))?;
+        .map_err(|e| layer.error("reading the layer tar", e))?;
     for ent in entries {
-        let ent = ent.map_err(|e| Error::Layer(format!("reading layer {layer}: {e}")))?;
+        let ent = ent.map_err(|e| layer.error("reading the layer tar", e))?;
         let raw = String::from_utf8_lossy(&ent.path_bytes()).into_owned();
         let path = match hoist_image::layer::normalize_path(&raw) {
             Ok(p) => p,

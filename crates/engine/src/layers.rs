@@ -2,10 +2,10 @@
 //! chain IDs, reading single files out of layers, and materialising a rootfs.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use hoist_image::layer::{apply_layer, ApplyOptions};
+use hoist_image::layer::{apply_layer_checked, ApplyOptions, LayerName, LayerStream, StreamCheck};
 use hoist_image::media_type::{self, Compression};
 use hoist_image::{BlobStore, Descriptor, Digest};
 
@@ -45,41 +45,43 @@ impl LayerRef {
     }
 }
 
-/// Open a layer blob from the store, decompressed (gzip/zstd detected by magic bytes).
-pub fn open_uncompressed(store: &BlobStore, layer: &LayerRef) -> Result<Box<dyn Read + Send>> {
+/// Open a layer blob from the store, decompressed (gzip/zstd detected by magic bytes),
+/// bounded and hashed (see [`hoist_image::layer::LayerStream`]). With `index`, errors
+/// name the layer's position; the stream fails at its end when the content does not
+/// hash to `layer.diff_id`.
+pub fn open_uncompressed(
+    store: &BlobStore,
+    layer: &LayerRef,
+    index: Option<usize>,
+) -> Result<LayerStream<'static>> {
     let f = store.open(&layer.desc.digest)?;
-    decompress(
-        Box::new(f),
-        media_type::layer_compression(&layer.desc.media_type),
-    )
+    Ok(LayerStream::open(f, check_of(layer, index))?)
 }
 
-/// Wrap a (possibly) compressed stream in the right decoder. `hint` comes from the media
-/// type; the magic bytes win when they disagree.
+/// What to check while reading `layer` (the `index`-th of its image, if known).
+pub fn check_of(layer: &LayerRef, index: Option<usize>) -> StreamCheck {
+    StreamCheck {
+        name: LayerName {
+            index,
+            digest: Some(layer.desc.digest.clone()),
+        },
+        compression: media_type::layer_compression(&layer.desc.media_type),
+        diff_id: Some(layer.diff_id.clone()),
+        max_size: None,
+    }
+}
+
+/// Wrap a (possibly) compressed stream in the right decoder (magic bytes sniffed),
+/// bounded by the default layer size bound.
 pub fn decompress(
     r: Box<dyn Read + Send>,
     hint: Option<Compression>,
 ) -> Result<Box<dyn Read + Send>> {
-    let mut br = BufReader::with_capacity(256 << 10, r);
-    let magic = br
-        .fill_buf()
-        .map_err(|e| Error::Layer(format!("reading layer: {e}")))?;
-    let kind = if magic.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        hint.filter(|h| *h == Compression::None)
-            .unwrap_or(Compression::None)
+    let check = StreamCheck {
+        compression: hint.filter(|h| *h != Compression::None),
+        ..StreamCheck::default()
     };
-    Ok(match kind {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(br)
-                .map_err(|e| Error::Layer(format!("zstd: {e}")))?,
-        ),
-        Compression::None => Box::new(br),
-    })
+    Ok(Box::new(LayerStream::open(r, check)?))
 }
 
 /// OCI chain ID of a stack of diff IDs.
@@ -99,7 +101,7 @@ pub fn read_file_from_layer(
     path: &str,
     limit: u64,
 ) -> Result<Option<Vec<u8>>> {
-    let r = open_uncompressed(store, layer)?;
+    let r = open_uncompressed(store, layer, None)?;
     let mut ar = tar::Archive::new(r);
     for ent in ar
         .entries()
@@ -160,6 +162,18 @@ pub fn layer_index(
     layer: &LayerRef,
     index_dir: &Path,
 ) -> Result<Vec<IndexEntry>> {
+    layer_index_at(store, layer, None, index_dir)
+}
+
+/// [`layer_index`] for the `index`-th layer of an image (named so in errors). The
+/// layer's content is checked against its diff ID while the index is computed:
+/// nothing enters the cache for a layer that does not match.
+pub fn layer_index_at(
+    store: &BlobStore,
+    layer: &LayerRef,
+    index: Option<usize>,
+    index_dir: &Path,
+) -> Result<Vec<IndexEntry>> {
     let file = index_dir.join(layer.diff_id.hex());
     if let Ok(b) = fs::read(&file) {
         if let Ok(v) = serde_json::from_slice(&b) {
@@ -167,8 +181,10 @@ pub fn layer_index(
             return Ok(v);
         }
     }
-    let r = open_uncompressed(store, layer)?;
-    let idx = index_from_tar(r, 0)?;
+    let mut r = open_uncompressed(store, layer, index)?;
+    let name = r.name().clone();
+    let idx = index_from_tar(&mut r, name)?;
+    r.finish()?;
     save_layer_index(index_dir, &layer.diff_id, &idx);
     Ok(idx)
 }
@@ -181,8 +197,8 @@ pub fn save_layer_index(index_dir: &Path, diff_id: &Digest, idx: &[IndexEntry]) 
 /// Build the metadata view of a stack of layers.
 pub fn view_of(store: &BlobStore, layers: &[LayerRef], index_dir: &Path) -> Result<FsView> {
     let mut v = FsView::new();
-    for l in layers {
-        v.add_layer_index(&layer_index(store, l, index_dir)?);
+    for (i, l) in layers.iter().enumerate() {
+        v.add_layer_index(&layer_index_at(store, l, Some(i), index_dir)?);
     }
     Ok(v)
 }
@@ -202,14 +218,11 @@ pub fn materialize(store: &BlobStore, layers: &[LayerRef], dest: &Path) -> Resul
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
     let opts = ApplyOptions::default();
-    for l in layers {
+    for (i, l) in layers.iter().enumerate() {
         let f = store.open(&l.desc.digest)?;
-        apply_layer(
-            BufReader::new(f),
-            media_type::layer_compression(&l.desc.media_type),
-            tmp.path(),
-            &opts,
-        )?;
+        // Verified against the diff ID while applied; on error `tmp` is dropped
+        // (removed) and nothing reaches `dest`.
+        apply_layer_checked(BufReader::new(f), check_of(l, Some(i)), tmp.path(), &opts)?;
     }
     let tmp_path: PathBuf = tmp.keep();
     match fs::rename(&tmp_path, dest) {

@@ -32,6 +32,7 @@ pub mod assemble;
 pub mod buildfile;
 pub mod cache;
 pub mod compat;
+pub mod cleanup;
 pub mod copy;
 pub mod copy_sources;
 pub mod engine;

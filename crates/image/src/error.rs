@@ -66,6 +66,15 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// A layer that cannot be read: corrupt, mislabelled, too large once
+    /// uncompressed, or not matching its diff ID.
+    #[error("{layer}: {reason}")]
+    Layer {
+        /// Which layer: index in the image and digest (`layer 2 (sha256:…)`).
+        layer: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// An index has no manifest for the requested platform.
     #[error("no image for platform {wanted} (available: {available})")]
     NoMatchingPlatform {

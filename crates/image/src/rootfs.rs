@@ -15,8 +15,8 @@ use std::sync::Arc;
 use crate::docker_archive::DOCKER_LAYER_TAR;
 use crate::fsutil::{AtomicDir, AtomicFile};
 use crate::layer::{
-    apply_layer, walk, ApplyOptions, LayerWriter, MtimePolicy, OwnerMap, Ownership, WalkOptions,
-    WriteOptions,
+    apply_layer_checked, walk, ApplyOptions, LayerWriter, MtimePolicy, OwnerMap, Ownership,
+    WalkOptions, WriteOptions,
 };
 use crate::media_type::{self, Compression};
 use crate::{open_verified, resolve, Error, Platform, Result, Source};
@@ -76,20 +76,17 @@ pub fn apply_image(
             )));
         }
         let mut r = open_verified(src, l)?;
-        let s = apply_layer(&mut r, compression_of(&l.media_type), root, opts)?;
+        let check = crate::layer::StreamCheck {
+            name: crate::layer::LayerName::new(i, &l.digest),
+            compression: compression_of(&l.media_type),
+            diff_id: diff_ids.get(i).cloned(),
+            max_size: None,
+        };
+        let s = apply_layer_checked(&mut r, check, root, opts)?;
         // The applier may stop at the tar end marker: read to the end so the digest
         // and size are checked on every byte.
         io::copy(&mut r, &mut io::sink())
-            .map_err(|e| Error::stream(format!("reading layer {}", l.digest), e))?;
-        if let Some(want) = diff_ids.get(i) {
-            if &s.diff_id != want {
-                return Err(Error::DigestMismatch {
-                    what: format!("diff ID of layer {}", l.digest),
-                    expected: want.clone(),
-                    actual: s.diff_id,
-                });
-            }
-        }
+            .map_err(|e| Error::stream(format!("reading layer {i} ({})", l.digest), e))?;
         stats.layers += 1;
         stats.entries += s.entries;
         stats.files += s.files;

@@ -153,7 +153,7 @@ pub fn resolve_document(
         });
     }
     Err(Error::Format(format!(
-        "{}: indexes nested too deeply",
+        "{}: image indexes nested more than 4 deep (hoist follows at most 4 levels of index)",
         src.name()
     )))
 }

@@ -31,6 +31,9 @@ use hoist_image::{
 use crate::source::{read_document, CacheSource};
 use crate::{Client, Error, Reference, Result};
 
+/// How many levels of image index are followed down to a manifest.
+const MAX_INDEX_DEPTH: usize = 4;
+
 /// When to contact the registry (`--pull=always|missing|never`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
@@ -324,7 +327,7 @@ impl Client {
         // Walk down to the platform's manifest, caching each document.
         let mut doc = root.clone();
         let mut manifest_desc = root_desc.clone();
-        for _ in 0..4 {
+        for _ in 0..MAX_INDEX_DEPTH {
             let mt = document_media_type(&doc)?;
             if !media_type::is_index(&mt) {
                 break;
@@ -345,6 +348,12 @@ impl Client {
             manifest_desc = desc;
         }
         let mt = document_media_type(&doc)?;
+        if media_type::is_index(&mt) {
+            return Err(Error::Image(hoist_image::Error::Format(format!(
+                "{r}: image indexes nested more than {MAX_INDEX_DEPTH} deep \
+                 (hoist follows at most {MAX_INDEX_DEPTH} levels of index)"
+            ))));
+        }
         if !media_type::is_manifest(&mt) {
             return Err(Error::Image(hoist_image::Error::Format(format!(
                 "{r}: unsupported manifest media type {mt:?}"

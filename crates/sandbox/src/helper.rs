@@ -90,8 +90,9 @@ fn helper() -> Result<()> {
             media_type,
             dest,
             same_owner,
+            check,
         } => {
-            layers::unpack(&blob, &media_type, &dest, same_owner)
+            layers::unpack(&blob, &media_type, &dest, same_owner, &check)
                 .map_err(|e| unmapped_owner_hint(e, &req.id_mode))?;
             serde_json::Value::Null
         }

@@ -7,19 +7,28 @@
 use std::path::Path;
 
 use hoist_image::layer::{
-    apply_layer, walk, write_layer_blob, ApplyOptions, EntryKind, LayerDescriptor, MtimePolicy,
-    Ownership, WalkOptions, WhiteoutMode, WriteOptions, XattrPolicy,
+    apply_layer_checked, walk, write_layer_blob, ApplyOptions, EntryKind, LayerDescriptor,
+    LayerName, MtimePolicy, Ownership, StreamCheck, WalkOptions, WhiteoutMode, WriteOptions,
+    XattrPolicy,
 };
 use hoist_image::media_type::{self, Compression};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::WireWriteOptions;
+use crate::protocol::{UnpackCheck, WireWriteOptions};
 use crate::{Error, Result};
 
 /// Unpack `blob` into `dest` (created if missing) in overlay lower format: whiteouts
 /// become 0:0 character devices and opaque directories get `user.overlay.opaque=y`.
 /// `same_owner`: give entries the archive's owners (else the unpacking user's).
-pub fn unpack(blob: &Path, mt: &str, dest: &Path, same_owner: bool) -> Result<()> {
+/// `check`: the layer's index (for errors), expected diff ID and size bound; on a
+/// failure `dest` is left for the caller to remove.
+pub fn unpack(
+    blob: &Path,
+    mt: &str,
+    dest: &Path,
+    same_owner: bool,
+    check: &UnpackCheck,
+) -> Result<()> {
     let compression = media_type::layer_compression(mt);
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let f = std::fs::File::open(blob).map_err(|e| Error::io(blob, e))?;
@@ -30,7 +39,20 @@ pub fn unpack(blob: &Path, mt: &str, dest: &Path, same_owner: bool) -> Result<()
         xattrs: true,
         ..ApplyOptions::default()
     };
-    let stats = apply_layer(f, compression, dest, &opts)?;
+    let digest = blob
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|h| hoist_image::Digest::parse(&format!("sha256:{h}")).ok());
+    let stream = StreamCheck {
+        name: LayerName {
+            index: check.index,
+            digest,
+        },
+        compression,
+        diff_id: check.diff_id.clone(),
+        max_size: check.max_size,
+    };
+    let stats = apply_layer_checked(f, stream, dest, &opts)?;
     tracing::debug!(blob = %blob.display(), files = stats.files, "unpacked layer");
     Ok(())
 }

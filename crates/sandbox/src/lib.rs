@@ -57,6 +57,7 @@ pub mod fork;
 
 pub use caps::{Capabilities, IdMode, IdRange, IdRanges, UsernsFailure};
 pub use error::{Error, Result};
+pub use protocol::UnpackCheck;
 pub use sandbox::{RunDirs, Sandbox, SandboxConfig};
 pub use spec::{CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource};
 

@@ -43,6 +43,18 @@ pub struct Request {
     pub op: Op,
 }
 
+/// What the helper checks while unpacking a layer (see
+/// [`hoist_image::layer::StreamCheck`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UnpackCheck {
+    /// The layer's position in its image, for errors.
+    pub index: Option<usize>,
+    /// The expected diff ID: the unpack fails when the content does not hash to it.
+    pub diff_id: Option<hoist_image::Digest>,
+    /// Bound on the uncompressed size (`None`: the helper's default).
+    pub max_size: Option<u64>,
+}
+
 /// The operations the helper performs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Op {
@@ -59,6 +71,9 @@ pub enum Op {
         /// Give files the archive's owners (false with a single-id mapping, where
         /// only id 0 exists).
         same_owner: bool,
+        /// What to check while unpacking: layer index, expected diff ID, size bound.
+        #[serde(default)]
+        check: UnpackCheck,
     },
     /// Write an upper directory as a layer blob.
     Diff {

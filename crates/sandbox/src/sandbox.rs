@@ -614,12 +614,22 @@ impl Sandbox {
     /// directory: whiteouts become overlay whiteouts, and file owners are the
     /// container's ids (inside the user namespace when unprivileged). With the
     /// single-id mapping every file belongs to root, the only id there is.
-    pub fn unpack_layer(&self, blob: &Path, media_type: &str, dest: &Path) -> Result<()> {
+    ///
+    /// `check` names the layer in errors, and with a diff ID the unpack fails when
+    /// the content does not match it (`dest` must then be discarded).
+    pub fn unpack_layer(
+        &self,
+        blob: &Path,
+        media_type: &str,
+        dest: &Path,
+        check: &crate::UnpackCheck,
+    ) -> Result<()> {
         self.helper_op(Op::Unpack {
             blob: abs(blob)?,
             media_type: media_type.to_string(),
             dest: abs(dest)?,
             same_owner: !matches!(self.id_mode, IdMode::Single { .. }),
+            check: check.clone(),
         })
         .map(drop)
     }

@@ -594,6 +594,11 @@ fn unpacked_layers_stack_with_whiteouts_and_opaque_dirs() {
             &blobs.join("sha256").join(d.digest.hex()),
             &d.media_type,
             &lower,
+            &hoist_sandbox::UnpackCheck {
+                index: Some(0),
+                diff_id: Some(d.diff_id.clone()),
+                max_size: None,
+            },
         )
         .unwrap();
     let dirs = env.sb.create_run_dirs().unwrap();
@@ -790,7 +795,12 @@ fn debian_apt_get_and_chown() {
     let lower = env.tmp.path().join("debian");
     let t = std::time::Instant::now();
     env.sb
-        .unpack_layer(&blob, hoist_image::media_type::OCI_LAYER_GZIP, &lower)
+        .unpack_layer(
+            &blob,
+            hoist_image::media_type::OCI_LAYER_GZIP,
+            &lower,
+            &Default::default(),
+        )
         .unwrap();
     println!("unpacked the Debian layer in {:?}", t.elapsed());
     let mut spec = env.spec(
@@ -1059,14 +1069,21 @@ fn unpack_owner_outside_the_sandbox(env: &Env) {
     let dest = env.tmp.path().join("owner-near");
     if mode.uid_exists(65535) && mode.gid_exists(65535) {
         env.sb
-            .unpack_layer(&blob(&near_d), &near_d.media_type, &dest)
+            .unpack_layer(
+                &blob(&near_d),
+                &near_d.media_type,
+                &dest,
+                &Default::default(),
+            )
             .unwrap();
         let mut spec = env.spec("stat -c %u:%g /near");
         spec.lower_dirs = vec![env.base.clone(), dest.clone()];
         assert_eq!(env.run(&spec).stdout, "65535:65535\n");
     }
     let dest = env.tmp.path().join("owner-far");
-    let r = env.sb.unpack_layer(&blob(&far_d), &far_d.media_type, &dest);
+    let r = env
+        .sb
+        .unpack_layer(&blob(&far_d), &far_d.media_type, &dest, &Default::default());
     if mode.uid_exists(70000) && mode.gid_exists(70000) {
         r.unwrap();
         assert_eq!(

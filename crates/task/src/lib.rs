@@ -265,6 +265,8 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
                 image: job.name.clone(),
                 source: e,
             })?;
+        // A run killed by a signal leaves `.tmp-*` entries behind: sweep those first.
+        hoist_engine::cleanup::sweep_stale(&job.options.cache_dir);
         let built =
             hoist_engine::build_images(&job.options, progress, &resolver, true).map_err(|e| {
                 Error::Build {

@@ -108,8 +108,50 @@ fn ggcr_docker_manifest(m: &Manifest) -> Result<Vec<u8>, Error> {
     Ok(s.into_bytes())
 }
 
-/// Write every output for `built` into `dir` (which exists).
+/// The files and directories [`write`] may create in the output directory.
+const OUTPUT_NAMES: [&str; 6] = [
+    "image.tar",
+    "image",
+    "rootfs",
+    "metadata.json",
+    "digest",
+    "manifest-digest",
+];
+
+/// Write every output for `built` into `dir` (which exists). All or nothing: when
+/// one output fails, the outputs this call already wrote are removed again, so a
+/// failed task never leaves an `image.tar` (or a layout) for the next step to take.
 pub fn write(
+    built: &Built,
+    dir: &Path,
+    opts: &OutputOptions,
+    progress: &dyn Progress,
+) -> Result<Written, Error> {
+    let before: Vec<bool> = OUTPUT_NAMES
+        .iter()
+        .map(|n| dir.join(n).symlink_metadata().is_ok())
+        .collect();
+    let r = write_all(built, dir, opts, progress);
+    if r.is_err() {
+        for (name, existed) in OUTPUT_NAMES.iter().zip(before) {
+            let p = dir.join(name);
+            if existed || p.symlink_metadata().is_err() {
+                continue;
+            }
+            let res = if p.is_dir() {
+                hoist_image::fsutil::remove_dir_all_writable(&p).map_err(|e| e.to_string())
+            } else {
+                std::fs::remove_file(&p).map_err(|e| e.to_string())
+            };
+            if let Err(e) = res {
+                tracing::warn!(path = %p.display(), "could not remove a partial output: {e}");
+            }
+        }
+    }
+    r
+}
+
+fn write_all(
     built: &Built,
     dir: &Path,
     opts: &OutputOptions,

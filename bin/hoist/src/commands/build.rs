@@ -304,6 +304,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         args.progress.parse().map_err(anyhow::Error::msg)?
     };
     let display = progress::display(mode);
+    // A run killed by a signal leaves `.tmp-*` entries behind: sweep those first.
+    hoist_engine::cleanup::sweep_stale(&opts.cache_dir);
     let result = hoist_engine::build(&opts, display.as_ref())?;
     super::lifecycle::record_build_pushes(&args, &opts, &result.manifest_digest)?;
     println!("{}", result.manifest_digest);

@@ -63,7 +63,7 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
     let root = lower_root(eng, sb);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let mut out = Vec::new();
-    for l in layers {
+    for (i, l) in layers.iter().enumerate() {
         let dir = root.join(l.diff_id.hex());
         if !dir.is_dir() {
             let tmp = root.join(format!(
@@ -77,13 +77,24 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
             }
             std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
             let blob = eng.store.path(&l.desc.digest);
-            if let Err(e) = sb.unpack_layer(&blob, &l.desc.media_type, &tmp) {
-                let _ = sb.remove_tree(&tmp);
+            // Checked against the diff ID while unpacked: a lower dir is shared by
+            // every build that names this diff ID.
+            let check = hoist_sandbox::UnpackCheck {
+                index: Some(i),
+                diff_id: Some(l.diff_id.clone()),
+                max_size: Some(hoist_image::layer::default_max_layer_size()),
+            };
+            if let Err(e) = sb.unpack_layer(&blob, &l.desc.media_type, &tmp, &check) {
+                crate::cleanup::remove_or_warn(&tmp, sb.remove_tree(&tmp));
                 return Err(sandbox_err(e));
             }
-            if std::fs::rename(&tmp, &dir).is_err() {
+            if let Err(e) = std::fs::rename(&tmp, &dir) {
+                if !dir.is_dir() {
+                    crate::cleanup::remove_or_warn(&tmp, sb.remove_tree(&tmp));
+                    return Err(Error::io(&dir, e));
+                }
                 // Another build unpacked it first.
-                let _ = sb.remove_tree(&tmp);
+                crate::cleanup::remove_or_warn(&tmp, sb.remove_tree(&tmp));
             }
         }
         crate::gc::mark_used(&eng.opts.cache_dir, &dir);

@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -27,8 +27,8 @@ use rustix::fs::{
     AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
-use sha2::{Digest as _, Sha256};
 
+use super::stream::{LayerName, LayerStream, StreamCheck};
 use crate::media_type::Compression;
 use crate::{Digest, Error, Result};
 
@@ -67,6 +67,10 @@ pub struct ApplyOptions {
     /// `openat2` is unavailable (Linux < 5.6, or a seccomp filter); the result is
     /// the same. Default: false.
     pub userspace_resolution: bool,
+    /// Bound on the layer's uncompressed size: reading stops with
+    /// [`Error::Layer`] past it (a decompression bomb). Default:
+    /// [`default_max_layer_size`](super::default_max_layer_size).
+    pub max_size: u64,
 }
 
 impl Default for ApplyOptions {
@@ -78,6 +82,7 @@ impl Default for ApplyOptions {
             whiteouts: WhiteoutMode::Oci,
             xattrs: true,
             userspace_resolution: false,
+            max_size: super::stream::default_max_layer_size(),
         }
     }
 }
@@ -102,62 +107,40 @@ pub struct ApplyStats {
     pub uncompressed_size: u64,
 }
 
-struct HashReader<R> {
-    inner: R,
-    hash: Sha256,
-    count: u64,
-}
-
-impl<R: Read> Read for HashReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
 /// Apply a layer blob onto `root` (which must exist).
 ///
 /// `compression` gives the blob's compression; `None` sniffs it from the magic
 /// bytes (gzip `1f 8b`, zstd `28 b5 2f fd`, else plain tar). The blob is streamed:
 /// memory does not grow with its size. Errors name the offending entry
-/// ([`Error::UnsafeEntry`] for entries refused for safety).
-pub fn apply_layer<R: Read>(
+/// ([`Error::UnsafeEntry`] for entries refused for safety). See
+/// [`apply_layer_checked`] to name the layer in errors and verify its diff ID.
+pub fn apply_layer<R: Read + Send>(
     blob: R,
     compression: Option<Compression>,
     root: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats> {
-    let mut br = BufReader::with_capacity(256 * 1024, blob);
-    let compression = match compression {
-        Some(c) => c,
-        None => {
-            let head = br
-                .fill_buf()
-                .map_err(|e| Error::stream("reading the layer", e))?;
-            if head.starts_with(&[0x1f, 0x8b]) {
-                Compression::Gzip
-            } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-                Compression::Zstd
-            } else {
-                Compression::None
-            }
-        }
+    let check = StreamCheck {
+        compression,
+        ..StreamCheck::default()
     };
-    let reader: Box<dyn Read + '_> = match compression {
-        Compression::None => Box::new(br),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(br)
-                .map_err(|e| Error::stream("starting the zstd decoder", e))?,
-        ),
-    };
-    let hashed = HashReader {
-        inner: reader,
-        hash: Sha256::new(),
-        count: 0,
-    };
+    apply_layer_checked(blob, check, root, opts)
+}
+
+/// [`apply_layer`] through a [`LayerStream`] with `check`: errors name the layer
+/// (`check.name`), a compression the media type contradicts is refused, and with
+/// `check.diff_id` the uncompressed stream must hash to it (the caller must then
+/// discard `root` on error: the mismatch is known only at the end). The bound is
+/// `check.max_size`, else `opts.max_size`.
+pub fn apply_layer_checked<R: Read + Send>(
+    blob: R,
+    mut check: StreamCheck,
+    root: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats> {
+    check.max_size = Some(check.max_size.unwrap_or(opts.max_size));
+    let name = check.name.clone();
+    let stream = LayerStream::open(blob, check)?;
 
     let root_fd = rustix::fs::open(
         root,
@@ -174,29 +157,28 @@ pub fn apply_layer<R: Read>(
         created: HashSet::new(),
         dirs: Vec::new(),
         stats: Counts::default(),
+        layer: name.clone(),
     };
 
-    let mut archive = tar::Archive::new(hashed);
+    let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
-        .map_err(|e| Error::stream("reading the layer tar", e))?;
+        .map_err(|e| name.error("reading the layer tar", e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::stream("reading the layer tar", e))?;
+        let entry = entry.map_err(|e| name.error("reading the layer tar", e))?;
         ap.apply_entry(entry)?;
     }
     ap.finish_dirs()?;
-    let mut hashed = archive.into_inner();
     // Hash what follows the end-of-archive blocks too: the diffID covers the stream.
-    io::copy(&mut hashed, &mut io::sink())
-        .map_err(|e| Error::stream("reading the end of the layer", e))?;
+    let (diff_id, uncompressed_size) = archive.into_inner().finish()?;
     Ok(ApplyStats {
         entries: ap.stats.entries,
         files: ap.stats.files,
         bytes: ap.stats.bytes,
         whiteouts: ap.stats.whiteouts,
         skipped: ap.stats.skipped,
-        diff_id: Digest::from_sha256_bytes(hashed.hash.finalize().into()),
-        uncompressed_size: hashed.count,
+        diff_id,
+        uncompressed_size,
     })
 }
 
@@ -222,6 +204,8 @@ struct Applier {
     /// Directories to give their final mode and mtime at the end.
     dirs: Vec<(Vec<u8>, u32, i64)>,
     stats: Counts,
+    /// Names the layer in errors.
+    layer: LayerName,
 }
 
 /// Clean an archive name: drop leading `/`, `.` and empty components, resolve
@@ -370,6 +354,13 @@ impl Applier {
     fn entry_err(&self, name: &[u8], what: &str, e: impl Into<io::Error>) -> Error {
         let path = self.root.join(os(name));
         let e: io::Error = e.into();
+        if let Some(reason) = super::stream::fault_reason(&e) {
+            // The stream underneath failed (bound, digest) while the entry was read.
+            return Error::Layer {
+                layer: self.layer.to_string(),
+                reason,
+            };
+        }
         Error::Io {
             path,
             source: io::Error::new(

@@ -43,6 +43,7 @@ mod entry;
 mod gzip;
 mod options;
 mod recompress;
+mod stream;
 mod tar;
 mod walk;
 pub(crate) mod writer;
@@ -52,11 +53,15 @@ use std::io::Write;
 use std::path::Path;
 
 pub use crate::media_type::Compression;
-pub use apply::{apply_layer, ApplyOptions, ApplyStats, WhiteoutMode};
+pub use apply::{apply_layer, apply_layer_checked, ApplyOptions, ApplyStats, WhiteoutMode};
 pub use entry::{normalize_path, path_order, sort_entries, Entry, EntryKind, FileSource};
 pub use gzip::{GzipWriter, BLOCK_SIZE as GZIP_BLOCK_SIZE};
 pub use options::{ModeOverride, MtimePolicy, OwnerMap, Ownership, WriteOptions};
 pub use recompress::write_encoded_blob;
+pub use stream::{
+    default_max_layer_size, human_size, parse_size, set_default_max_layer_size, sniff_compression,
+    LayerName, LayerStream, StreamCheck, DEFAULT_MAX_LAYER_SIZE, MAX_LAYER_SIZE_ENV,
+};
 pub use walk::{walk, walk_dir, Walk, WalkFilter, WalkOptions, XattrPolicy};
 pub use writer::{LayerDescriptor, LayerItem, LayerWriter};
 
