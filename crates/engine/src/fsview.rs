@@ -15,7 +15,7 @@ use std::ops::Bound;
 use hoist_image::layer::Entry;
 use hoist_image::layer::EntryKind;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The kind of a filesystem object in the view.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -116,7 +116,7 @@ pub(crate) fn encode(
     {
         return Ok(desc);
     }
-    let tar = open_uncompressed(store, layer)?;
+    let tar = open_uncompressed(store, layer, None)?;
     let d = write_encoded_blob(
         store.root(),
         tar,
