@@ -43,11 +43,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
 #[test]
 fn crate_dependencies_point_one_way() {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let allowed: BTreeMap<&str, BTreeSet<&str>> = ALLOWED
         .iter()
@@ -62,7 +72,9 @@ fn crate_dependencies_point_one_way() {
         }
         seen += 1;
         let Some(ok) = allowed.get(name) else {
-            problems.push(format!("{name} is not in the dependency table of tests/depcheck.rs"));
+            problems.push(format!(
+                "{name} is not in the dependency table of tests/depcheck.rs"
+            ));
             continue;
         };
         for d in p["dependencies"].as_array().unwrap() {

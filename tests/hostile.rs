@@ -275,6 +275,39 @@ fn stale_temporary_files_of_dead_runs_are_swept() {
     assert!(live.exists(), "a live process's temporary dir was removed");
 }
 
+/// A TCP proxy on loopback to `upstream` that forwards client bytes at `rate` bytes/s.
+fn slow_proxy(upstream: &str, rate: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_r, mut c_w) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = c_r.read(&mut buf) {
+                    if n == 0 || s_w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs_f64(n as f64 / rate as f64));
+                }
+                let _ = s_w.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_r, &mut c_w);
+                let _ = c_w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
 #[test]
 fn sigint_during_a_push_stops_it_untagged_with_exit_130() {
     if !hoist_testutil::have_registry() {
@@ -306,13 +339,16 @@ fn sigint_during_a_push_stops_it_untagged_with_exit_130() {
         "application/vnd.oci.image.layer.v1.tar",
         &sha(&tar_bytes),
     );
-    let dest = format!("docker://{}/sig/app:1", reg.addr());
+    // Pushed through a slow loopback link (16 MiB/s), so the upload is surely running when
+    // SIGINT comes, however fast the machine.
+    let slow = slow_proxy(&reg.addr(), 16 << 20);
+    let dest = format!("docker://{slow}/sig/app:1");
     let child = env
         .hoist()
         .args([
             "push",
             "--insecure-registry",
-            &reg.addr(),
+            &slow,
             &format!("oci:{}:latest", layout.display()),
             &dest,
         ])

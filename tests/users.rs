@@ -75,7 +75,14 @@ fn relative_context_cache_dir_and_output_parents() {
 fn a_missing_dockerfile_names_its_cause_once() {
     let env = Env::new();
     fs::create_dir_all(env.path("empty")).unwrap();
-    let err = env.fails(&["build", env.path("empty").to_str().unwrap()]);
+    // Named with -f: a context without a Dockerfile is an automatic build instead.
+    let missing = env.path("empty/Dockerfile");
+    let err = env.fails(&[
+        "build",
+        "-f",
+        missing.to_str().unwrap(),
+        env.path("empty").to_str().unwrap(),
+    ]);
     assert!(err.contains("Dockerfile"), "{err}");
     assert_eq!(
         err.matches("No such file or directory").count(),

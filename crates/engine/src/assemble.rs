@@ -121,9 +121,9 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
         .with_annotations(input.annotations)
         .write(store)
         .map_err(|e| match e {
-            hoist_image::Error::Format(m) if m.contains("zstd") => Error::Invalid(
-                "zstd layers need OCI media types (oci-mediatypes=true)".into(),
-            ),
+            hoist_image::Error::Format(m) if m.contains("zstd") => {
+                Error::Invalid("zstd layers need OCI media types (oci-mediatypes=true)".into())
+            }
             other => other.into(),
         })?;
     crate::gc::touch_blob(store, &written.config.digest());

@@ -970,9 +970,8 @@ mod tests {
         b.append_data(&mut h, "bin/sub/x", &b"hi"[..]).unwrap();
         let tar = b.into_inner().unwrap();
         let root = tempfile::tempdir().unwrap();
-        let err = apply_layer(&tar[..], None, root.path(), &ApplyOptions::default())
-            .unwrap_err()
-            .to_string();
+        let err = apply_layer(&tar[..], None, root.path(), &ApplyOptions::default()).unwrap_err();
+        let err = crate::chain_text(&err);
         assert!(
             err.contains("bin/sub/x")
                 && err.contains("parent /bin is a symlink to \"/missing/dir\"")
