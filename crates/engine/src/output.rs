@@ -300,9 +300,27 @@ impl OutputSpec {
             .map(|v| parse_bool("force-compression", &v))
             .transpose()?
             .unwrap_or(false);
-        // Accepted for compatibility with BuildKit; hoist's behaviour already matches.
-        for k in ["rewrite-timestamp", "buildinfo", "unpack", "store"] {
-            kv.remove(k);
+        // BuildKit attributes hoist accepts only where its behaviour is the one asked for:
+        // new layers' file times are always rewritten to SOURCE_DATE_EPOCH (or 0); hoist
+        // writes no buildinfo and has no image store to unpack into. Asking for the other
+        // behaviour is an error, never silently ignored.
+        for (k, supported, why) in [
+            (
+                "rewrite-timestamp",
+                true,
+                "hoist always writes new layers' file times as SOURCE_DATE_EPOCH (or 0)",
+            ),
+            ("buildinfo", false, "hoist writes no buildinfo (see provenance)"),
+            ("unpack", false, "hoist has no image store to unpack into"),
+            ("store", false, "hoist has no image store (use -o type=oci|docker or push)"),
+        ] {
+            if let Some(v) = kv.remove(k) {
+                if parse_bool(k, &v)? != supported {
+                    return Err(Error::Invalid(format!(
+                        "--output {s:?}: {k}={v} is not supported: {why}"
+                    )));
+                }
+            }
         }
         if let Some(k) = kv.keys().next() {
             return Err(Error::Invalid(format!(
@@ -424,6 +442,21 @@ pub fn compress_base_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildkit_attributes_are_honoured_or_refused() {
+        assert!(OutputSpec::parse("type=oci,dest=x,rewrite-timestamp=true").is_ok());
+        assert!(OutputSpec::parse("type=oci,dest=x,store=false,unpack=false").is_ok());
+        for bad in [
+            "type=oci,dest=x,rewrite-timestamp=false",
+            "type=image,name=a,push=true,store=true",
+            "type=image,name=a,unpack=true",
+            "type=oci,dest=x,buildinfo=true",
+        ] {
+            let e = OutputSpec::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("is not supported"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn base_layers_plain_tar_is_compressed_and_foreign_needs_its_bytes() {
