@@ -270,7 +270,11 @@ impl TermState {
             );
             lines += 1;
             if !r.last_line.is_empty() {
-                let _ = writeln!(err, "   \x1b[2m{}\x1b[0m", clip(&r.last_line, w.saturating_sub(4)));
+                let _ = writeln!(
+                    err,
+                    "   \x1b[2m{}\x1b[0m",
+                    clip(&r.last_line, w.saturating_sub(4))
+                );
                 lines += 1;
             }
         }
