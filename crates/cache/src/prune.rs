@@ -298,6 +298,8 @@ mod tests {
 
     use hoist_image::{Descriptor, Digest};
 
+    use std::sync::Arc;
+
     use crate::layout::blob_rel;
     use crate::*;
 
@@ -469,5 +471,72 @@ mod tests {
         assert_eq!(r.evicted.len(), 1);
         assert!(dir.join("blobs/sha256/.tmp-young").exists());
         assert!(!dir.join("blobs/sha256/.tmp-old").exists());
+    }
+
+    /// Set or clear the immutable attribute: even root cannot remove such a file, as a
+    /// rootless build's user cannot remove files of its subordinate ids.
+    fn chattr(flag: &str, p: &Path) -> bool {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(p)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Clears the attribute, then removes the tree; records the paths it was given.
+    struct Unfreeze(std::sync::Mutex<Vec<PathBuf>>);
+
+    impl TreeRemover for Unfreeze {
+        fn remove_denied(&self, p: &Path, denied: &std::io::Error) -> Result<(), String> {
+            assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
+            self.0.lock().unwrap().push(p.to_path_buf());
+            chattr("-i", &p.join("frozen"));
+            fs::remove_dir_all(p).map_err(|e| e.to_string())
+        }
+    }
+
+    #[test]
+    fn denied_trees_go_to_the_remover() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write(&dir.join("rootfs/c1/frozen"), b"x");
+        if !chattr("+i", &dir.join("rootfs/c1/frozen")) {
+            eprintln!("skipped: chattr +i needs root on a file system that supports it");
+            return;
+        }
+        // Whatever happens, leave nothing immutable behind in the temporary directory.
+        struct Thaw<'a>(&'a Path);
+        impl Drop for Thaw<'_> {
+            fn drop(&mut self) {
+                let dirs = fs::read_dir(self.0.join("rootfs")).into_iter().flatten();
+                for e in dirs.flatten() {
+                    chattr("-i", &e.path().join("frozen"));
+                }
+            }
+        }
+        let _thaw = Thaw(dir);
+        // Without a remover: reported, left (renamed aside), retried by the next prune.
+        let r = prune(dir, &PruneOptions::new(0)).unwrap();
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(r.errors[0].contains("frozen") || r.errors[0].contains(".gc-"));
+        let left: Vec<_> = fs::read_dir(dir.join("rootfs"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(left.len(), 1);
+        let trash = left[0].path();
+        assert!(trash
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".gc-"));
+        // With one: it gets the tree, and the cache ends up empty.
+        let remover = Arc::new(Unfreeze(Default::default()));
+        let opts = PruneOptions::new(0).with_remover(remover.clone());
+        let r = prune(dir, &opts).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(*remover.0.lock().unwrap(), vec![trash]);
+        assert_eq!(fs::read_dir(dir.join("rootfs")).unwrap().count(), 0);
+        assert_eq!(usage(dir).unwrap().entries(), 0);
     }
 }
