@@ -55,7 +55,7 @@ impl TreeRemover for SandboxRemover {
     }
 }
 
-/// [`hoist_cache::prune`], removing trees of subordinate ids with a [`SandboxRemover`]
+/// [`hoist_cache::prune()`], removing trees of subordinate ids with a [`SandboxRemover`]
 /// when `opts` names no [`TreeRemover`].
 pub fn prune(cache_dir: &Path, opts: &PruneOptions) -> hoist_cache::Result<PruneReport> {
     if opts.remover.is_some() {
