@@ -61,6 +61,9 @@ pub enum Error {
     /// From the image crate.
     #[error(transparent)]
     Image(#[from] hoist_image::Error),
+    /// From the cache crate.
+    #[error(transparent)]
+    Cache(#[from] hoist_cache::Error),
     /// Interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

@@ -6,9 +6,9 @@
 //! - Inside: [`engine`] walks stages and instructions; [`copy`] plans COPY with Docker's
 //!   semantics over a [`tree::SourceTree`] (the context or another stage); [`fsview`] is the
 //!   metadata view of an image's filesystem; [`layers`] manages layer blobs.
-//! - [`gc`] keeps the cache directory under a size bound: [`usage`], [`prune`] (least
-//!   recently used first), [`parse_size`]; builds hold [`CacheLock`] shared while they run,
-//!   and prune after themselves when [`BuildOptions::cache_max_bytes`] is set.
+//! - The cache directory is [`hoist_cache`]; [`gc`] re-exports it and adds the sandbox's
+//!   part ([`SandboxRemover`], used by [`prune`]). Builds hold [`CacheLock`] shared while
+//!   they run, and prune after themselves when [`BuildOptions::cache_max_bytes`] is set.
 //!
 //! A program that builds Dockerfiles with `RUN` must call [`sandbox_init`] first thing in
 //! `main`: RUN re-executes the program as its unprivileged sandbox helper, and that call
@@ -71,7 +71,7 @@ pub use engine::{BaseResolver, Built, BuiltImage};
 pub use error::{Error, Result};
 pub use gc::{
     entries, format_size, parse_size, prune, usage, CacheEntry, CacheLock, CacheUsage, Kind,
-    KindUsage, PruneOptions, PruneReport,
+    KindUsage, PruneOptions, PruneReport, SandboxRemover,
 };
 pub use options::BuildOptions;
 

@@ -156,7 +156,7 @@ pub struct BuildOptions {
     /// hoist's cache directory (blobs, unpacked layers, step cache).
     pub cache_dir: PathBuf,
     /// Keep the cache directory under this many bytes: after a successful build, evict
-    /// least recently used entries until it fits ([`crate::gc::prune`]; skipped while
+    /// least recently used entries until it fits ([`crate::gc::prune()`]; skipped while
     /// other builds use the cache). A bound smaller than the image just built evicts
     /// parts of it too: [`crate::BuildResult::built`] reads from the cache.
     pub cache_max_bytes: Option<u64>,

@@ -14,9 +14,10 @@
 //! to a temporary file and renamed, so two hoist processes pulling at once never see
 //! a torn entry; blobs are safe the same way (see [`BlobStore`]).
 //!
-//! The cache may be pruned (`hoist_engine::gc`, least recently used first): a pull sets
-//! the mtime of the ref entry and of every blob of the image it returns (their last
-//! use), and a ref entry whose documents or layers are gone is a miss, pulled again.
+//! This is the pull side of hoist's cache directory ([`hoist_cache::layout`]). The cache
+//! may be pruned ([`hoist_cache::prune()`], least recently used first): a pull sets the
+//! mtime of the ref entry and of every blob of the image it returns (their last use,
+//! with [`hoist_cache::touch()`]), and a ref entry whose documents or layers are gone is a miss, pulled again.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +28,8 @@ use hoist_image::{
     media_type, BlobStore, Descriptor, Index, Manifest, Platform, RawDocument, ResolvedImage,
     VerifyingReader,
 };
+
+use hoist_cache::{touch, touch_blob};
 
 use crate::source::{read_document, CacheSource};
 use crate::{Client, Error, Reference, Result};
@@ -95,13 +98,9 @@ struct RefEntry {
     manifest: Descriptor,
 }
 
-/// The ref index directory for a store: `<store root>/../refs`.
-pub fn refs_dir(store: &BlobStore) -> PathBuf {
-    let root = store.root();
-    root.parent()
-        .map(|p| p.join("refs"))
-        .unwrap_or_else(|| root.join("refs"))
-}
+/// The ref index directory for a store: `<store root>/../refs` (see
+/// [`hoist_cache::layout`]).
+pub use hoist_cache::layout::refs_dir;
 
 fn ref_entry_path(store: &BlobStore, r: &Reference, platform: &Platform) -> PathBuf {
     let key = hoist_image::Digest::sha256(format!("{r}|{platform}").as_bytes());
@@ -441,21 +440,14 @@ impl Client {
     }
 }
 
-/// Record a use of a cache file: its mtime is its last use (for least-recently-used
-/// eviction of hoist's cache). Best effort.
-fn touch(path: &std::path::Path) {
-    if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.set_modified(std::time::SystemTime::now());
-    }
-}
-
-/// [`touch`] every blob of a pulled image: root document, manifest, config, layers.
+/// Mark every blob of a pulled image as used ([`touch_blob`]): root document, manifest,
+/// config, layers.
 fn touch_image(store: &BlobStore, root: &Descriptor, image: &ResolvedImage) {
-    touch(&store.path(&root.digest));
-    touch(&store.path(&image.manifest_raw.digest()));
-    touch(&store.path(&image.manifest.config.digest));
+    touch_blob(store, &root.digest);
+    touch_blob(store, &image.manifest_raw.digest());
+    touch_blob(store, &image.manifest.config.digest);
     for l in &image.manifest.layers {
-        touch(&store.path(&l.digest));
+        touch_blob(store, &l.digest);
     }
 }
 

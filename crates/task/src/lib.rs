@@ -256,7 +256,7 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
     };
     // Held from the first build to the last output, so a concurrent prune of a shared
     // cache never removes what the outputs are written from.
-    let lock = hoist_engine::CacheLock::shared(&cache_dir).ok();
+    let lock = hoist_cache::CacheLock::shared(&cache_dir).ok();
     let mut images = Vec::new();
     for job in &jobs {
         progress.event(Event::Info(&format!("building {}", job.name)));
@@ -294,14 +294,21 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
         prune_cache(&cache_dir, p.cache_max_bytes, progress);
     } else {
         // The temporary cache may hold files of other (subordinate) users.
-        let _ = hoist_engine::prune(&cache_dir, &hoist_engine::PruneOptions::new(0));
+        let _ = hoist_cache::prune(&cache_dir, &prune_options(&cache_dir, 0));
     }
     Ok(TaskReport { images })
 }
 
+/// Prune to `max` bytes, removing trees of subordinate ids (rootless RUN) through the
+/// sandbox.
+fn prune_options(cache_dir: &Path, max: u64) -> hoist_cache::PruneOptions {
+    hoist_cache::PruneOptions::new(max)
+        .with_remover(hoist_engine::SandboxRemover::shared(cache_dir))
+}
+
 /// Keep the task cache under its bound, least recently used entries first.
 fn prune_cache(cache_dir: &Path, max: u64, progress: &dyn Progress) {
-    match hoist_engine::prune(cache_dir, &hoist_engine::PruneOptions::new(max)) {
+    match hoist_cache::prune(cache_dir, &prune_options(cache_dir, max)) {
         Ok(r) => {
             progress.event(Event::Info(&r.summary()));
             for e in r.errors.iter().take(5) {

@@ -610,7 +610,7 @@ impl TaskParams {
         };
         let cache_max_bytes = match get("HOIST_CACHE_MAX_SIZE") {
             None => DEFAULT_CACHE_MAX_BYTES,
-            Some(v) => match hoist_engine::parse_size(v) {
+            Some(v) => match hoist_cache::parse_size(v) {
                 Ok(n) => n,
                 Err(e) => {
                     c.err("HOIST_CACHE_MAX_SIZE", e.to_string());

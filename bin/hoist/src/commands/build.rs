@@ -208,8 +208,7 @@ impl BuildArgs {
         }
         if let Some(m) = &self.cache_max_size {
             o.cache_max_bytes = Some(
-                hoist_engine::parse_size(m)
-                    .map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
+                hoist_cache::parse_size(m).map_err(|e| anyhow::anyhow!("--cache-max-size: {e}"))?,
             );
         }
         o.source_date_epoch = match o.build_args.get("SOURCE_DATE_EPOCH") {

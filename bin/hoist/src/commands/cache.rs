@@ -52,7 +52,7 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
             let dir = a
                 .cache_dir
                 .unwrap_or_else(hoist_engine::options::default_cache_dir);
-            let u = hoist_engine::usage(&dir)?;
+            let u = hoist_cache::usage(&dir)?;
             if a.json {
                 crate::commands::out(&serde_json::to_string_pretty(&u)?)?;
             } else {
@@ -63,10 +63,12 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
             let dir = a
                 .cache_dir
                 .unwrap_or_else(hoist_engine::options::default_cache_dir);
-            let mut o = hoist_engine::PruneOptions::new(hoist_engine::parse_size(&a.max_size)?);
+            // Trees of subordinate ids (rootless RUN) are removed through the sandbox.
+            let mut o = hoist_cache::PruneOptions::new(hoist_cache::parse_size(&a.max_size)?)
+                .with_remover(hoist_engine::SandboxRemover::shared(&dir));
             o.dry_run = a.dry_run;
             o.wait = a.wait;
-            let r = hoist_engine::prune(&dir, &o)?;
+            let r = hoist_cache::prune(&dir, &o)?;
             if a.json {
                 crate::commands::out(&serde_json::to_string_pretty(&r)?)?;
             } else {

@@ -22,12 +22,12 @@ use super::registry_args::RegistryArgs;
 /// this command is writing or reading. `None` when the file system cannot lock.
 pub(crate) fn cache_store(
     cache_dir: &Option<PathBuf>,
-) -> Result<(BlobStore, Option<hoist_engine::CacheLock>)> {
+) -> Result<(BlobStore, Option<hoist_cache::CacheLock>)> {
     let dir = cache_dir
         .clone()
         .unwrap_or_else(hoist_engine::options::default_cache_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cache directory {}", dir.display()))?;
-    let lock = match hoist_engine::CacheLock::shared_telling(&dir, || {
+    let lock = match hoist_cache::CacheLock::shared_telling(&dir, || {
         eprintln!("waiting for the prune of {} to finish", dir.display())
     }) {
         Ok(l) => Some(l),
