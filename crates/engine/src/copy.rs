@@ -575,6 +575,26 @@ fn copy_inline(p: &mut Planner<'_>, h: &InlineFile, dst: &str) -> Result<()> {
     Ok(())
 }
 
+/// A wildcard source whose literal directory (the components before the first
+/// wildcard) goes through a symlink must find a directory where the link leads inside
+/// the tree: otherwise the pattern cannot match and, as in BuildKit, that is an error
+/// rather than a silent no-op (a link such as `el -> /etc` never reaches the host).
+fn check_literal_prefix(tree: &dyn SourceTree, pattern: &str, rel: &str) -> Result<()> {
+    let literal: Vec<&str> = rel.split('/').take_while(|c| !has_wildcard(c)).collect();
+    if literal.is_empty() {
+        return Ok(());
+    }
+    let literal = literal.join("/").replace('\\', "");
+    let real = tree.resolve(&literal)?;
+    if real == literal || tree.stat(&real)?.is_some_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "no source files were specified: {pattern}: /{literal} is a symlink to /{real} \
+         inside the build context, which is not a directory there"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,24 +748,4 @@ mod tests {
         assert_eq!(clean_rel("../../a/./b/"), "a/b");
         assert_eq!(clean_rel("/"), "");
     }
-}
-
-/// A wildcard source whose literal directory (the components before the first
-/// wildcard) goes through a symlink must find a directory where the link leads inside
-/// the tree: otherwise the pattern cannot match and, as in BuildKit, that is an error
-/// rather than a silent no-op (a link such as `el -> /etc` never reaches the host).
-fn check_literal_prefix(tree: &dyn SourceTree, pattern: &str, rel: &str) -> Result<()> {
-    let literal: Vec<&str> = rel.split('/').take_while(|c| !has_wildcard(c)).collect();
-    if literal.is_empty() {
-        return Ok(());
-    }
-    let literal = literal.join("/").replace('\\', "");
-    let real = tree.resolve(&literal)?;
-    if real == literal || tree.stat(&real)?.is_some_and(|m| m.is_dir()) {
-        return Ok(());
-    }
-    Err(Error::Invalid(format!(
-        "no source files were specified: {pattern}: /{literal} is a symlink to /{real} \
-         inside the build context, which is not a directory there"
-    )))
 }

@@ -68,9 +68,12 @@ pub(crate) struct Resolved {
     img: hoist_image::ResolvedImage,
 }
 
+/// A value computed once, or the error computing it gave.
+type OnceCell<T> = Arc<std::sync::OnceLock<std::result::Result<Arc<T>, String>>>;
+
 /// Values computed once per key, concurrent callers of a key waiting for the first.
 struct OnceMap<T> {
-    map: Mutex<HashMap<String, Arc<std::sync::OnceLock<std::result::Result<Arc<T>, String>>>>>,
+    map: Mutex<HashMap<String, OnceCell<T>>>,
 }
 
 impl<T> Default for OnceMap<T> {

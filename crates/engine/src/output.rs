@@ -310,9 +310,17 @@ impl OutputSpec {
                 true,
                 "hoist always writes new layers' file times as SOURCE_DATE_EPOCH (or 0)",
             ),
-            ("buildinfo", false, "hoist writes no buildinfo (see provenance)"),
+            (
+                "buildinfo",
+                false,
+                "hoist writes no buildinfo (see provenance)",
+            ),
             ("unpack", false, "hoist has no image store to unpack into"),
-            ("store", false, "hoist has no image store (use -o type=oci|docker or push)"),
+            (
+                "store",
+                false,
+                "hoist has no image store (use -o type=oci|docker or push)",
+            ),
         ] {
             if let Some(v) = kv.remove(k) {
                 if parse_bool(k, &v)? != supported {

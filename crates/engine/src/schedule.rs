@@ -17,12 +17,16 @@ use crate::error::{Error, Result};
 use crate::plan::{Base, Plan};
 use crate::stage::StageState;
 
+/// A stage's result as other stages see it (its error as text: the error itself is
+/// reported once, by the scheduler).
+type Slot = (
+    Mutex<Option<std::result::Result<Arc<StageState>, String>>>,
+    Condvar,
+);
+
 /// The results of stages, filled in as they finish; readers wait.
 pub(crate) struct Results {
-    slots: Vec<(
-        Mutex<Option<std::result::Result<Arc<StageState>, String>>>,
-        Condvar,
-    )>,
+    slots: Vec<Slot>,
 }
 
 impl Results {

@@ -213,6 +213,9 @@ fn stage_by_name_or_index(df: &Dockerfile, name: &str) -> Option<usize> {
     name.parse::<usize>().ok()
 }
 
+/// ONBUILD triggers per stage: each parsed instruction and the sources it reads.
+type Triggers = BTreeMap<usize, Vec<(Instruction, BTreeMap<String, Source>)>>;
+
 /// Where a stage's base comes from, before anything is resolved.
 struct RawStage {
     base: Base,
@@ -246,8 +249,7 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
 
     // Reachability, with ONBUILD triggers (which may read more stages) found as bases
     // are resolved, until nothing new turns up (BuildKit's resolveStages loop).
-    let mut triggers: BTreeMap<usize, Vec<(Instruction, BTreeMap<String, Source>)>> =
-        BTreeMap::new();
+    let mut triggers: Triggers = BTreeMap::new();
     let mut base_env: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut image_onbuild: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut reachable;
@@ -614,11 +616,7 @@ fn resolve_source(input: &PlanInput<'_>, name: &str) -> Source {
     }
 }
 
-fn reachable_from(
-    target: usize,
-    raw: &[RawStage],
-    triggers: &BTreeMap<usize, Vec<(Instruction, BTreeMap<String, Source>)>>,
-) -> BTreeSet<usize> {
+fn reachable_from(target: usize, raw: &[RawStage], triggers: &Triggers) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
     let mut todo = vec![target];
     while let Some(i) = todo.pop() {
