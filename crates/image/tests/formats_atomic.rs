@@ -55,7 +55,7 @@ fn failing_source_leaves_nothing_behind() {
                 let e = write_one(kind, &src, &out).expect_err(&format!(
                     "{kind} must fail (corrupt={corrupt}, blob {fail_at})"
                 ));
-                let msg = e.to_string();
+                let msg = hoist_image::chain_text(&e);
                 let expected = if corrupt {
                     "mismatch"
                 } else {
@@ -97,7 +97,7 @@ fn each_sink_alone_leaves_nothing_on_failure() {
 
     let src = FailingSource::new(&good, 2, true);
     let e = write_docker_archive(&src, &out.join("d.tar"), &[], &amd64()).unwrap_err();
-    assert!(format!("{e}").contains("mismatch"), "{e}");
+    assert!(hoist_image::chain_text(&e).contains("mismatch"), "{e}");
     assert_eq!(listing(&out), Vec::<String>::new());
 
     let src = FailingSource::new(&good, 3, false);
@@ -137,7 +137,7 @@ fn failing_update_keeps_an_existing_layout_and_local_dir() {
     let src = FailingSource::new(&good, 1, true);
     let e = write_oci_layout(&src, &oci, Some("b")).unwrap_err();
     assert!(
-        matches!(e, Error::DigestMismatch { .. }) || e.to_string().contains("mismatch"),
+        matches!(e, Error::DigestMismatch { .. }) || hoist_image::chain_text(&e).contains("mismatch"),
         "{e}"
     );
     assert_eq!(std::fs::read(oci.join("index.json")).unwrap(), index_before);
