@@ -137,7 +137,8 @@ fn failing_update_keeps_an_existing_layout_and_local_dir() {
     let src = FailingSource::new(&good, 1, true);
     let e = write_oci_layout(&src, &oci, Some("b")).unwrap_err();
     assert!(
-        matches!(e, Error::DigestMismatch { .. }) || hoist_image::chain_text(&e).contains("mismatch"),
+        matches!(e, Error::DigestMismatch { .. })
+            || hoist_image::chain_text(&e).contains("mismatch"),
         "{e}"
     );
     assert_eq!(std::fs::read(oci.join("index.json")).unwrap(), index_before);

@@ -111,7 +111,10 @@ fn archive_member_names_that_escape_are_refused() {
             ],
         );
         let e = DockerArchiveSource::open(&p, None).unwrap_err();
-        assert!(hoist_image::chain_text(&e).contains(&bad[..bad.len().min(20)]), "{e}");
+        assert!(
+            hoist_image::chain_text(&e).contains(&bad[..bad.len().min(20)]),
+            "{e}"
+        );
         assert_unsafe(e, bad);
         assert_unsafe(OciArchiveSource::open(&p, None).unwrap_err(), bad);
     }
@@ -292,7 +295,10 @@ fn tampered_blobs_and_documents_are_detected() {
     )
     .unwrap();
     let e = OciLayoutSource::open(&layout, None).unwrap_err();
-    assert!(hoist_image::chain_text(&e).contains("invalid digest"), "{e}");
+    assert!(
+        hoist_image::chain_text(&e).contains("invalid digest"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -1086,9 +1086,25 @@ fn unpack_owner_outside_the_sandbox(env: &Env) {
         .unpack_layer(&blob(&far_d), &far_d.media_type, &dest, &Default::default());
     if mode.uid_exists(70000) && mode.gid_exists(70000) {
         r.unwrap();
+        // Seen from the host: 70000 itself as root; as a user with subordinate ranges,
+        // the host id that container id 70000 maps to (0 is the user, 1.. the ranges).
+        let host = match &mode {
+            hoist_sandbox::IdMode::SubIds { subuid, .. } => {
+                let mut next: u64 = 1;
+                let mut host = None;
+                for r in subuid.iter() {
+                    if (next..next + u64::from(r.count)).contains(&70000) {
+                        host = Some(u64::from(r.start) + 70000 - next);
+                    }
+                    next += u64::from(r.count);
+                }
+                host.expect("70000 is mapped") as u32
+            }
+            _ => 70000,
+        };
         assert_eq!(
             std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dest.join("far")).unwrap()),
-            70000
+            host
         );
     } else {
         let err = r.unwrap_err().to_string();
