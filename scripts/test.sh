@@ -43,6 +43,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A shared compile cache where one is installed (Debian: sccache): repeated runs on one
+# machine then compile dependencies once.
+if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null 2>&1; then
+  export RUSTC_WRAPPER=sccache
+fi
 # A whole-suite run gains nothing from incremental compilation, which would double the
 # target directory's size; set CARGO_INCREMENTAL=1 to keep it.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
