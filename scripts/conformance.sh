@@ -22,6 +22,9 @@ ALL=0; [ "${1:-}" = --all ] && ALL=1
 [ -x "$SUITE/run.sh" ] || { echo "conformance.sh: no suite at $SUITE (set HOIST_CONFORMANCE)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "conformance.sh: run as root" >&2; exit 2; }
 BIN=${HOIST_BIN:-}
+if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null 2>&1; then
+  export RUSTC_WRAPPER=sccache   # a shared compile cache where one is installed
+fi
 if [ -z "$BIN" ]; then
   cargo build --release -p hoist
   BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/hoist
