@@ -40,24 +40,8 @@ pub trait BaseResolver: Send + Sync {
     fn open(&self, reference: &str, platform: &Platform) -> Result<Box<dyn Source>>;
 }
 
-/// Format seconds since the epoch as RFC 3339 (UTC).
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if mo <= 2 { y + 1 } else { y };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-}
+/// Format seconds since the epoch as RFC 3339 (UTC): the image crate's formatter.
+pub use hoist_image::mutate::rfc3339;
 
 /// An image imported into the store: its config and layers (metadata view included).
 type Imported = Arc<StageState>;

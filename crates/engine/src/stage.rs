@@ -8,9 +8,8 @@ use crate::fsview::FsView;
 use crate::key::Key;
 use crate::layers::LayerRef;
 
-/// The `PATH` BuildKit sets for images without one.
-pub const DEFAULT_PATH_ENV: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` BuildKit sets for images without one (the Dockerfile crate's constant).
+pub use hoist_dockerfile::DEFAULT_PATH_ENV;
 
 /// The state of a stage while and after it is built.
 #[derive(Debug, Clone)]

@@ -293,24 +293,7 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
         }
     }
 
-    let deps = |i: usize| -> BTreeSet<usize> {
-        let mut d = BTreeSet::new();
-        if let Base::Stage(p) = raw[i].base {
-            d.insert(p);
-        }
-        let own = raw[i].sources.iter().flat_map(|m| m.values());
-        let trig = triggers
-            .get(&i)
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, m)| m.values());
-        for s in own.chain(trig) {
-            if let Source::Stage(j) = s {
-                d.insert(*j);
-            }
-        }
-        d
-    };
+    let deps = |i: usize| stage_edges(&raw[i], triggers.get(&i)).collect::<BTreeSet<usize>>();
     let order = topological_order(&reachable, &deps).map_err(|cycle| {
         let s = &df.stages[cycle];
         Error::Step {
@@ -616,6 +599,25 @@ fn resolve_source(input: &PlanInput<'_>, name: &str) -> Source {
     }
 }
 
+/// The stages stage `r` reads: its base and the `--from`/`from=` sources of its own
+/// instructions and of its ONBUILD triggers.
+fn stage_edges<'a>(
+    r: &'a RawStage,
+    triggers: Option<&'a Vec<(Instruction, BTreeMap<String, Source>)>>,
+) -> impl Iterator<Item = usize> + 'a {
+    let base = match r.base {
+        Base::Stage(p) => Some(p),
+        _ => None,
+    };
+    let own = r.sources.iter().flat_map(|m| m.values());
+    let trig = triggers.into_iter().flatten().flat_map(|(_, m)| m.values());
+    base.into_iter()
+        .chain(own.chain(trig).filter_map(|s| match s {
+            Source::Stage(j) => Some(*j),
+            _ => None,
+        }))
+}
+
 fn reachable_from(target: usize, raw: &[RawStage], triggers: &Triggers) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
     let mut todo = vec![target];
@@ -623,20 +625,7 @@ fn reachable_from(target: usize, raw: &[RawStage], triggers: &Triggers) -> BTree
         if i >= raw.len() || !seen.insert(i) {
             continue;
         }
-        if let Base::Stage(p) = raw[i].base {
-            todo.push(p);
-        }
-        let own = raw[i].sources.iter().flat_map(|m| m.values());
-        let trig = triggers
-            .get(&i)
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, m)| m.values());
-        for s in own.chain(trig) {
-            if let Source::Stage(j) = s {
-                todo.push(*j);
-            }
-        }
+        todo.extend(stage_edges(&raw[i], triggers.get(&i)));
     }
     seen
 }
