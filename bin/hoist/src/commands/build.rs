@@ -72,8 +72,9 @@ pub struct BuildArgs {
     /// Add a host to /etc/hosts in RUN: HOST:IP (repeatable).
     #[arg(long = "add-host")]
     pub add_hosts: Vec<String>,
-    /// Default network for RUN: default, none or host.
-    #[arg(long)]
+    /// Default network for RUN: default, none or host (BuildKit's values; anything else
+    /// is refused before the build, even when no RUN would use it).
+    #[arg(long, value_parser = ["default", "none", "host"])]
     pub network: Option<String>,
     /// hoist's cache directory.
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]

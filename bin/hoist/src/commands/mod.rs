@@ -8,6 +8,7 @@ pub mod dockerfile;
 pub mod inspect;
 pub mod lifecycle;
 pub mod mark;
+pub mod output_attrs;
 pub mod plan;
 pub mod promote;
 pub mod prune;

@@ -100,17 +100,18 @@ pub struct PullArgs {
 
 /// Run `hoist pull`.
 pub fn pull(a: PullArgs) -> Result<ExitCode> {
+    let outputs = a
+        .outputs
+        .iter()
+        .map(|o| OutputSpec::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    super::output_attrs::refuse_for_pull(&outputs)?;
     let (store, _cache_lock) = cache_store(&a.cache_dir)?;
     let policy: PullPolicy = a.pull.parse().map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
     let (display, config) = display_and_config(&a.progress, &a.registry)?;
     let resolver = DefaultResolver::new_with(config, store.clone(), policy, display.as_ref());
     let p = platform(&a.platform)?;
     let src = resolver.open(&a.image, &p)?;
-    let outputs = a
-        .outputs
-        .iter()
-        .map(|o| OutputSpec::parse(o))
-        .collect::<Result<Vec<_>, _>>()?;
     let scratch = tempfile::tempdir()?;
     let tag = registry_reference(&a.image)?.to_string();
     let meta = hoist_engine::export::export(
