@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # hoist assemble of a 50 MB binary onto a base already in a local registry, pushed to that
 # registry, against skopeo+umoci doing the same and against `hoist build` of the
-# equivalent FROM+COPY Dockerfile. Not a test: prints wall-clock seconds and ratios.
+# equivalent FROM+COPY Dockerfile. Not a test: prints wall-clock seconds (median of
+# ROUNDS, default 3) and ratios.
 #
-#   benches/assemble.sh [HOIST_BINARY]   (default target/release/hoist)
+#   [ROUNDS=5] benches/assemble.sh [HOIST_BINARY]   (default target/release/hoist)
 set -euo pipefail
 HOIST=${1:-target/release/hoist}
 HOIST=$(realpath "$HOIST")
@@ -23,29 +24,47 @@ R=127.0.0.1:$port
 base="$repo/target/test-bases/busybox-oci-uid$(id -u)"
 [ -f "$base/index.json" ] || bash "$repo/scripts/make-busybox-base.sh" "$base"
 skopeo copy --quiet --dest-tls-verify=false "oci:$base:latest" "docker://$R/base:1"
-mkdir -p "$work/ctx"
-head -c 50000000 /dev/urandom > "$work/ctx/app"
-chmod 0755 "$work/ctx/app"
-t() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
-
-export HOIST_CACHE_DIR="$work/cache-assemble"
-a=$(t "$HOIST" assemble --base "$R/base:1" --insecure-registry "$R" --add "$work/ctx/app:/usr/local/bin/app,mode=0755" \
-      --entrypoint /usr/local/bin/app -t "$R/app:assemble" --push)
+t() {
+  local s e
+  s=$(date +%s.%N)
+  "$@" > "$work/last.log" 2>&1 || { echo "failed: $*" >&2; cat "$work/last.log" >&2; return 1; }
+  e=$(date +%s.%N)
+  echo "$e - $s" | bc
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 umoci_run() {
-  skopeo copy --quiet --src-tls-verify=false "docker://$R/base:1" "oci:$work/u:base"
-  umoci unpack --image "$work/u:base" "$work/ub"
-  install -D -m 0755 "$work/ctx/app" "$work/ub/rootfs/usr/local/bin/app"
-  umoci repack --image "$work/u:base" "$work/ub"
-  umoci config --image "$work/u:base" --config.entrypoint /usr/local/bin/app
-  skopeo copy --quiet --dest-tls-verify=false "oci:$work/u:base" "docker://$R/app:umoci"
+  local i=$1
+  skopeo copy --quiet --src-tls-verify=false "docker://$R/base:1" "oci:$work/u$i:base"
+  umoci unpack --image "$work/u$i:base" "$work/ub$i"
+  install -D -m 0755 "$work/ctx$i/app" "$work/ub$i/rootfs/usr/local/bin/app"
+  umoci repack --image "$work/u$i:base" "$work/ub$i"
+  umoci config --image "$work/u$i:base" --config.entrypoint /usr/local/bin/app
+  skopeo copy --quiet --dest-tls-verify=false "oci:$work/u$i:base" "docker://$R/app-umoci-$i:1"
 }
-u=$(t umoci_run)
 
-printf 'FROM %s/base:1\nCOPY --chmod=0755 app /usr/local/bin/app\nENTRYPOINT ["/usr/local/bin/app"]\n' "$R" > "$work/ctx/Dockerfile"
-export HOIST_CACHE_DIR="$work/cache-build"
-b=$(t "$HOIST" build --insecure-registry "$R" -t "$R/app:build" --push "$work/ctx")
-
-printf 'hoist assemble --push     %6.2f s\n' "$a"
+# Each round: a new random 50 MB binary (nothing in the registry or a cache to reuse),
+# fresh hoist caches, new repositories; the three tools in turn.
+ROUNDS=${ROUNDS:-3}
+A=(); U=(); B=()
+for i in $(seq "$ROUNDS"); do
+  mkdir -p "$work/ctx$i"
+  head -c 50000000 /dev/urandom > "$work/ctx$i/app"
+  chmod 0755 "$work/ctx$i/app"
+  printf 'FROM %s/base:1\nCOPY --chmod=0755 app /usr/local/bin/app\nENTRYPOINT ["/usr/local/bin/app"]\n' "$R" > "$work/ctx$i/Dockerfile"
+  export HOIST_CACHE_DIR="$work/cache-assemble-$i"
+  A+=("$(t "$HOIST" assemble --base "$R/base:1" --insecure-registry "$R" \
+        --add "$work/ctx$i/app:/usr/local/bin/app,mode=0755" \
+        --entrypoint /usr/local/bin/app -t "$R/app-assemble-$i:1" --push)")
+  U+=("$(t umoci_run "$i")")
+  # hoist build sees a new layer too: a different binary than the assemble round's.
+  head -c 50000000 /dev/urandom > "$work/ctx$i/app"
+  export HOIST_CACHE_DIR="$work/cache-build-$i"
+  B+=("$(t "$HOIST" build --insecure-registry "$R" -t "$R/app-build-$i:1" --push "$work/ctx$i")")
+  rm -rf "$work/u$i" "$work/ub$i" "$work/cache-assemble-$i" "$work/cache-build-$i"
+done
+a=$(median "${A[@]}"); u=$(median "${U[@]}"); b=$(median "${B[@]}")
+echo "rounds: $ROUNDS (seconds: assemble ${A[*]}; umoci ${U[*]}; build ${B[*]})"
+printf 'hoist assemble --push     %6.2f s  (median)\n' "$a"
 printf 'skopeo+umoci              %6.2f s  (%.1fx hoist assemble)\n' "$u" "$(echo "$u / $a" | bc -l)"
 printf 'hoist build FROM+COPY     %6.2f s  (%.1fx hoist assemble)\n' "$b" "$(echo "$b / $a" | bc -l)"
