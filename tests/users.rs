@@ -417,3 +417,35 @@ fn pull_refuses_output_attributes_that_would_re_encode_the_image() {
         );
     }
 }
+
+#[test]
+fn a_missing_context_and_a_file_in_an_output_path_are_named_once() {
+    let env = Env::new();
+    let missing = env.path("no-such-app");
+    let err = env.fails(&["build", missing.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!("{} does not exist", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("no-such-app").count(), 1, "named once: {err}");
+    assert!(!err.contains("os error"), "{err}");
+
+    // A file where a parent directory of --iidfile (or an output) has to be.
+    fs::write(env.path("file"), "x").unwrap();
+    for flag in ["--iidfile", "--metadata-file"] {
+        let target = env.path("file/sub/id");
+        let err = env.fails(&[
+            "build",
+            flag,
+            target.to_str().unwrap(),
+            fixture("hello").to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains(&format!(
+                "{} exists and is not a directory",
+                env.path("file").display()
+            )),
+            "{flag}: {err}"
+        );
+    }
+}

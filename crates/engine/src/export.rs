@@ -110,6 +110,14 @@ pub fn create_parents(outputs: &[OutputSpec]) -> Result<()> {
 /// `--metadata-file`, an output).
 pub fn create_parent_dir(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // create_dir_all says only "File exists" when a file stands in the way: name it.
+        if let Some(file) = parent.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+            return Err(Error::Invalid(format!(
+                "cannot write {}: {} exists and is not a directory",
+                path.display(),
+                file.display()
+            )));
+        }
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     Ok(())
