@@ -276,18 +276,13 @@ impl<'a> Engine<'a> {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        // Numeric specs need no lookup.
-        let numeric = spec
-            .split(':')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        let (p, g) = if numeric {
-            (Vec::new(), Vec::new())
-        } else {
+        // Ids need no lookup; names are resolved as BuildKit does (unknown: root).
+        let (p, g) = if user::chown_needs_lookup(spec) {
             self.passwd_group(state)?
+        } else {
+            (Vec::new(), Vec::new())
         };
-        user::resolve_chown(spec, &p, &g)
-            .map(Some)
-            .map_err(|e| Error::Invalid(e.to_string()))
+        Ok(Some(user::resolve_chown(spec, &p, &g)))
     }
 
     /// Unpack a stage's filesystem (cached by chain ID) and return its directory.
