@@ -35,6 +35,7 @@ pub mod cleanup;
 pub mod compat;
 pub mod copy;
 pub mod copy_sources;
+pub mod download;
 pub mod engine;
 pub mod error;
 pub(crate) mod execute;
@@ -47,6 +48,7 @@ pub mod inroot;
 pub mod key;
 pub mod layers;
 pub mod lint;
+pub mod lowerprep;
 pub mod options;
 pub mod output;
 pub mod plan;
@@ -56,6 +58,7 @@ pub mod resolver;
 pub(crate) mod schedule;
 pub mod ssh;
 pub(crate) mod stage;
+pub mod staging;
 pub(crate) mod steps;
 pub mod tree;
 pub mod unpack;
@@ -205,7 +208,7 @@ pub fn build_with(
 ) -> Result<BuildResult> {
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
-    let lock = lock_cache(opts, progress);
+    let lock = lock_cache(opts, progress)?;
     let result = build_locked(opts, progress, resolver, pusher, &input)?;
     drop(lock);
     if let Some(max) = opts.cache_max_bytes {
@@ -214,9 +217,14 @@ pub fn build_with(
     Ok(result)
 }
 
-/// The build's shared hold on the cache (none if the file system cannot lock: then a
-/// concurrent prune could remove what the build uses, which it is told).
-fn lock_cache(opts: &BuildOptions, progress: &dyn progress::Progress) -> Option<gc::CacheLock> {
+/// The build's shared hold on the cache. A lock that cannot be taken fails the build
+/// (naming the lock file and the reason): an unlocked build could have a concurrent
+/// prune remove what it uses. Only a file system without `flock` support (ENOLCK,
+/// EOPNOTSUPP: some network file systems) lets the build run unlocked, with a warning.
+fn lock_cache(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+) -> Result<Option<gc::CacheLock>> {
     let r = gc::CacheLock::shared_telling(&opts.cache_dir, || {
         progress.event(progress::Event::Info(&format!(
             "waiting for the prune of {} to finish",
@@ -224,14 +232,32 @@ fn lock_cache(opts: &BuildOptions, progress: &dyn progress::Progress) -> Option<
         )))
     });
     match r {
-        Ok(l) => Some(l),
-        Err(e) => {
-            progress.event(progress::Event::Warning(&format!(
-                "cannot lock the cache ({e}): a concurrent cache prune could disturb this build"
-            )));
-            None
+        Ok(l) => Ok(Some(l)),
+        Err(e) if lock_unsupported(&e) => {
+            let msg = format!(
+                "cannot lock the cache ({}): this file system does not support locks, so a \
+                 concurrent cache prune could disturb this build",
+                hoist_image::chain_text(&e)
+            );
+            tracing::warn!("{msg}");
+            progress.event(progress::Event::Warning(&msg));
+            Ok(None)
         }
+        Err(e) => Err(Error::Invalid(format!(
+            "cannot lock the cache {}: {}",
+            opts.cache_dir.display(),
+            hoist_image::chain_text(&e)
+        ))),
     }
+}
+
+/// Whether a cache lock failed only because the file system has no `flock`
+/// (ENOLCK, EOPNOTSUPP).
+fn lock_unsupported(e: &hoist_cache::Error) -> bool {
+    const ENOLCK: i32 = 37;
+    const EOPNOTSUPP: i32 = 95;
+    matches!(e, hoist_cache::Error::Io { source, .. }
+        if matches!(source.raw_os_error(), Some(ENOLCK | EOPNOTSUPP)))
 }
 
 fn prune_after_build(opts: &BuildOptions, max: u64, progress: &dyn progress::Progress) {
@@ -279,11 +305,27 @@ fn build_locked(
     if groups.is_empty() {
         groups.push((built.first().encoding(), oci, Vec::new()));
     }
+    // All outputs or none: every file output is staged first, then the pushes run,
+    // then the staged outputs are renamed into place together (see `staging`).
+    let mut staging = staging::Staging::new();
+    let mut encoded = Vec::new();
     for (encoding, oci, outputs) in &groups {
         let b = built.encoded(*encoding, *oci)?;
-        let m = export::export_built(&b, outputs, &opts.tags, scratch.path(), pusher, progress)?;
+        let m = export::stage_built(
+            &b,
+            outputs,
+            &opts.tags,
+            scratch.path(),
+            progress,
+            &mut staging,
+        )?;
         meta.get_or_insert(m);
+        encoded.push((b, outputs));
     }
+    for (b, outputs) in &encoded {
+        export::push(&b.source(), outputs, &opts.tags, pusher, progress)?;
+    }
+    staging.commit()?;
     let meta = meta.expect("at least one group");
     if let Some(p) = &opts.iidfile {
         export::create_parent_dir(p)?;
@@ -342,7 +384,7 @@ pub fn build_images(
 ) -> Result<Built> {
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
-    let lock = lock_cache(opts, progress);
+    let lock = lock_cache(opts, progress)?;
     let built = build_images_locked(opts, progress, resolver, &input, oci);
     drop(lock);
     built

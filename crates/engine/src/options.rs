@@ -168,6 +168,8 @@ pub struct BuildOptions {
     pub metadata_file: Option<PathBuf>,
     /// Registry client settings (credentials, CAs, insecure hosts, mirrors).
     pub registry: hoist_registry::ClientConfig,
+    /// Bounds of `ADD https://…` downloads (`--max-download-size`, `--download-timeout`).
+    pub download: crate::download::DownloadOptions,
 }
 
 impl BuildOptions {
@@ -206,6 +208,7 @@ impl BuildOptions {
             iidfile: None,
             metadata_file: None,
             registry: hoist_registry::ClientConfig::default(),
+            download: crate::download::DownloadOptions::default(),
         }
     }
 }

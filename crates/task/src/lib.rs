@@ -253,10 +253,22 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
         oci_layout: p.output_oci,
         unpack_rootfs: p.unpack_rootfs,
         tags: Vec::new(),
+        unsafe_files: p.unsafe_files,
     };
     // Held from the first build to the last output, so a concurrent prune of a shared
     // cache never removes what the outputs are written from.
-    let lock = hoist_cache::CacheLock::shared(&cache_dir).ok();
+    let lock = match hoist_cache::CacheLock::shared(&cache_dir) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            let msg = format!(
+                "cannot lock the cache ({}): a concurrent cache prune could disturb this run",
+                hoist_image::chain_text(&e)
+            );
+            tracing::warn!("{msg}");
+            progress.event(Event::Warning(&msg));
+            None
+        }
+    };
     let mut images = Vec::new();
     for job in &jobs {
         progress.event(Event::Info(&format!("building {}", job.name)));

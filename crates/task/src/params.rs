@@ -85,6 +85,9 @@ pub struct TaskParams {
     pub output_oci: bool,
     /// `UNPACK_ROOTFS`.
     pub unpack_rootfs: bool,
+    /// `UNSAFE_FILES` (`skip`, the default, or `keep`): device nodes and setuid/setgid
+    /// files in `rootfs/`.
+    pub unsafe_files: hoist_engine::output::UnsafeFiles,
     /// `REGISTRY_MIRRORS`.
     pub registry_mirrors: Vec<String>,
     /// `HOIST_INSECURE_REGISTRIES`.
@@ -134,6 +137,7 @@ const EXACT: &[&str] = &[
     "IMAGE_PLATFORM",
     "OUTPUT_OCI",
     "UNPACK_ROOTFS",
+    "UNSAFE_FILES",
     "REGISTRY_MIRRORS",
     "BUILDKIT_SSH",
     "BUILDKIT_ADD_HOSTS",
@@ -311,6 +315,13 @@ impl TaskParams {
         let output_oci = bool_param(&mut c, "OUTPUT_OCI");
         let unpack_rootfs = bool_param(&mut c, "UNPACK_ROOTFS");
         let debug = bool_param(&mut c, "DEBUG");
+        let unsafe_files = match get("UNSAFE_FILES") {
+            None => hoist_engine::output::UnsafeFiles::default(),
+            Some(v) => hoist_engine::output::UnsafeFiles::parse(v).unwrap_or_else(|e| {
+                c.err("UNSAFE_FILES", e.to_string());
+                Default::default()
+            }),
+        };
         let no_cache = bool_param(&mut c, "HOIST_NO_CACHE");
 
         let build_file = get("HOIST_BUILD_FILE").map(path);
@@ -668,6 +679,7 @@ impl TaskParams {
             platforms,
             output_oci,
             unpack_rootfs,
+            unsafe_files,
             registry_mirrors,
             insecure_registries,
             secrets,

@@ -63,8 +63,27 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
     let root = lower_root(eng, sb);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let mut out = Vec::new();
+    // The merged metadata of the layers below the current one: a layer whose paths go
+    // through their symlinks gets those first (see `lowerprep`).
+    let mut below = crate::fsview::FsView::new();
     for (i, l) in layers.iter().enumerate() {
-        let dir = root.join(l.diff_id.hex());
+        let index = crate::layers::layer_index_at(&eng.store, l, Some(i), &eng.index_dir)?;
+        let prep = crate::lowerprep::plan(&below, &index);
+        below.add_layer_index(&index);
+        let dir = if prep.is_empty() {
+            root.join(l.diff_id.hex())
+        } else {
+            tracing::debug!(
+                layer = i,
+                links = prep.len(),
+                "lower dir written through the symlinks below it"
+            );
+            root.join(format!(
+                "{}-{}",
+                l.diff_id.hex(),
+                crate::lowerprep::plan_id(&prep)
+            ))
+        };
         if !dir.is_dir() {
             let tmp = root.join(format!(
                 ".tmp-{}-{}-{}",
@@ -76,6 +95,10 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
                 sb.remove_tree(&tmp).map_err(sandbox_err)?;
             }
             std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            if let Err(e) = crate::lowerprep::apply(&tmp, &prep) {
+                crate::cleanup::remove_or_warn(&tmp, sb.remove_tree(&tmp));
+                return Err(e);
+            }
             let blob = eng.store.path(&l.desc.digest);
             // Checked against the diff ID while unpacked: a lower dir is shared by
             // every build that names this diff ID.
@@ -553,12 +576,12 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     let status = match status {
         Ok(s) => s,
         Err(e) => {
-            let _ = sb.remove_tree(&dirs.base);
+            crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
             return Err(sandbox_err(e));
         }
     };
     if !status.success() {
-        let _ = sb.remove_tree(&dirs.base);
+        crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
         let shown = argv.join(" ");
         let shown = crate::error::shown(&shown);
         return Err(Error::Invalid(format!(
@@ -575,7 +598,7 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     let d = match sb.diff_layer(&dirs.upper, eng.store.root(), &opts) {
         Ok(d) => d,
         Err(e) => {
-            let _ = sb.remove_tree(&dirs.base);
+            crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
             return Err(sandbox_err(e));
         }
     };
@@ -583,19 +606,29 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     // BuildKit keeps a layer even when nothing changed (an empty tar).
     let empty = !crate::compat::makes_layer(&instr.kind, "");
     if empty {
-        let _ = sb.remove_tree(&dirs.base);
+        crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
     } else {
         let layer = LayerRef::built(d.descriptor(), d.diff_id.clone());
         crate::variants::record(&eng.opts.cache_dir, &layer, &eng.encoding);
         // Keep the upper dir as this layer's lower dir for the next RUN.
         let lower = lower_root(eng, sb).join(layer.diff_id.hex());
-        if lower.exists() || std::fs::rename(&dirs.upper, &lower).is_err() {
-            // Already cached (or not movable): fine either way.
+        if !lower.exists() {
+            if let Err(e) = std::fs::rename(&dirs.upper, &lower) {
+                // Another build may have put it there meanwhile; otherwise the next
+                // RUN unpacks the layer again.
+                if !lower.exists() {
+                    tracing::warn!(
+                        from = %dirs.upper.display(),
+                        to = %lower.display(),
+                        "RUN's upper dir not kept as its lower dir (it will be unpacked again): {e}"
+                    );
+                }
+            }
         }
         if lower.exists() {
             crate::gc::mark_used(&eng.opts.cache_dir, &lower);
         }
-        let _ = sb.remove_tree(&dirs.base);
+        crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
         let index = crate::layers::layer_index(&eng.store, &layer, &eng.index_dir)?;
         state.view.add_layer_index(&index);
         eng.push_layer(state, layer);

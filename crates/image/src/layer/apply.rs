@@ -71,6 +71,10 @@ pub struct ApplyOptions {
     /// [`Error::Layer`] past it (a decompression bomb). Default:
     /// [`default_max_layer_size`](super::default_max_layer_size).
     pub max_size: u64,
+    /// Keep the setuid and setgid bits of regular files. When false they are cleared
+    /// and the files listed in [`ApplyStats::unsafe_entries`] (for outputs that must
+    /// not hand set-id programs to whoever reads them). Default: true.
+    pub setid: bool,
 }
 
 impl Default for ApplyOptions {
@@ -83,6 +87,7 @@ impl Default for ApplyOptions {
             xattrs: true,
             userspace_resolution: false,
             max_size: super::stream::default_max_layer_size(),
+            setid: true,
         }
     }
 }
@@ -105,7 +110,17 @@ pub struct ApplyStats {
     pub diff_id: Digest,
     /// Size of the uncompressed tar stream.
     pub uncompressed_size: u64,
+    /// Entries changed for safety because [`ApplyOptions::allow_devices`] or
+    /// [`ApplyOptions::setid`] said so: device nodes not created and files whose
+    /// setuid/setgid bits were cleared, as `/path (what)`; at most
+    /// [`MAX_LISTED_UNSAFE`] (see `unsafe_count` for all).
+    pub unsafe_entries: Vec<String>,
+    /// How many entries were changed for safety (listed or not).
+    pub unsafe_count: u64,
 }
+
+/// At most this many entries are listed in [`ApplyStats::unsafe_entries`].
+pub const MAX_LISTED_UNSAFE: usize = 100;
 
 /// Apply a layer blob onto `root` (which must exist).
 ///
@@ -179,6 +194,8 @@ pub fn apply_layer_checked<R: Read + Send>(
         skipped: ap.stats.skipped,
         diff_id,
         uncompressed_size,
+        unsafe_entries: ap.stats.unsafe_entries,
+        unsafe_count: ap.stats.unsafe_count,
     })
 }
 
@@ -189,6 +206,19 @@ struct Counts {
     bytes: u64,
     whiteouts: u64,
     skipped: u64,
+    unsafe_entries: Vec<String>,
+    unsafe_count: u64,
+}
+
+impl Counts {
+    fn note_unsafe(&mut self, raw: &[u8], what: String) {
+        self.unsafe_count += 1;
+        if self.unsafe_entries.len() < MAX_LISTED_UNSAFE {
+            let p = String::from_utf8_lossy(raw);
+            let p = p.trim_start_matches("./").trim_start_matches('/');
+            self.unsafe_entries.push(format!("/{p} ({what})"));
+        }
+    }
 }
 
 struct Applier {
@@ -588,6 +618,18 @@ impl Applier {
                     .map_err(|e| self.entry_err(&raw, "write file", e))?;
                 self.stats.files += 1;
                 self.stats.bytes += n;
+                if !self.opts.setid && meta.mode & 0o6000 != 0 {
+                    let what = match meta.mode & 0o6000 {
+                        0o4000 => "setuid",
+                        0o2000 => "setgid",
+                        _ => "setuid and setgid",
+                    };
+                    self.stats.note_unsafe(
+                        &raw,
+                        format!("{what} bits cleared, mode {:04o}", meta.mode & !0o6000),
+                    );
+                    meta.mode &= !0o6000;
+                }
                 self.own(&file, &meta, &raw)?;
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode))
                     .map_err(|e| self.entry_err(&raw, "chmod", e))?;
@@ -658,6 +700,15 @@ impl Applier {
                         "skipping device node (devices not allowed)"
                     );
                     self.stats.skipped += 1;
+                    let kind = if ft == FileType::CharacterDevice {
+                        "character"
+                    } else {
+                        "block"
+                    };
+                    self.stats.note_unsafe(
+                        &raw,
+                        format!("{kind} device {devmajor}:{devminor} not created"),
+                    );
                     return Ok(());
                 }
                 let dev = rustix::fs::makedev(devmajor, devminor);

@@ -53,7 +53,9 @@ use std::io::Write;
 use std::path::Path;
 
 pub use crate::media_type::Compression;
-pub use apply::{apply_layer, apply_layer_checked, ApplyOptions, ApplyStats, WhiteoutMode};
+pub use apply::{
+    apply_layer, apply_layer_checked, ApplyOptions, ApplyStats, WhiteoutMode, MAX_LISTED_UNSAFE,
+};
 pub use entry::{normalize_path, path_order, sort_entries, Entry, EntryKind, FileSource};
 pub use gzip::{GzipWriter, BLOCK_SIZE as GZIP_BLOCK_SIZE};
 pub use options::{ModeOverride, MtimePolicy, OwnerMap, Ownership, WriteOptions};
