@@ -8,7 +8,8 @@ use reqwest::blocking::RequestBuilder;
 use reqwest::header::{HeaderMap, ACCEPT, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 
-use super::response::{read_body, registry_error, strip};
+use super::pace::transport;
+use super::response::{read_body, registry_error};
 use super::Endpoint;
 use crate::auth::Credential;
 use crate::{Client, Error, Result};
@@ -104,11 +105,9 @@ impl Client {
             }
         };
         req = req.header(ACCEPT, "application/json");
-        let resp = req.send().map_err(|e| Error::Transport {
-            registry: ep.host.clone(),
-            what: what.clone(),
-            source: strip(e),
-        })?;
+        let resp = req
+            .send()
+            .map_err(|e| transport(&ep.host, &what, e, self.inner.config.read_timeout))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Unauthorized {
@@ -132,7 +131,7 @@ impl Client {
             #[serde(default)]
             expires_in: Option<u64>,
         }
-        let body = read_body(resp, 1 << 20, &ep.host, &what)?;
+        let body = read_body(&self.inner.config, resp, 1 << 20, &ep.host, &what)?;
         let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| Error::Protocol {
             registry: ep.host.clone(),
             message: "the token service answered with something that is not a token".into(),

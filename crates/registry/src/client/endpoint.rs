@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 
 use super::challenge::{parse_challenge, Challenge};
 use super::is_loopback_host;
-use super::response::{registry_error, strip};
+use super::pace::transport;
+use super::response::registry_error;
 use crate::{Client, Error, Result};
 
 /// One registry host as reached: scheme, HTTP client, auth challenge.
@@ -94,13 +95,9 @@ impl Client {
             let resp = match http.get(format!("{base}/v2/")).send() {
                 Ok(r) => r,
                 Err(e) => {
-                    let e = strip(e);
+                    let e = transport(host, &what, e, self.inner.config.read_timeout);
                     tracing::debug!(host, scheme, error = %e, "ping failed");
-                    last_err = Some(Error::Transport {
-                        registry: host.to_string(),
-                        what,
-                        source: e,
-                    });
+                    last_err = Some(e);
                     continue;
                 }
             };

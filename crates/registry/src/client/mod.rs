@@ -26,6 +26,7 @@
 
 mod challenge;
 mod endpoint;
+mod pace;
 mod response;
 mod retry;
 mod send;
@@ -48,6 +49,7 @@ use tls::load_ca;
 
 pub(crate) use challenge::Challenge;
 pub(crate) use endpoint::Endpoint;
+pub(crate) use pace::{body_timeout, stalled_in, PacedReader};
 pub(crate) use response::{read_body, registry_error, registry_error_parts};
 pub use tls::validate_ca;
 
@@ -98,6 +100,20 @@ pub struct ClientConfig {
     pub chunk_size: Option<u64>,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// Read (idle) timeout (`--registry-timeout`): a registry that sends nothing for
+    /// this long while hoist waits for an answer or reads a body, or less than
+    /// [`ClientConfig::min_rate`] bytes per second over this long, fails the request
+    /// with [`Error::Stalled`](crate::Error::Stalled), which is retried. Default
+    /// 30 s, or `$HOIST_REGISTRY_TIMEOUT` (seconds).
+    pub read_timeout: Duration,
+    /// The slowest transfer accepted, in bytes per second, measured over windows of
+    /// [`ClientConfig::read_timeout`] (as curl's `--speed-limit`). Default 1024;
+    /// 0 disables the check (the idle timeout still applies).
+    pub min_rate: u64,
+    /// The longest `Retry-After` honoured (`--registry-max-retry-after`): a registry
+    /// asking for longer is retried after this long, and the log says so. Default
+    /// 60 s, or `$HOIST_REGISTRY_MAX_RETRY_AFTER` (seconds).
+    pub max_retry_after: Duration,
     /// Where blob downloads (pulls) and uploads (pushes) report their progress.
     pub progress: hoist_image::progress::Reporter,
 }
@@ -143,7 +159,24 @@ impl Default for ClientConfig {
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
             chunk_size: None,
             connect_timeout: Duration::from_secs(30),
+            read_timeout: env_secs("HOIST_REGISTRY_TIMEOUT").unwrap_or(Duration::from_secs(30)),
+            min_rate: 1024,
+            max_retry_after: env_secs("HOIST_REGISTRY_MAX_RETRY_AFTER")
+                .unwrap_or(Duration::from_secs(60)),
             progress: hoist_image::progress::Reporter::none(),
+        }
+    }
+}
+
+/// A whole number of seconds from an environment variable (a bad value is
+/// reported and ignored).
+fn env_secs(var: &str) -> Option<Duration> {
+    let v = std::env::var(var).ok()?;
+    match v.trim().parse::<u64>() {
+        Ok(s) => Some(Duration::from_secs(s.max(1))),
+        Err(_) => {
+            tracing::warn!("{var}={v:?} is not a number of seconds; ignored");
+            None
         }
     }
 }

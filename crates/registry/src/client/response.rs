@@ -2,28 +2,41 @@
 //! `Retry-After`.
 
 use std::io::Read;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::blocking::Response;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-use crate::{Error, ErrorCode, Result};
+use super::pace::{stalled_in, PacedReader};
+use crate::{ClientConfig, Error, ErrorCode, Result};
 
-/// Drop the URL (it may carry signed state) from a reqwest error.
-pub(crate) fn strip(e: reqwest::Error) -> reqwest::Error {
-    e.without_url()
-}
-
-/// Read at most `limit` bytes of a response body.
-pub(crate) fn read_body(resp: Response, limit: u64, host: &str, what: &str) -> Result<Vec<u8>> {
+/// Read at most `limit` bytes of a response body, failing with [`Error::Stalled`]
+/// if the registry stops sending it (see [`super::pace`]).
+pub(crate) fn read_body(
+    cfg: &ClientConfig,
+    resp: Response,
+    limit: u64,
+    host: &str,
+    what: &str,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    resp.take(limit.saturating_add(1))
+    PacedReader::new(resp, cfg, host, format!("reading the response to {what}"))
+        .take(limit.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| {
-            Error::Image(hoist_image::Error::stream(
+        .map_err(|e| match stalled_in(&e) {
+            Some(Error::Stalled {
+                registry,
+                what,
+                stall,
+            }) => Error::Stalled {
+                registry: registry.clone(),
+                what: what.clone(),
+                stall: *stall,
+            },
+            _ => Error::Image(hoist_image::Error::stream(
                 format!("{host}: {what}: reading the response"),
                 e,
-            ))
+            )),
         })?;
     if out.len() as u64 > limit {
         return Err(Error::Protocol {
@@ -64,18 +77,30 @@ fn error_body(bytes: &[u8]) -> (Vec<ErrorCode>, String) {
 }
 
 pub(super) fn response_error_body(resp: Response) -> (Vec<ErrorCode>, String) {
+    error_body(&error_bytes(resp))
+}
+
+/// An error response's body, best effort: at most 64 KiB and 10 s (a registry that
+/// trickles it cannot hold the error back); an unreadable body still leaves the
+/// status to report.
+fn error_bytes(mut resp: Response) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut bytes = Vec::new();
-    // Best effort: an unreadable error body still leaves the status to report.
-    let _ = resp.take(64 << 10).read_to_end(&mut bytes);
-    error_body(&bytes)
+    let mut buf = [0u8; 8192];
+    while bytes.len() < 64 << 10 && Instant::now() < deadline {
+        match resp.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n.min((64 << 10) - bytes.len())]),
+        }
+    }
+    bytes
 }
 
 /// Turn an error response into [`Error::Registry`].
 pub(crate) fn registry_error(host: &str, what: &str, resp: Response) -> Error {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let mut bytes = Vec::new();
-    let _ = resp.take(64 << 10).read_to_end(&mut bytes);
+    let bytes = error_bytes(resp);
     registry_error_parts(host, what, status, &headers, &bytes)
 }
 

@@ -11,30 +11,67 @@ impl Client {
         what: &str,
         mut f: impl FnMut(u32) -> Result<T>,
     ) -> Result<T> {
-        let max = self.inner.config.retries;
+        let cfg = &self.inner.config;
+        let max = cfg.retries;
         let mut attempt = 0;
         loop {
+            crate::cancel::check()?;
             match f(attempt) {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < max && e.is_retryable() => {
-                    let wait = match &e {
+                    // The cause goes into the final error, once; each retry says
+                    // only what kind of failure it was.
+                    tracing::debug!("{what}: attempt {} failed: {e}", attempt + 1);
+                    let (wait, note) = match &e {
                         Error::Registry {
-                            retry_after: Some(d),
+                            retry_after: Some(asked),
                             ..
-                        } => (*d).min(Duration::from_secs(60)),
-                        _ => backoff(self.inner.config.retry_delay, attempt),
+                        } if *asked > cfg.max_retry_after => (
+                            cfg.max_retry_after,
+                            format!(
+                                "; registry asked to wait {} s; waiting at most {} s",
+                                asked.as_secs(),
+                                cfg.max_retry_after.as_secs()
+                            ),
+                        ),
+                        Error::Registry {
+                            retry_after: Some(asked),
+                            ..
+                        } => (*asked, String::from("; as the registry asked")),
+                        _ => (backoff(cfg.retry_delay, attempt), String::new()),
                     };
                     tracing::warn!(
-                        "{what}: {e}; retrying in {:.1}s ({}/{max})",
+                        "{what}: {}; retrying in {:.1} s (attempt {} of {}){note}",
+                        e.brief(),
                         wait.as_secs_f64(),
-                        attempt + 1
+                        attempt + 2,
+                        max + 1
                     );
-                    std::thread::sleep(wait);
+                    interruptible_sleep(wait)?;
                     attempt += 1;
+                }
+                Err(e) if attempt > 0 && e.is_retryable() => {
+                    return Err(Error::Retried {
+                        attempts: attempt + 1,
+                        last: Box::new(e),
+                    })
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Sleep, waking up for [`crate::interrupt`].
+fn interruptible_sleep(d: Duration) -> Result<()> {
+    let end = std::time::Instant::now() + d;
+    loop {
+        crate::cancel::check()?;
+        let now = std::time::Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
     }
 }
 

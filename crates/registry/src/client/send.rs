@@ -7,7 +7,8 @@ use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 
 use super::challenge::{bearer_param, parse_challenge, Challenge};
-use super::response::{registry_error, response_error_body, strip};
+use super::pace::transport;
+use super::response::{registry_error, response_error_body};
 use super::Endpoint;
 use crate::{Client, Error, Result};
 
@@ -35,11 +36,9 @@ impl Client {
             };
             let req = self.authorize(ep, &challenge, repo, &scopes, fresh, req)?;
             self.count_request(&ep.host);
-            let resp = req.send().map_err(|e| Error::Transport {
-                registry: ep.host.clone(),
-                what: what.to_string(),
-                source: strip(e),
-            })?;
+            let resp = req
+                .send()
+                .map_err(|e| transport(&ep.host, what, e, self.inner.config.read_timeout))?;
             if ep.plain && resp.status().is_redirection() {
                 if let Some(resp) = self.follow_https_redirect(ep, what, &resp, &mut build)? {
                     return Ok(resp);
@@ -116,11 +115,8 @@ impl Client {
         let Some(rb) = build(&full) else {
             return Ok(None);
         };
-        let transport = |e: reqwest::Error| Error::Transport {
-            registry: ep.host.clone(),
-            what: what.to_string(),
-            source: strip(e),
-        };
+        let transport =
+            |e: reqwest::Error| transport(&ep.host, what, e, self.inner.config.read_timeout);
         let mut req = rb.build().map_err(transport)?;
         *req.url_mut() = url;
         req.headers_mut().remove(reqwest::header::AUTHORIZATION);

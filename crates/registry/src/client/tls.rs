@@ -120,7 +120,8 @@ impl Client {
     ) -> Result<Http> {
         let (roots, identity) = self.tls_material(host, files)?;
         let mut b = configure!(Http::builder(), &self.inner.config, verify, roots, identity)
-            .timeout(None)
+            // The idle timeout: the wait for headers and each body read (see pace.rs).
+            .timeout(self.inner.config.read_timeout)
             .tls_built_in_root_certs(!plain);
         if plain {
             b = b.redirect(reqwest::redirect::Policy::custom(|a| {

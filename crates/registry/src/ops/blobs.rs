@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_LENGTH, RANGE};
 use reqwest::{Method, StatusCode};
 
 use super::header;
-use crate::client::{registry_error, scope, Endpoint};
+use crate::client::{registry_error, scope, stalled_in, Endpoint, PacedReader};
 use crate::{Client, Error, Reference, Result};
 
 impl Client {
@@ -55,15 +55,18 @@ impl Client {
             let resp = self.blob_request(ep, r.repository(), &desc.digest, 0)?;
             Ok((ep.clone(), resp))
         })?;
-        Ok(Box::new(BlobReader {
-            client: self.clone(),
-            ep,
-            repo: r.repository().to_string(),
-            digest: desc.digest.clone(),
-            offset: 0,
-            resp: Some(resp),
-            resumes: 0,
-        }))
+        Ok(Box::new(
+            BlobReader {
+                client: self.clone(),
+                ep,
+                repo: r.repository().to_string(),
+                digest: desc.digest.clone(),
+                offset: 0,
+                resp: None,
+                resumes: 0,
+            }
+            .with_response(resp),
+        ))
     }
 
     fn blob_request(
@@ -95,15 +98,44 @@ impl Client {
     }
 }
 
-/// A blob download that resumes with `Range` after a dropped connection.
+/// A blob download that resumes with `Range` after a dropped connection or a
+/// stall (see [`crate::client::Pace`]), at most [`ClientConfig::retries`] times.
+///
+/// [`ClientConfig::retries`]: crate::ClientConfig::retries
 struct BlobReader {
     client: Client,
     ep: Arc<Endpoint>,
     repo: String,
     digest: Digest,
     offset: u64,
-    resp: Option<Response>,
+    resp: Option<PacedReader<Response>>,
     resumes: u32,
+}
+
+impl BlobReader {
+    fn with_response(mut self, resp: Response) -> Self {
+        self.resp = Some(self.paced(resp));
+        self
+    }
+
+    fn paced(&self, resp: Response) -> PacedReader<Response> {
+        PacedReader::new(
+            resp,
+            self.client.config(),
+            &self.ep.host,
+            format!("reading blob {}", self.digest),
+        )
+    }
+}
+
+/// An I/O error carrying a registry error (found again by `Error::is_retryable`
+/// and by the pull's error mapping).
+fn io_error(e: Error) -> io::Error {
+    let kind = match e.last_attempt() {
+        Error::Stalled { .. } => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
 }
 
 impl Read for BlobReader {
@@ -113,8 +145,8 @@ impl Read for BlobReader {
                 let r = self
                     .client
                     .blob_request(&self.ep, &self.repo, &self.digest, self.offset)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                self.resp = Some(r);
+                    .map_err(io_error)?;
+                self.resp = Some(self.paced(r));
             }
             let resp = self.resp.as_mut().expect("just set");
             match resp.read(buf) {
@@ -123,17 +155,47 @@ impl Read for BlobReader {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if self.resumes < self.client.config().retries => {
+                Err(e) => {
+                    let max = self.client.config().retries;
+                    // A stall is the registry's error; anything else is the connection's.
+                    let err = match stalled_in(&e) {
+                        Some(Error::Stalled {
+                            registry,
+                            what,
+                            stall,
+                        }) => Error::Stalled {
+                            registry: registry.clone(),
+                            what: what.clone(),
+                            stall: *stall,
+                        },
+                        _ => Error::Image(hoist_image::Error::stream(
+                            format!("{}: reading blob {}", self.ep.host, self.digest),
+                            e,
+                        )),
+                    };
+                    if self.resumes >= max || crate::cancel::interrupted() {
+                        return Err(io_error(if self.resumes == 0 {
+                            err
+                        } else {
+                            Error::Retried {
+                                attempts: self.resumes + 1,
+                                last: Box::new(err),
+                            }
+                        }));
+                    }
                     self.resumes += 1;
                     tracing::warn!(
                         digest = %self.digest,
                         offset = self.offset,
-                        "download interrupted ({e}); resuming"
+                        "download {}; resuming (attempt {} of {})",
+                        err.brief(),
+                        self.resumes + 1,
+                        max + 1
                     );
+                    tracing::debug!("download of {} failed: {err}", self.digest);
                     self.resp = None;
                     std::thread::sleep(self.client.config().retry_delay * self.resumes);
                 }
-                Err(e) => return Err(e),
             }
         }
     }

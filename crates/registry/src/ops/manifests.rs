@@ -5,7 +5,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
 use super::{docker_digest, header, MAX_MANIFEST_SIZE};
-use crate::client::{read_body, registry_error, scope, Endpoint, MANIFEST_ACCEPT};
+use crate::client::{body_timeout, read_body, registry_error, scope, Endpoint, MANIFEST_ACCEPT};
 use crate::{Client, Error, Reference, Result};
 
 impl Client {
@@ -21,7 +21,7 @@ impl Client {
             .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
         let claimed = docker_digest(&resp);
-        let bytes = read_body(resp, MAX_MANIFEST_SIZE, &ep.host, &what)?;
+        let bytes = read_body(&self.inner.config, resp, MAX_MANIFEST_SIZE, &ep.host, &what)?;
         let doc = RawDocument::new(media_type, bytes);
         let actual = doc.digest();
         if let Ok(want) = Digest::parse(mref) {
@@ -165,6 +165,7 @@ impl Client {
                 Some(
                     Client::method(h, Method::PUT, &url)
                         .header(CONTENT_TYPE, mt.as_str())
+                        .timeout(body_timeout(&self.inner.config, doc.bytes.len() as u64))
                         .body(doc.bytes.clone()),
                 )
             })?;

@@ -36,7 +36,10 @@ impl Client {
                     Some(Client::method(h, Method::GET, &url))
                 })?;
                 let link = header(&resp, LINK);
-                Ok((read_body(resp, 16 << 20, &ep.host, &what)?, link))
+                Ok((
+                    read_body(&self.inner.config, resp, 16 << 20, &ep.host, &what)?,
+                    link,
+                ))
             })?;
             let t: Tags = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
                 registry: ep.host.clone(),
@@ -73,7 +76,7 @@ impl Client {
             })
         })?;
         let mut index: Index = if resp.status().is_success() {
-            let body = read_body(resp, MAX_MANIFEST_SIZE, &ep.host, &what)?;
+            let body = read_body(&self.inner.config, resp, MAX_MANIFEST_SIZE, &ep.host, &what)?;
             serde_json::from_slice(&body).map_err(|e| Error::Protocol {
                 registry: ep.host.clone(),
                 message: format!("{what}: invalid index: {e}"),

@@ -2,6 +2,7 @@
 //! (streamed) and chunked uploads.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hoist_image::{Descriptor, Digest};
@@ -10,7 +11,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
 use super::{header, with_query, BlobOutcome, OpenBlob};
-use crate::client::{registry_error, registry_error_parts, scope, Endpoint};
+use crate::client::{body_timeout, registry_error, registry_error_parts, scope, Endpoint};
 use crate::{Client, Error, Reference, Result};
 
 impl Client {
@@ -162,10 +163,15 @@ impl Client {
     ) -> Result<()> {
         let url = with_query(loc, &format!("digest={}", desc.digest));
         let what = format!("PUT /v2/{repo}/blobs/uploads/");
+        let abandoned = AtomicBool::new(false);
         std::thread::scope(|s| {
             let (tx, rx) = tokio::sync::mpsc::channel(4);
-            let pump = s.spawn(move || pump(reader, |chunk| tx.blocking_send(chunk).is_ok()));
-            let resp = self.put_streamed(ep, repo, &url, desc.size, rx, &what);
+            let abandoned = &abandoned;
+            let pump = s.spawn(move || pump(reader, |chunk| hand_over(&tx, chunk, abandoned)));
+            let resp = self.put_streamed(ep, repo, &url, desc, rx, &what);
+            // The request is over (answered, stalled or interrupted): the pump stops
+            // even if the connection still holds the body stream.
+            abandoned.store(true, Ordering::Relaxed);
             let pumped = pump
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("reader panicked")));
@@ -229,6 +235,7 @@ impl Client {
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_RANGE, range.as_str())
                         .header(CONTENT_LENGTH, n.to_string())
+                        .timeout(body_timeout(&self.inner.config, n as u64))
                         .body(data.clone()),
                 )
             })?;
@@ -285,6 +292,31 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Send `chunk` to the request body; `false` once the request is over. Waits for
+/// room without blocking for good, so a request that ended while its body stream
+/// is still held elsewhere cannot leave the pump stuck.
+fn hand_over(
+    tx: &tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>,
+    chunk: io::Result<Vec<u8>>,
+    abandoned: &AtomicBool,
+) -> bool {
+    use tokio::sync::mpsc::error::TrySendError;
+    let mut chunk = chunk;
+    loop {
+        if abandoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        match tx.try_send(chunk) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(c)) => {
+                chunk = c;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
 }
 
 const PUMP_CHUNK: usize = 1 << 20;
