@@ -47,7 +47,7 @@ impl Client {
         if let Some(ep) = self.inner.endpoints.lock().expect("poisoned").get(host) {
             return Ok(ep.clone());
         }
-        let ep = Arc::new(self.with_retry(&format!("ping {host}"), |_| {
+        let ep = Arc::new(self.with_retry(&format!("reaching registry {host}"), |_| {
             self.ping(host, cred_name, None, false)
         })?);
         self.inner
@@ -97,7 +97,11 @@ impl Client {
                 Err(e) => {
                     let e = transport(host, &what, e, self.inner.config.read_timeout);
                     tracing::debug!(host, scheme, error = %e, "ping failed");
-                    last_err = Some(e);
+                    // A stall says most (the HTTPS probe after a stalled HTTP one
+                    // mostly fails its handshake).
+                    if !matches!(last_err, Some(Error::Stalled { .. })) {
+                        last_err = Some(e);
+                    }
                     continue;
                 }
             };
