@@ -135,6 +135,8 @@ pub fn main() -> ExitCode {
         }
         eprintln!("interrupted: stopping after cleanup (press Ctrl-C again to quit now)");
         hoist_engine::interrupt();
+        // A build's push (--push, type=image,push=true) writes no further blob or tag.
+        hoist_registry::interrupt();
     }) {
         tracing::warn!("could not install the Ctrl-C handler: {e}");
     }
@@ -167,6 +169,10 @@ pub fn main() -> ExitCode {
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
+            }
+            if hoist_engine::interrupted() {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(130);
             }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
