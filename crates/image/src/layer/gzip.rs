@@ -131,7 +131,12 @@ impl Deflater {
             if raw {
                 match runs.get(k + 1) {
                     Some(&(_, cend, false)) => {
-                        member(&mut out, &data[start..end], &data[end..cend], self.compressor.as_mut())?;
+                        member(
+                            &mut out,
+                            &data[start..end],
+                            &data[end..cend],
+                            self.compressor.as_mut(),
+                        )?;
                         k += 2;
                     }
                     _ => {
@@ -448,7 +453,10 @@ mod tests {
         let blob = gz(&random, 6, 2);
         // Stored: 5 bytes per 64 KiB block plus one header and trailer.
         let overhead = blob.len() - random.len();
-        assert!(overhead <= 18 + 5 * (BLOCK_SIZE / STORED_MAX + 1), "{overhead}");
+        assert!(
+            overhead <= 18 + 5 * (BLOCK_SIZE / STORED_MAX + 1),
+            "{overhead}"
+        );
         assert_eq!(gunzip(&blob), random);
 
         let text: Vec<u8> = (0..BLOCK_SIZE).map(|i| b"some words, "[i % 12]).collect();
