@@ -35,6 +35,7 @@ pub mod cleanup;
 pub mod compat;
 pub mod copy;
 pub mod copy_sources;
+pub mod early_push;
 pub mod engine;
 pub mod error;
 pub(crate) mod execute;
