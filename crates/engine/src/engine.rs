@@ -38,6 +38,12 @@ pub use crate::assemble::{Built, BuiltImage};
 pub trait BaseResolver: Send + Sync {
     /// Open `reference` (e.g. `docker.io/library/busybox:latest`, `oci:dir:tag`).
     fn open(&self, reference: &str, platform: &Platform) -> Result<Box<dyn Source>>;
+
+    /// A layer of the image being built is in `store` (called as each step of the
+    /// target's image makes one; see [`crate::early_push`]). Default: nothing.
+    fn layer_ready(&self, store: &BlobStore, desc: &hoist_image::Descriptor) {
+        let _ = (store, desc);
+    }
 }
 
 /// Format seconds since the epoch as RFC 3339 (UTC): the image crate's formatter.

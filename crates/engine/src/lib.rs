@@ -36,6 +36,7 @@ pub mod compat;
 pub mod copy;
 pub mod copy_sources;
 pub mod download;
+pub mod early_push;
 pub mod engine;
 pub mod error;
 pub(crate) mod execute;

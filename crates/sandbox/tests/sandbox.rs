@@ -188,7 +188,7 @@ struct TarEntry {
 
 fn read_layer(blob: &Path) -> BTreeMap<String, TarEntry> {
     let f = std::fs::File::open(blob).unwrap();
-    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut a = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
     let mut out = BTreeMap::new();
     for e in a.entries().unwrap() {
         let mut e = e.unwrap();

@@ -152,6 +152,27 @@ impl Plan {
         self.stages[i].as_ref().expect("a planned stage")
     }
 
+    /// Whether stage `i`'s layers end up in the target's image: it is the target or
+    /// a stage the target is built `FROM`, directly or through others.
+    pub fn in_target_image(&self, i: usize) -> bool {
+        let mut at = self.target;
+        for _ in 0..=self.stages.len() {
+            if at == i {
+                return true;
+            }
+            match self
+                .stages
+                .get(at)
+                .and_then(Option::as_ref)
+                .map(|s| &s.base)
+            {
+                Some(Base::Stage(p)) => at = *p,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// Every ARG any needed stage declares.
     pub fn declared_args(&self) -> BTreeSet<String> {
         self.stages
