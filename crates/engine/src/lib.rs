@@ -52,6 +52,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod provenance;
+pub mod remote_cache;
 pub mod resolver;
 pub(crate) mod schedule;
 pub mod ssh;
@@ -263,7 +264,8 @@ fn build_locked(
         ));
     }
     let oci = opts.outputs.first().map(output_is_oci).unwrap_or(true);
-    let built = build_images_locked(opts, progress, resolver, input, oci)?;
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     // Each output gets the build in the encoding it asks for (the first output's is the
     // one the steps wrote; others re-encode cached diffs, never re-running a step).
@@ -281,6 +283,31 @@ fn build_locked(
     }
     for (encoding, oci, outputs) in &groups {
         let b = built.encoded(*encoding, *oci)?;
+        // Layers still only in a remote cache: fetched for outputs that write bytes; a
+        // push mounts them instead.
+        let lazy_pusher = match (&session, pusher) {
+            (Some(s), Some(p)) => {
+                if outputs
+                    .iter()
+                    .any(|o| !matches!(o.output, output::Output::Image { .. }))
+                {
+                    s.ensure_image(&b.source())?;
+                }
+                Some(remote_cache::LazyPusher {
+                    inner: p,
+                    session: s,
+                })
+            }
+            (Some(s), None) => {
+                s.ensure_image(&b.source())?;
+                None
+            }
+            _ => None,
+        };
+        let pusher = match &lazy_pusher {
+            Some(p) => Some(p as &dyn export::Pusher),
+            None => pusher,
+        };
         let m = export::export_built(&b, outputs, &opts.tags, scratch.path(), pusher, progress)?;
         meta.get_or_insert(m);
     }
@@ -292,6 +319,21 @@ fn build_locked(
     if let Some(p) = &opts.metadata_file {
         export::create_parent_dir(p)?;
         meta.write_metadata_file(p)?;
+    }
+    if let Some(s) = &session {
+        // After the image is complete and every output written.
+        let mut pushed = Vec::new();
+        for o in &opts.outputs {
+            if let output::Output::Image { names, push: true } = &o.output {
+                pushed.extend(if names.is_empty() {
+                    opts.tags.clone()
+                } else {
+                    names.clone()
+                });
+            }
+        }
+        remote_cache::write::export_all(s, built.first().encoding(), &pushed, progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
     }
     Ok(BuildResult {
         manifest_digest: meta.manifest_digest.clone(),
@@ -343,9 +385,29 @@ pub fn build_images(
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
     let lock = lock_cache(opts, progress);
-    let built = build_images_locked(opts, progress, resolver, &input, oci);
+    let built = build_images_with_caches(opts, progress, resolver, &input, oci);
     drop(lock);
     built
+}
+
+/// [`build_images_locked`] with the `--cache-from`/`--cache-to` of `opts`: every blob
+/// of the result is in the store afterwards (the caller reads it), and the caches are
+/// exported once the images are complete.
+fn build_images_with_caches(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    input: &Prepared,
+    oci: bool,
+) -> Result<Built> {
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
+    if let Some(s) = &session {
+        s.ensure_image(&built.source())?;
+        remote_cache::write::export_all(s, built.first().encoding(), &[], progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
+    }
+    Ok(built)
 }
 
 fn build_images_locked(
@@ -354,6 +416,7 @@ fn build_images_locked(
     resolver: &dyn BaseResolver,
     input: &Prepared,
     oci: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
     let several = platforms.len() > 1;
@@ -396,6 +459,7 @@ fn build_images_locked(
             oci,
             p,
             i == 0,
+            session,
         )?);
     }
     if !several {
@@ -413,10 +477,11 @@ fn build_image_locked(
     oci: bool,
     platform: Platform,
     warn_unused: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let eng = engine::Engine::new(
+    let mut eng = engine::Engine::new(
         opts,
         progress,
         resolver,
@@ -424,6 +489,7 @@ fn build_image_locked(
         store,
         scratch.path().to_path_buf(),
     )?;
+    eng.remote = session.cloned();
     let host = Platform::host();
     let platforms = hoist_dockerfile::Platforms {
         target_os: platform.os.clone(),
@@ -485,6 +551,15 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
             labels.insert(k.clone(), v.clone());
         }
     }
+    if let Some(s) = &eng.remote {
+        s.finals.lock().expect("poisoned").push(state.key);
+        if remote_cache::wants_inline(eng.remote.as_ref()) {
+            config.extra.insert(
+                remote_cache::format::INLINE_CONFIG_KEY.to_string(),
+                remote_cache::inline_config(s, &state.key, &state.layers, eng.encoding),
+            );
+        }
+    }
     let mut annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
         annotations.extend(o.annotations.clone());
@@ -497,5 +572,6 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
         annotations: &annotations,
         encoding: eng.encoding,
         oci,
+        remote: eng.remote.clone(),
     })
 }

@@ -168,6 +168,10 @@ pub struct BuildOptions {
     pub metadata_file: Option<PathBuf>,
     /// Registry client settings (credentials, CAs, insecure hosts, mirrors).
     pub registry: hoist_registry::ClientConfig,
+    /// `--cache-from`: caches to reuse steps from (see [`crate::remote_cache`]).
+    pub cache_from: Vec<crate::remote_cache::CacheImport>,
+    /// `--cache-to`: where to export this build's steps.
+    pub cache_to: Vec<crate::remote_cache::CacheExport>,
 }
 
 impl BuildOptions {
@@ -206,6 +210,8 @@ impl BuildOptions {
             iidfile: None,
             metadata_file: None,
             registry: hoist_registry::ClientConfig::default(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }
@@ -229,6 +235,7 @@ impl BuildOptions {
         o.cache_dir = absolute(&o.cache_dir);
         o.iidfile = o.iidfile.as_deref().map(absolute);
         o.metadata_file = o.metadata_file.as_deref().map(absolute);
+        crate::remote_cache::spec::make_absolute(&mut o.cache_from, &mut o.cache_to);
         for c in o.named_contexts.values_mut() {
             if let NamedContext::Dir(d) = c {
                 *d = absolute(d);

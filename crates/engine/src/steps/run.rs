@@ -66,6 +66,7 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
     for (i, l) in layers.iter().enumerate() {
         let dir = root.join(l.diff_id.hex());
         if !dir.is_dir() {
+            eng.fetch_layers(std::slice::from_ref(l))?;
             let tmp = root.join(format!(
                 ".tmp-{}-{}-{}",
                 std::process::id(),
