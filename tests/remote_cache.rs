@@ -255,3 +255,467 @@ fn two_ci_machines_share_the_cache_through_the_registry() {
     );
     assert_eq!(digest_d, digest_c);
 }
+
+/// A single-stage build (for inline caches, which hold the final stage's steps).
+fn single_stage(env: &Env, name: &str, app: &str) -> PathBuf {
+    let ctx = env.path(name);
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM oci:{}:latest\n\
+             RUN --mount=type=cache,target=/runs,id=runs echo one >> /runs/log && echo 1 > /one\n\
+             COPY app.txt /app.txt\n\
+             RUN --mount=type=cache,target=/runs,id=runs echo two >> /runs/log && cat /app.txt /one > /two\n",
+            busybox_base().display()
+        ),
+    )
+    .unwrap();
+    fs::write(ctx.join("app.txt"), app).unwrap();
+    ctx
+}
+
+#[test]
+fn bad_specs_are_refused_before_building_naming_the_flag() {
+    let env = Env::new();
+    let ctx = context(&env, "ctx", "x\n");
+    for (flag, spec, want) in [
+        ("--cache-to", "type=registry", "type=registry needs ref="),
+        (
+            "--cache-to",
+            "type=s3,bucket=b",
+            "unknown cache type \"s3\"",
+        ),
+        (
+            "--cache-to",
+            "type=registry,ref=r.example/c:t,mode=all",
+            "unknown mode \"all\"",
+        ),
+        ("--cache-to", "type=local", "type=local needs dest="),
+        ("--cache-from", "type=registry", "type=registry needs ref="),
+        (
+            "--cache-from",
+            "type=gha,scope=x",
+            "unknown cache type \"gha\"",
+        ),
+    ] {
+        let err = env.fails(&["build", flag, spec, ctx.to_str().unwrap()]);
+        assert!(
+            err.contains(flag) && err.contains(want),
+            "{flag} {spec}: {err}"
+        );
+        assert!(
+            runs(&env.path("cache")).is_empty(),
+            "nothing ran for {spec}"
+        );
+    }
+}
+
+#[test]
+fn unusable_cache_refs_are_warnings_and_cold_builds() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    let reg = Registry::plain();
+    let env = Env::new();
+    // An ordinary image, pushed by an ordinary build.
+    let plain_ctx = single_stage(&env, "plain", "plain\n");
+    let image = format!("{}/ordinary/image:1", reg.addr());
+    build(
+        &mut machine(&env, "p").1,
+        &["build", "-t", &image, "--push", plain_ctx.to_str().unwrap()],
+    );
+    // A real cache, whose config blob is then corrupted in the registry's storage.
+    let corrupt = format!("{}/c/corrupt:1", reg.addr());
+    build(
+        &mut machine(&env, "c").1,
+        &[
+            "build",
+            "--cache-to",
+            &format!("type=registry,ref={corrupt}"),
+            plain_ctx.to_str().unwrap(),
+        ],
+    );
+    let m = cache_manifest(&reg, "c/corrupt:1");
+    let cfg: hoist_image::Digest = m["config"]["digest"].as_str().unwrap().parse().unwrap();
+    let p = reg.blob_data_path(&cfg);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[0] ^= 0x20;
+    fs::write(&p, bytes).unwrap();
+    // A foreign artifact: another tool's manifest and config.
+    let foreign = format!("{}/c/foreign:1", reg.addr());
+    push_foreign_artifact(&reg, &foreign);
+
+    let ctx = single_stage(&env, "ctx", "app\n");
+    for (from, want) in [
+        (format!("{}/c/missing:1", reg.addr()), "building without it"),
+        (image.clone(), "is an ordinary image, not a build cache"),
+        (corrupt.clone(), "digest"),
+        (foreign.clone(), "is not a hoist build cache"),
+        (
+            "127.0.0.1:1/nothing/here:1".to_string(),
+            "building without it",
+        ),
+    ] {
+        let name = format!("m{}", from.len() % 97);
+        let (cache, mut m) = machine(&env, &name);
+        let _ = fs::remove_dir_all(&cache);
+        let spec = format!("type=registry,ref={from}");
+        let (_, err) = build(
+            &mut m,
+            &[
+                "build",
+                "--progress",
+                "plain",
+                "--cache-from",
+                &spec,
+                ctx.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            err.contains("WARNING") && err.contains("--cache-from") && err.contains(want),
+            "{from}: {err}"
+        );
+        assert_eq!(runs(&cache).len(), 2, "a cold build: {err}");
+        // strict=true makes it an error.
+        let _ = fs::remove_dir_all(&cache);
+        let out = machine(&env, &name)
+            .1
+            .args([
+                "build",
+                "--cache-from",
+                &format!("{spec},strict=true"),
+                ctx.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "strict {from}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--cache-from") && err.contains("strict=true"),
+            "{err}"
+        );
+        if want != "building without it" {
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}
+
+/// Push an OCI artifact of another tool (its own artifact type and config).
+fn push_foreign_artifact(reg: &Registry, reference: &str) {
+    let client = hoist_registry::Client::new(hoist_registry::ClientConfig::default()).unwrap();
+    let r = hoist_registry::Reference::parse(reference).unwrap();
+    let config = b"{\"tool\":\"other\"}".to_vec();
+    let d = hoist_image::Digest::sha256(&config);
+    let desc = hoist_image::Descriptor::new(
+        "application/vnd.example.config+json",
+        d,
+        config.len() as u64,
+    );
+    client
+        .upload_blob(&r, &desc, None, &|| {
+            Ok(Box::new(std::io::Cursor::new(config.clone())))
+        })
+        .unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.thing.v1",
+        "config": desc,
+        "layers": [],
+    });
+    let doc = hoist_image::RawDocument::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    client.put_manifest(&r, &doc).unwrap();
+    let _ = reg;
+}
+
+#[test]
+fn a_local_cache_directory_is_shared_and_replaced_atomically() {
+    let env = Env::new();
+    let dir = env.path("ci-cache");
+    let ctx_a = context(&env, "a-ctx", "v1\n");
+    let (cache_a, mut a) = machine(&env, "a");
+    let (digest_a, _) = build(
+        &mut a,
+        &[
+            "build",
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", dir.display()),
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(runs(&cache_a).len(), 3);
+    assert!(dir.join("oci-layout").is_file() && dir.join("index.json").is_file());
+    let ctx_b = context(&env, "b-ctx", "v1\n");
+    let (cache_b, mut b) = machine(&env, "b");
+    let (digest_b, err) = build(
+        &mut b,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &format!("type=local,src={}", dir.display()),
+            "--cache-to",
+            &format!("type=local,dest={}", dir.display()),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(digest_a, digest_b);
+    assert!(runs(&cache_b).is_empty(), "{err}");
+    // Re-exported with mode=min by B: the builder stage's steps are gone from it, and so
+    // are their blobs (the directory was replaced, not added to).
+    let blobs = |d: &Path| fs::read_dir(d.join("blobs/sha256")).unwrap().count();
+    let idx: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(idx["manifests"].as_array().unwrap().len(), 1);
+    let n = blobs(&dir);
+    assert!(n > 2, "{n}");
+    assert!(
+        !fs::read_dir(dir.parent().unwrap()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp")),
+        "no temporary left beside the cache directory"
+    );
+}
+
+#[test]
+fn the_cache_is_bounded_to_what_the_last_build_used() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    let reg = Registry::plain();
+    let env = Env::new();
+    let r = format!("{}/ci/bounded:cache", reg.addr());
+    let to = format!("type=registry,ref={r}");
+    let ctx = single_stage(&env, "ctx", "one\n");
+    build(
+        &mut machine(&env, "a").1,
+        &["build", "--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    let first = cache_manifest(&reg, "ci/bounded:cache");
+    fs::write(ctx.join("app.txt"), "two\n").unwrap();
+    build(
+        &mut machine(&env, "a").1,
+        &["build", "--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    let second = cache_manifest(&reg, "ci/bounded:cache");
+    let layers = |m: &serde_json::Value| {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        layers(&first).len(),
+        layers(&second).len(),
+        "same number of steps"
+    );
+    let dropped: Vec<_> = layers(&first)
+        .into_iter()
+        .filter(|d| !layers(&second).contains(d))
+        .collect();
+    assert!(
+        !dropped.is_empty(),
+        "the old COPY app.txt layer and what followed are no longer in the ref"
+    );
+}
+
+#[test]
+fn concurrent_exporters_to_one_ref_both_succeed() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    let reg = Registry::plain();
+    let env = Env::new();
+    let r = format!("{}/ci/shared:cache", reg.addr());
+    let to = format!("type=registry,ref={r},mode=max");
+    let children: Vec<_> = ["x", "y"]
+        .iter()
+        .map(|n| {
+            let ctx = context(&env, &format!("{n}-ctx"), &format!("app {n}\n"));
+            let (_, mut c) = machine(&env, n);
+            c.args(["build", "--cache-to", &to, ctx.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut digests = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_success(&out, "a concurrent exporter");
+        digests.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    }
+    // The ref is a valid cache: a third machine reuses it (one writer's steps, all of
+    // the builder stage, which both share).
+    let ctx = context(&env, "z-ctx", "app x\n");
+    let (cache_z, mut z) = machine(&env, "z");
+    let (_, err) = build(
+        &mut z,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &format!("type=registry,ref={r}"),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(!err.contains("WARNING: --cache-from"), "{err}");
+    let ran = runs(&cache_z);
+    assert!(
+        !ran.contains(&"deps".to_string()) && !ran.contains(&"compile".to_string()),
+        "{ran:?}\n{err}"
+    );
+}
+
+#[test]
+fn inline_cache_travels_with_the_pushed_image() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    let reg = Registry::plain();
+    let env = Env::new();
+    let image = format!("{}/ci/inline:1", reg.addr());
+    let ctx_a = single_stage(&env, "a-ctx", "app\n");
+    let (digest_a, _) = build(
+        &mut machine(&env, "a").1,
+        &[
+            "build",
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &image,
+            "--push",
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    let cfg = skopeo_config(&format!("docker://{image}"));
+    assert!(cfg["hoist.build-cache.v1"]["steps"].is_object(), "{cfg}");
+    let ctx_b = single_stage(&env, "b-ctx", "app\n");
+    let (cache_b, mut b) = machine(&env, "b");
+    let (digest_b, err) = build(
+        &mut b,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &image,
+            "--cache-to",
+            "type=inline",
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(digest_a, digest_b, "{err}");
+    assert!(runs(&cache_b).is_empty(), "{err}");
+}
+
+/// htpasswd auth over TLS: the cache is exported and imported with the build's
+/// credentials and CA.
+#[test]
+fn registry_with_htpasswd_and_tls() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    let reg = Registry::start(
+        hoist_testutil::RegistryAuth::Htpasswd {
+            user: "alice".into(),
+            password: "wonderland".into(),
+        },
+        Some(hoist_testutil::TestCa::new()),
+    );
+    let env = Env::new();
+    let ca = env.path("ca.pem");
+    fs::write(&ca, reg.ca_pem().unwrap()).unwrap();
+    let authfile = env.path("auth.json");
+    let out = env
+        .hoist()
+        .args([
+            "login",
+            &reg.addr(),
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--authfile",
+            authfile.to_str().unwrap(),
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"wonderland\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_success(&out, "hoist login");
+    let r = format!("{}/secure/cache:main", reg.addr());
+    let common = [
+        "--authfile",
+        authfile.to_str().unwrap(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ];
+    let ctx_a = context(&env, "a-ctx", "v1\n");
+    let mut a = machine(&env, "a").1;
+    let to = format!("type=registry,ref={r},mode=max");
+    let (digest_a, _) = build(
+        a.args(["build"]).args(common),
+        &[
+            "--cache-to",
+            &to,
+            "-t",
+            &format!("{}/secure/app:1", reg.addr()),
+            "--push",
+            ctx_a.to_str().unwrap(),
+        ],
+    );
+    // Without credentials: a warning, a cold build.
+    let ctx_b = context(&env, "b-ctx", "v1\n");
+    let (cache_n, mut n) = machine(&env, "n");
+    let (_, err) = build(
+        n.args([
+            "build",
+            "--progress",
+            "plain",
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ]),
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={r}"),
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("WARNING") && err.contains("--cache-from"),
+        "{err}"
+    );
+    assert_eq!(runs(&cache_n).len(), 3);
+    // With them: every step from the cache.
+    let (cache_b, mut b) = machine(&env, "b");
+    let (digest_b, err) = build(
+        b.args(["build", "--progress", "plain"]).args(common),
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={r}"),
+            "-t",
+            &format!("{}/secure/app-b:1", reg.addr()),
+            "--push",
+            ctx_b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(digest_a, digest_b, "{err}");
+    assert!(runs(&cache_b).is_empty(), "{err}");
+}
