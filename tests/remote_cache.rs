@@ -719,3 +719,75 @@ fn registry_with_htpasswd_and_tls() {
     assert_eq!(digest_a, digest_b, "{err}");
     assert!(runs(&cache_b).is_empty(), "{err}");
 }
+
+/// Concourse task mode: CACHE_TO on one worker, CACHE_FROM on another, through a TLS
+/// registry with htpasswd, using the task's DOCKER_* credentials and LOCAL_CA_CERTIFICATE.
+#[test]
+fn task_params_share_the_cache_with_the_task_credentials() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    let reg = Registry::start(
+        hoist_testutil::RegistryAuth::Htpasswd {
+            user: "ci".into(),
+            password: "s3cret".into(),
+        },
+        Some(hoist_testutil::TestCa::new()),
+    );
+    let env = Env::new();
+    let r = format!("{}/team/app:cache", reg.addr());
+    let worker = |name: &str, params: &[(&str, String)]| {
+        let work = env.path(name);
+        fs::create_dir_all(work.join("image")).unwrap();
+        let ctx = context(&env, &format!("{name}/src"), "v1\n");
+        let cache = env.path(&format!("{name}-cache"));
+        let out = std::process::Command::new(hoist_bin())
+            .arg("task")
+            .current_dir(&work)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("CONTEXT", ctx)
+            .env("HOIST_CACHE_DIR", &cache)
+            .env("DOCKER_REGISTRY", reg.addr())
+            .env("DOCKER_USERNAME", "ci")
+            .env("DOCKER_PASSWORD", "s3cret")
+            .env("LOCAL_CA_CERTIFICATE", reg.ca_pem().unwrap())
+            .envs(params.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("hoist task on {name}"));
+        let digest = fs::read_to_string(work.join("image/manifest-digest")).unwrap();
+        (cache, digest, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (cache_1, digest_1, _) =
+        worker("w1", &[("CACHE_TO", format!("type=registry,ref={r},mode=max"))]);
+    assert_eq!(runs(&cache_1).len(), 3);
+    let (cache_2, digest_2, log) = worker(
+        "w2",
+        &[(
+            "CACHE_FROM",
+            format!("type=registry,ref={}/team/app:cache-branch\ntype=registry,ref={r}", reg.addr()),
+        )],
+    );
+    assert!(runs(&cache_2).is_empty(), "{log}");
+    assert!(digest_1.starts_with("sha256:"), "{digest_1}");
+    assert_eq!(digest_1, digest_2);
+    assert!(log.contains("cache-branch") && log.contains("building without it"), "{log}");
+    // A bad spec is a param error naming the param.
+    let work = env.path("w3");
+    fs::create_dir_all(work.join("image")).unwrap();
+    let out = std::process::Command::new(hoist_bin())
+        .arg("task")
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CACHE_TO", "type=registry")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CACHE_TO") && err.contains("needs ref="), "{err}");
+}
