@@ -759,22 +759,34 @@ fn task_params_share_the_cache_with_the_task_credentials() {
             .unwrap();
         assert_success(&out, &format!("hoist task on {name}"));
         let digest = fs::read_to_string(work.join("image/manifest-digest")).unwrap();
-        (cache, digest, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            cache,
+            digest,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (cache_1, digest_1, _) =
-        worker("w1", &[("CACHE_TO", format!("type=registry,ref={r},mode=max"))]);
+    let (cache_1, digest_1, _) = worker(
+        "w1",
+        &[("CACHE_TO", format!("type=registry,ref={r},mode=max"))],
+    );
     assert_eq!(runs(&cache_1).len(), 3);
     let (cache_2, digest_2, log) = worker(
         "w2",
         &[(
             "CACHE_FROM",
-            format!("type=registry,ref={}/team/app:cache-branch\ntype=registry,ref={r}", reg.addr()),
+            format!(
+                "type=registry,ref={}/team/app:cache-branch\ntype=registry,ref={r}",
+                reg.addr()
+            ),
         )],
     );
     assert!(runs(&cache_2).is_empty(), "{log}");
     assert!(digest_1.starts_with("sha256:"), "{digest_1}");
     assert_eq!(digest_1, digest_2);
-    assert!(log.contains("cache-branch") && log.contains("building without it"), "{log}");
+    assert!(
+        log.contains("cache-branch") && log.contains("building without it"),
+        "{log}"
+    );
     // A bad spec is a param error naming the param.
     let work = env.path("w3");
     fs::create_dir_all(work.join("image")).unwrap();
@@ -789,5 +801,114 @@ fn task_params_share_the_cache_with_the_task_credentials() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("CACHE_TO") && err.contains("needs ref="), "{err}");
+    assert!(
+        err.contains("CACHE_TO") && err.contains("needs ref="),
+        "{err}"
+    );
+}
+
+/// A TCP proxy on loopback to `upstream` that forwards client bytes at `rate` bytes/s.
+fn slow_proxy(upstream: &str, rate: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_r, mut c_w) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = c_r.read(&mut buf) {
+                    if n == 0 || s_w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs_f64(n as f64 / rate as f64));
+                }
+                let _ = s_w.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_r, &mut c_w);
+                let _ = c_w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_interrupted_export_leaves_the_previous_ref() {
+    if !hoist_testutil::have_registry() {
+        return;
+    }
+    use std::io::BufRead;
+    let reg = Registry::plain();
+    let env = Env::new();
+    let ctx = single_stage(&env, "ctx", "v1\n");
+    let direct = format!("{}/ci/int:cache", reg.addr());
+    build(
+        &mut machine(&env, "a").1,
+        &[
+            "build",
+            "--cache-to",
+            &format!("type=registry,ref={direct}"),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let before = skopeo_raw(&format!("docker://{direct}"));
+    // A new build with a 24 MB layer, exported through a slow link (2 MiB/s): killed
+    // while the export uploads (a CI job's timeout, or Ctrl-C twice).
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM oci:{}:latest\nCOPY app.txt /app.txt\nRUN head -c 25165824 /dev/urandom > /big\n",
+            busybox_base().display()
+        ),
+    )
+    .unwrap();
+    let slow = slow_proxy(&reg.addr(), 2 << 20);
+    let mut child = machine(&env, "b")
+        .1
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--insecure-registry",
+            &slow,
+            "--cache-to",
+            &format!("type=registry,ref={slow}/ci/int:cache"),
+            "-o",
+            &format!("type=oci,dest={}", env.path("out").display()),
+            ctx.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("exporting build cache") {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            run(std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]));
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the export was interrupted: {log}");
+    assert!(log.contains("exporting build cache"), "{log}");
+    assert!(
+        env.path("out/index.json").is_file(),
+        "the image was written before the export"
+    );
+    assert_eq!(
+        skopeo_raw(&format!("docker://{direct}")),
+        before,
+        "the ref still points at the previous cache"
+    );
 }

@@ -227,6 +227,10 @@ fn export_one(
     pushed: &[String],
     progress: &dyn Progress,
 ) -> Result<()> {
+    progress.event(Event::Info(&format!(
+        "exporting build cache ({})",
+        spec.spec
+    )));
     let doc = artifact(session, spec, build_enc)?;
     let m: Manifest = doc
         .parse()
