@@ -40,6 +40,7 @@ struct Recipe {
     cache_dir: PathBuf,
     encoding: Encoding,
     oci: bool,
+    remote: Option<std::sync::Arc<crate::remote_cache::Session>>,
 }
 
 impl BuiltImage {
@@ -79,6 +80,7 @@ impl BuiltImage {
             annotations: &r.annotations,
             encoding,
             oci,
+            remote: r.remote.clone(),
         })
     }
 }
@@ -93,6 +95,9 @@ pub(crate) struct AssembleInput<'a> {
     pub annotations: &'a BTreeMap<String, String>,
     pub encoding: Encoding,
     pub oci: bool,
+    /// The build's remote caches: layers still only there keep their blobs when the
+    /// encoding matches (nothing is fetched to name them).
+    pub remote: Option<std::sync::Arc<crate::remote_cache::Session>>,
 }
 
 /// Write the config and manifest of an image into the store, through the image
@@ -104,7 +109,10 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
     let oci = input.oci;
     let mut layers = Vec::with_capacity(input.layers.len());
     for l in input.layers {
-        let mut d = crate::variants::encode(input.cache_dir, store, l, &input.encoding)?;
+        let mut d = match &input.remote {
+            Some(r) => crate::remote_cache::write::blob_in(r, l, &input.encoding)?,
+            None => crate::variants::encode(input.cache_dir, store, l, &input.encoding)?,
+        };
         crate::gc::touch_blob(store, &d.digest);
         d.annotations = None;
         layers.push(Layer::from_store(store, d, l.diff_id.clone()));
@@ -140,6 +148,7 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
             cache_dir: input.cache_dir.to_path_buf(),
             encoding: input.encoding,
             oci,
+            remote: input.remote.clone(),
         },
     })
 }

@@ -111,6 +111,8 @@ pub(crate) struct Engine<'a> {
     /// The RUN sandbox, started by the first RUN.
     pub(crate) sandbox:
         Arc<std::sync::OnceLock<std::result::Result<hoist_sandbox::Sandbox, String>>>,
+    /// `--cache-from` / `--cache-to` of the build, if any.
+    pub(crate) remote: Option<Arc<crate::remote_cache::Session>>,
 }
 
 impl<'a> Engine<'a> {
@@ -148,6 +150,7 @@ impl<'a> Engine<'a> {
             )),
             index_dir: opts.cache_dir.join("index"),
             sandbox: Arc::new(std::sync::OnceLock::new()),
+            remote: None,
         })
     }
 
@@ -205,8 +208,14 @@ impl<'a> Engine<'a> {
     /// Apply the cached result of step `key`, if there is one: `Some(made_a_layer)`.
     pub(crate) fn cache_hit(&self, state: &mut StageState, key: &Key) -> Result<Option<bool>> {
         let Some(hit) = self.cache.get(key, &self.store) else {
-            return Ok(None);
+            return match &self.remote {
+                Some(r) if !self.opts.no_cache => {
+                    crate::remote_cache::apply_hit(self, r, state, key)
+                }
+                _ => Ok(None),
+            };
         };
+        let parent = state.key;
         state.key = *key;
         match (hit.layer, hit.diff_id) {
             (Some(desc), Some(diff_id)) => {
@@ -214,11 +223,33 @@ impl<'a> Engine<'a> {
                 let l = LayerRef::built(desc, diff_id);
                 let index = layers::layer_index(&self.store, &l, &self.index_dir)?;
                 state.view.add_layer_index(&index);
-                self.push_layer(state, l);
+                self.push_layer(state, l.clone());
+                self.record_step(parent, *key, Some(Some(l)));
                 Ok(Some(true))
             }
-            _ => Ok(Some(false)),
+            _ => {
+                self.record_step(parent, *key, Some(None));
+                Ok(Some(false))
+            }
         }
+    }
+
+    /// Tell the remote cache session (if any) what a step did: see
+    /// [`crate::remote_cache::Session::record`].
+    pub(crate) fn record_step(&self, parent: Key, key: Key, result: Option<Option<LayerRef>>) {
+        if let Some(r) = &self.remote {
+            r.record(parent, key, result);
+        }
+    }
+
+    /// Fetch the blobs of `layers` that are still only in an imported cache.
+    pub(crate) fn fetch_layers(&self, layers: &[LayerRef]) -> Result<()> {
+        if let Some(r) = &self.remote {
+            for l in layers {
+                r.ensure(&l.desc)?;
+            }
+        }
+        Ok(())
     }
 
     /// Record a step's result (the layer it just put on `state`, if `made_layer`) under
@@ -230,6 +261,7 @@ impl<'a> Engine<'a> {
             diff_id: l.map(|l| l.diff_id),
         };
         self.cache.put(key, &step);
+        self.record_step(state.key, *key, Some(l_ref(state, made_layer)));
         state.key = *key;
     }
 
@@ -262,6 +294,12 @@ impl<'a> Engine<'a> {
         state: &StageState,
     ) -> Result<(Vec<user::PasswdEntry>, Vec<user::GroupEntry>)> {
         let read = |p: &str| -> Result<String> {
+            // Only the layer holding the file is needed (it may still be remote).
+            if let Some(l) =
+                crate::remote_cache::layer_of(&state.view, p).and_then(|i| state.layers.get(i))
+            {
+                self.fetch_layers(std::slice::from_ref(l))?;
+            }
             Ok(
                 layers::read_image_file(&self.store, &state.layers, &state.view, p)?
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -302,6 +340,9 @@ impl<'a> Engine<'a> {
                 return Ok(d);
             }
         };
+        if !dir.is_dir() {
+            self.fetch_layers(&state.layers)?;
+        }
         layers::materialize(&self.store, &state.layers, &dir)?;
         crate::gc::mark_used(&self.opts.cache_dir, &dir);
         Ok(dir)
@@ -423,6 +464,11 @@ impl crate::plan::BaseInfo for Engine<'_> {
             c.and_then(|c| c.on_build.clone()).unwrap_or_default(),
         ))
     }
+}
+
+/// The layer a step just put on `state`, if it made one.
+fn l_ref(state: &StageState, made_layer: bool) -> Option<LayerRef> {
+    made_layer.then(|| state.layers.last().cloned()).flatten()
 }
 
 /// The scratch directory for this build (removed at the end).

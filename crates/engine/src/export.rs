@@ -16,6 +16,18 @@ use crate::staging::Staging;
 pub trait Pusher {
     /// Push `src` to every reference in `names`.
     fn push(&self, src: &dyn Source, names: &[String]) -> Result<()>;
+
+    /// [`Pusher::push`], trying cross-repository mounts from `mount_from` (references in
+    /// the same registry that may hold the blobs: the build's `--cache-from` refs).
+    fn push_mounting(
+        &self,
+        src: &dyn Source,
+        names: &[String],
+        mount_from: &[String],
+    ) -> Result<()> {
+        let _ = mount_from;
+        self.push(src, names)
+    }
 }
 
 /// The tag of an image name (`registry:5000/app:1.2@sha256:…` → `1.2`; `latest` when the

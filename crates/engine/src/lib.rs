@@ -55,6 +55,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod provenance;
+pub mod remote_cache;
 pub mod resolver;
 pub(crate) mod schedule;
 pub mod ssh;
@@ -290,7 +291,8 @@ fn build_locked(
         ));
     }
     let oci = opts.outputs.first().map(output_is_oci).unwrap_or(true);
-    let built = build_images_locked(opts, progress, resolver, input, oci)?;
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     // Each output gets the build in the encoding it asks for (the first output's is the
     // one the steps wrote; others re-encode cached diffs, never re-running a step).
@@ -312,6 +314,17 @@ fn build_locked(
     let mut encoded = Vec::new();
     for (encoding, oci, outputs) in &groups {
         let b = built.encoded(*encoding, *oci)?;
+        // Layers still only in a remote cache: fetched for outputs that write bytes; a
+        // push mounts them instead.
+        if let Some(sess) = &session {
+            if pusher.is_none()
+                || outputs
+                    .iter()
+                    .any(|o| !matches!(o.output, output::Output::Image { .. }))
+            {
+                sess.ensure_image(&b.source())?;
+            }
+        }
         let m = export::stage_built(
             &b,
             outputs,
@@ -324,6 +337,17 @@ fn build_locked(
         encoded.push((b, outputs));
     }
     for (b, outputs) in &encoded {
+        let lazy_pusher = match (&session, pusher) {
+            (Some(s), Some(p)) => Some(remote_cache::LazyPusher {
+                inner: p,
+                session: s,
+            }),
+            _ => None,
+        };
+        let pusher = match &lazy_pusher {
+            Some(p) => Some(p as &dyn export::Pusher),
+            None => pusher,
+        };
         export::push(&b.source(), outputs, &opts.tags, pusher, progress)?;
     }
     staging.commit()?;
@@ -335,6 +359,21 @@ fn build_locked(
     if let Some(p) = &opts.metadata_file {
         export::create_parent_dir(p)?;
         meta.write_metadata_file(p)?;
+    }
+    if let Some(s) = &session {
+        // After the image is complete and every output written.
+        let mut pushed = Vec::new();
+        for o in &opts.outputs {
+            if let output::Output::Image { names, push: true } = &o.output {
+                pushed.extend(if names.is_empty() {
+                    opts.tags.clone()
+                } else {
+                    names.clone()
+                });
+            }
+        }
+        remote_cache::write::export_all(s, built.first().encoding(), &pushed, progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
     }
     Ok(BuildResult {
         manifest_digest: meta.manifest_digest.clone(),
@@ -386,9 +425,29 @@ pub fn build_images(
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
     let lock = lock_cache(opts, progress)?;
-    let built = build_images_locked(opts, progress, resolver, &input, oci);
+    let built = build_images_with_caches(opts, progress, resolver, &input, oci);
     drop(lock);
     built
+}
+
+/// [`build_images_locked`] with the `--cache-from`/`--cache-to` of `opts`: every blob
+/// of the result is in the store afterwards (the caller reads it), and the caches are
+/// exported once the images are complete.
+fn build_images_with_caches(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    input: &Prepared,
+    oci: bool,
+) -> Result<Built> {
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
+    if let Some(s) = &session {
+        s.ensure_image(&built.source())?;
+        remote_cache::write::export_all(s, built.first().encoding(), &[], progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
+    }
+    Ok(built)
 }
 
 fn build_images_locked(
@@ -397,6 +456,7 @@ fn build_images_locked(
     resolver: &dyn BaseResolver,
     input: &Prepared,
     oci: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
     let several = platforms.len() > 1;
@@ -439,6 +499,7 @@ fn build_images_locked(
             oci,
             p,
             i == 0,
+            session,
         )?);
     }
     if !several {
@@ -456,10 +517,11 @@ fn build_image_locked(
     oci: bool,
     platform: Platform,
     warn_unused: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let eng = engine::Engine::new(
+    let mut eng = engine::Engine::new(
         opts,
         progress,
         resolver,
@@ -467,6 +529,7 @@ fn build_image_locked(
         store,
         scratch.path().to_path_buf(),
     )?;
+    eng.remote = session.cloned();
     let host = Platform::host();
     let platforms = hoist_dockerfile::Platforms {
         target_os: platform.os.clone(),
@@ -528,6 +591,15 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
             labels.insert(k.clone(), v.clone());
         }
     }
+    if let Some(s) = &eng.remote {
+        s.finals.lock().expect("poisoned").push(state.key);
+        if remote_cache::wants_inline(eng.remote.as_ref()) {
+            config.extra.insert(
+                remote_cache::format::INLINE_CONFIG_KEY.to_string(),
+                remote_cache::inline_config(s, &state.key, &state.layers, eng.encoding),
+            );
+        }
+    }
     let mut annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
         annotations.extend(o.annotations.clone());
@@ -540,5 +612,6 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
         annotations: &annotations,
         encoding: eng.encoding,
         oci,
+        remote: eng.remote.clone(),
     })
 }

@@ -215,6 +215,15 @@ impl BaseResolver for DefaultResolver<'_> {
 
 impl Pusher for DefaultResolver<'_> {
     fn push(&self, src: &dyn Source, names: &[String]) -> Result<()> {
+        self.push_mounting(src, names, &[])
+    }
+
+    fn push_mounting(
+        &self,
+        src: &dyn Source,
+        names: &[String],
+        mount_from: &[String],
+    ) -> Result<()> {
         self.drain_early();
         let refs = names
             .iter()
@@ -222,6 +231,10 @@ impl Pusher for DefaultResolver<'_> {
             .collect::<Result<Vec<_>>>()?;
         let opts = PushOptions {
             cache: Some(self.store.clone()),
+            mount_from: mount_from
+                .iter()
+                .filter_map(|m| registry_reference(m).ok())
+                .collect(),
             ..Default::default()
         };
         let report = self.client()?.push(src, &refs, &opts).map_err(reg_err)?;

@@ -119,6 +119,9 @@ pub struct BuildArgs {
     /// Registry settings.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    /// `--cache-to` / `--cache-from`.
+    #[command(flatten)]
+    pub cache: super::cache_flags::CacheFlags,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -214,6 +217,7 @@ impl BuildArgs {
         }
         o.network = self.network.clone();
         o.no_cache = self.no_cache;
+        self.cache.apply(&mut o)?;
         o.jobs = self.jobs.map(|j| j as usize);
         o.pull = self
             .pull

@@ -4,6 +4,7 @@ pub mod assemble;
 pub mod bake;
 pub mod build;
 pub mod cache;
+pub mod cache_flags;
 pub mod dockerfile;
 pub mod inspect;
 pub mod lifecycle;

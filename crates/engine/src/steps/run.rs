@@ -85,6 +85,7 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
             ))
         };
         if !dir.is_dir() {
+            eng.fetch_layers(std::slice::from_ref(l))?;
             let tmp = root.join(format!(
                 ".tmp-{}-{}-{}",
                 std::process::id(),
