@@ -126,7 +126,9 @@ pub fn export_built(
 ) -> Result<ImageMetadata> {
     create_parents(outputs)?;
     let src = built.source();
-    if built.index.is_none() {
+    // One image (with or without an index holding its attestations): its files go
+    // where a single-platform build puts them.
+    if built.images.len() == 1 {
         return export(
             &src,
             &built.first().platform,

@@ -168,6 +168,9 @@ pub struct BuildOptions {
     pub metadata_file: Option<PathBuf>,
     /// Registry client settings (credentials, CAs, insecure hosts, mirrors).
     pub registry: hoist_registry::ClientConfig,
+    /// `--provenance`, `--sbom`, `--attest`: attestations attached to every image (see
+    /// [`crate::attestations`]).
+    pub attest: hoist_attest::options::AttestOptions,
 }
 
 impl BuildOptions {
@@ -206,6 +209,7 @@ impl BuildOptions {
             iidfile: None,
             metadata_file: None,
             registry: hoist_registry::ClientConfig::default(),
+            attest: Default::default(),
         }
     }
 }

@@ -103,6 +103,9 @@ pub struct BuildArgs {
     /// Registry settings.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    /// Attestations (--provenance, --sbom, --attest).
+    #[command(flatten)]
+    pub attest: super::attest_args::AttestArgs,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -241,6 +244,7 @@ impl BuildArgs {
         }
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
+        o.attest = self.attest.to_options()?;
         Ok(o)
     }
 }
