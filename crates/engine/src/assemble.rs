@@ -229,9 +229,8 @@ impl Built {
                     "attestations need OCI media types (oci-mediatypes=true)".into(),
                 ));
             }
-            let (raw, entry) =
-                hoist_attest::layout::attach(&store, &i.digest(), &i.attestations)
-                    .map_err(|e| Error::Invalid(format!("writing attestations: {e}")))?;
+            let (raw, entry) = hoist_attest::layout::attach(&store, &i.digest(), &i.attestations)
+                .map_err(|e| Error::Invalid(format!("writing attestations: {e}")))?;
             crate::gc::touch_blob(&store, &raw.digest());
             manifests.push(entry);
             attestation_manifests.push(raw);

@@ -338,7 +338,11 @@ impl<'a> Engine<'a> {
             .into_iter()
             .map(|(key, r)| {
                 let (reference, platform) = key.rsplit_once('@').unwrap_or((&key, ""));
-                (reference.to_string(), platform.to_string(), r.img.manifest_raw.digest())
+                (
+                    reference.to_string(),
+                    platform.to_string(),
+                    r.img.manifest_raw.digest(),
+                )
             })
             .collect();
         out.sort();
