@@ -20,6 +20,7 @@
 
 pub mod cosign;
 pub mod error;
+pub mod gate;
 pub mod key;
 pub mod payload;
 pub mod registry;
