@@ -2,7 +2,7 @@
 //! given kinds. Both implement [`hoist_promote::gate::Gate`], so `promote` runs them
 //! with the others before it moves anything.
 
-use hoist_attest::intoto::{SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02, SPDX_DOCUMENT};
+use hoist_attest::intoto::{SLSA_PROVENANCE_V02, SLSA_PROVENANCE_V1, SPDX_DOCUMENT};
 use hoist_image::{media_type, Digest, Index, Manifest};
 use hoist_promote::gate::Gate;
 use hoist_registry::{Client, Reference};
@@ -153,7 +153,11 @@ pub fn attached_predicates(
 
 /// Predicate types in cosign's `.att` tag of `digest` (layer annotation `predicateType`,
 /// else the DSSE envelope's statement).
-fn cosign_predicates(client: &Client, repo: &Reference, digest: &Digest) -> crate::Result<Vec<String>> {
+fn cosign_predicates(
+    client: &Client,
+    repo: &Reference,
+    digest: &Digest,
+) -> crate::Result<Vec<String>> {
     let Some(doc) = get_optional(client, &repo.with_tag(&att_tag(digest))?)? else {
         return Ok(Vec::new());
     };
@@ -226,7 +230,9 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert!(AttestationKind::parse("provenance").unwrap().matches(SLSA_PROVENANCE_V1));
+        assert!(AttestationKind::parse("provenance")
+            .unwrap()
+            .matches(SLSA_PROVENANCE_V1));
         assert!(AttestationKind::Provenance.matches(SLSA_PROVENANCE_V02));
         assert!(!AttestationKind::Provenance.matches(SPDX_DOCUMENT));
         assert!(AttestationKind::Sbom.matches(SPDX_DOCUMENT));

@@ -329,10 +329,11 @@ fn carry(
             .with_context(|| format!("copying the referrers of {digest} to {}", d.name()))?;
         tracing::info!("carried {n} referrers of {digest} to {}", d.name());
         let n = hoist_promote::attachments::carry_tag_attachments(client, from, d, digest)
-            .with_context(|| {
-                format!("copying the .sig/.att tags of {digest} to {}", d.name())
-            })?;
-        tracing::info!("carried {n} signature/attestation tags of {digest} to {}", d.name());
+            .with_context(|| format!("copying the .sig/.att tags of {digest} to {}", d.name()))?;
+        tracing::info!(
+            "carried {n} signature/attestation tags of {digest} to {}",
+            d.name()
+        );
     }
     Ok(())
 }
