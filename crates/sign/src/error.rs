@@ -26,13 +26,31 @@ pub enum Error {
     Invalid(String),
     /// The registry failed.
     #[error(transparent)]
-    Registry(#[from] hoist_registry::Error),
+    Registry(Box<hoist_registry::Error>),
     /// Reading an image failed.
     #[error(transparent)]
-    Image(#[from] hoist_image::Error),
+    Image(Box<hoist_image::Error>),
     /// Promotion helpers failed.
     #[error(transparent)]
-    Promote(#[from] hoist_promote::Error),
+    Promote(Box<hoist_promote::Error>),
+}
+
+impl From<hoist_registry::Error> for Error {
+    fn from(e: hoist_registry::Error) -> Error {
+        Error::Registry(Box::new(e))
+    }
+}
+
+impl From<hoist_image::Error> for Error {
+    fn from(e: hoist_image::Error) -> Error {
+        Error::Image(Box::new(e))
+    }
+}
+
+impl From<hoist_promote::Error> for Error {
+    fn from(e: hoist_promote::Error) -> Error {
+        Error::Promote(Box::new(e))
+    }
 }
 
 impl Error {

@@ -47,8 +47,8 @@ impl Gate for RequireSignature {
 
 fn to_promote(e: Error) -> hoist_promote::Error {
     match e {
-        Error::Registry(r) => r.into(),
-        Error::Promote(p) => p,
+        Error::Registry(r) => (*r).into(),
+        Error::Promote(p) => *p,
         other => hoist_promote::Error::Invalid(other.to_string()),
     }
 }
@@ -103,17 +103,20 @@ impl AttestationKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequireAttestation(pub Vec<AttestationKind>);
 
-/// The predicate types attached to every image of `digest` in `repo`: (image digest,
+/// One image of a digest and the predicate types attached to it: (image digest,
 /// platform, predicate types).
+pub type Attached = (Digest, Option<String>, Vec<String>);
+
+/// The predicate types attached to every image of `digest` in `repo`.
 pub fn attached_predicates(
     client: &Client,
     repo: &Reference,
     digest: &Digest,
-) -> crate::Result<Vec<(Digest, Option<String>, Vec<String>)>> {
+) -> crate::Result<Vec<Attached>> {
     let at = repo.with_digest(digest.clone());
     let doc = client.get_manifest(&at)?;
     let mt = hoist_image::source::document_media_type(&doc)?;
-    let mut images: Vec<(Digest, Option<String>, Vec<String>)> = Vec::new();
+    let mut images: Vec<Attached> = Vec::new();
     let mut found = Vec::new();
     if media_type::is_index(&mt) {
         let index: Index = doc
