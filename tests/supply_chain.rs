@@ -836,3 +836,96 @@ fn sbom_lists_every_dpkg_package_of_a_debian_image() {
         assert!(listed.contains_key("hello"), "the package RUN installed");
     }
 }
+
+/// Several platforms: one attestation manifest per image, after the images, each naming
+/// its image; `--attest` spellings; SOURCE_DATE_EPOCH gives the times and stable bytes.
+#[test]
+fn every_platform_gets_its_attestation_manifest() {
+    let env = Env::new();
+    let ctx = env.path("mctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("go.sum"), "github.com/pkg/errors v0.9.1 h1:x=\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY go.sum /src/go.sum\nLABEL arch=$TARGETARCH\n",
+    )
+    .unwrap();
+    let build = |out: &str| {
+        let mut cmd = env.hoist();
+        cmd.args([
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--attest",
+            "type=provenance,mode=min",
+            "--attest",
+            "type=sbom",
+            "-o",
+            &format!("type=oci,dest={}", env.path(out).display()),
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .arg(&ctx);
+        run(&mut cmd).trim().to_string()
+    };
+    let a = build("a");
+    let b = build("b");
+    assert_eq!(a, b, "SOURCE_DATE_EPOCH builds are reproducible");
+    let index: Value = serde_json::from_slice(
+        &fs::read(
+            env.path("a")
+                .join("blobs/sha256")
+                .join(a.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let m = index["manifests"].as_array().unwrap();
+    assert_eq!(m.len(), 4, "{index}");
+    for i in 0..2 {
+        assert_eq!(m[i]["platform"]["os"], "linux");
+        assert_eq!(m[i + 2]["platform"]["os"], "unknown");
+        assert_eq!(
+            m[i + 2]["annotations"]["vnd.docker.reference.digest"],
+            m[i]["digest"]
+        );
+    }
+    let (_, found) = inspect_attestations(&env, &format!("oci:{}", env.path("a").display()));
+    assert_eq!(found.len(), 4);
+    let platforms: std::collections::BTreeSet<&str> = found
+        .iter()
+        .map(|f| f["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        platforms.into_iter().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
+    for f in &found {
+        let s = &f["statement"];
+        if f["predicateType"] == "https://slsa.dev/provenance/v1" {
+            assert_eq!(
+                s["predicate"]["runDetails"]["metadata"]["startedOn"],
+                "2023-11-14T22:13:20Z"
+            );
+            assert!(
+                s["predicate"]["runDetails"].get("byproducts").is_none(),
+                "mode=min"
+            );
+        } else {
+            let p = &s["predicate"]["packages"][0];
+            assert_eq!(
+                p["externalRefs"][0]["referenceLocator"],
+                "pkg:golang/github.com/pkg/errors@v0.9.1"
+            );
+        }
+    }
+    let text = env.ok(&[
+        "inspect",
+        &format!("oci:{}", env.path("a").display()),
+        "--attestations",
+    ]);
+    assert!(
+        text.contains("linux/arm64") && text.contains("https://spdx.dev/Document"),
+        "{text}"
+    );
+}
