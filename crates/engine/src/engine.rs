@@ -75,6 +75,17 @@ impl<T> Default for OnceMap<T> {
 }
 
 impl<T> OnceMap<T> {
+    /// The values computed successfully so far, with their keys.
+    fn done(&self) -> Vec<(String, Arc<T>)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter_map(|(k, c)| match c.get() {
+                Some(Ok(v)) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn get(&self, key: &str, make: impl FnOnce() -> Result<Arc<T>>) -> Result<Arc<T>> {
         let cell = {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -359,6 +370,25 @@ impl<'a> Engine<'a> {
             let img = hoist_image::resolve(src.as_ref(), platform)?;
             Ok(Arc::new(Resolved { src, img }))
         })
+    }
+
+    /// Every image resolved so far: (reference, platform, manifest digest), sorted.
+    pub(crate) fn resolved_images(&self) -> Vec<(String, String, Digest)> {
+        let mut out: Vec<(String, String, Digest)> = self
+            .resolved
+            .done()
+            .into_iter()
+            .map(|(key, r)| {
+                let (reference, platform) = key.rsplit_once('@').unwrap_or((&key, ""));
+                (
+                    reference.to_string(),
+                    platform.to_string(),
+                    r.img.manifest_raw.digest(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Import an image (registry, layout or archive) into the store, once per build

@@ -143,7 +143,9 @@ pub fn stage_built(
     staging: &mut Staging,
 ) -> Result<ImageMetadata> {
     let src = built.source();
-    if built.index.is_none() {
+    // One image (with or without an index holding its attestations): its files go
+    // where a single-platform build puts them.
+    if built.images.len() == 1 {
         return stage(
             &src,
             &built.first().platform,

@@ -29,6 +29,7 @@
 //! run_build -- CONTEXT OUT`).
 
 pub mod assemble;
+pub mod attestations;
 pub mod buildfile;
 pub mod cache;
 pub mod cleanup;
@@ -171,6 +172,8 @@ struct Prepared {
     df: hoist_dockerfile::Dockerfile,
     df_name: String,
     context: tree::LocalContext,
+    /// The sha256 of the Dockerfile's text (provenance).
+    df_digest: Digest,
 }
 
 /// Read and parse the Dockerfile, open the context, create the cache directory.
@@ -186,6 +189,7 @@ fn prepare(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<Pre
         df,
         df_name,
         context,
+        df_digest: Digest::sha256(text.as_bytes()),
     })
 }
 
@@ -461,6 +465,7 @@ fn build_images_locked(
     let platforms = opts.target_platforms();
     let several = platforms.len() > 1;
     export::check_outputs(&opts.outputs, platforms.len())?;
+    attestations::check_outputs(opts, oci)?;
     let mut index_annotations = std::collections::BTreeMap::new();
     let mut descriptor_annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
@@ -502,7 +507,7 @@ fn build_images_locked(
             session,
         )?);
     }
-    if !several {
+    if !several && !opts.attest.any() {
         return Ok(Built::single(images.pop().expect("one platform")));
     }
     Built::indexed(images, oci, &index_annotations, &descriptor_annotations)
@@ -567,8 +572,11 @@ fn build_image_locked(
             )));
         }
     }
-    let image = finish(&eng, &state, oci)?;
+    let mut image = finish(&eng, &state, oci)?;
     eng.hasher.save();
+    if opts.attest.any() {
+        image.attestations = attestations::predicates(&eng, input, &image)?;
+    }
     Ok(image)
 }
 

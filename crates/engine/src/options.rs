@@ -174,6 +174,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<crate::remote_cache::CacheImport>,
     /// `--cache-to`: where to export this build's steps.
     pub cache_to: Vec<crate::remote_cache::CacheExport>,
+    /// `--provenance`, `--sbom`, `--attest`: attestations attached to every image (see
+    /// [`crate::attestations`]).
+    pub attest: hoist_attest::options::AttestOptions,
 }
 
 impl BuildOptions {
@@ -215,6 +218,7 @@ impl BuildOptions {
             download: crate::download::DownloadOptions::default(),
             cache_from: Vec::new(),
             cache_to: Vec::new(),
+            attest: Default::default(),
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct BuildArgs {
     /// `--cache-to` / `--cache-from`.
     #[command(flatten)]
     pub cache: super::cache_flags::CacheFlags,
+    /// Attestations (--provenance, --sbom, --attest).
+    #[command(flatten)]
+    pub attest: super::attest_args::AttestArgs,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -273,6 +276,7 @@ impl BuildArgs {
         }
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
+        o.attest = self.attest.to_options()?;
         Ok(o)
     }
 }
