@@ -132,6 +132,7 @@ pub fn main() -> ExitCode {
             | Command::Tag(_)
             | Command::Untag(_)
             | Command::Promote(_)
+            | Command::Sign(_)
             | Command::Rollback(_)
             | Command::Prune(_)
     );
