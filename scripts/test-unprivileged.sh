@@ -23,7 +23,7 @@ hoist_bin=$(cargo metadata --format-version 1 --no-deps | jq -r .target_director
 
 W=$(mktemp -d /tmp/hoist-unpriv.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-mkdir -p "$W/bin" "$W/repo" "$W/tmp"
+mkdir -p "$W/bin" "$W/repo" "$W/tmp" "$W/run"
 # Hard links where /tmp shares the target's file system (the binaries are large), else copies.
 link_or_copy() { cp -l "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 link_or_copy "$hoist_bin" "$W/bin/hoist"
@@ -41,7 +41,11 @@ fi
   done
 done
 # The user owns its repo copy and scratch space; the binaries stay root's (read + execute).
-chown -R "$USER_NAME:" "$W/repo" "$W/tmp"
+chown -R "$USER_NAME:" "$W/repo" "$W/tmp" "$W/run"
+# A runtime directory of the user's own for podman and skopeo (rootless podman runs the
+# images the assemble suite builds): without XDG_RUNTIME_DIR they look under
+# /run/containers/UID, which a root podman run leaves root-only (permission denied).
+chmod 700 "$W/run"
 chmod 755 "$W" "$W/bin"
 
 status=0
@@ -49,10 +53,11 @@ for b in "$W"/bin/*; do
   name=$(basename "$b")
   [ "$name" = hoist ] && continue
   # Only the suites that touch the file system, namespaces or the CLI need the second run.
-  [[ "$name" =~ ^(build|cache|run|task|task_image|hostile_context|users|sandbox|hoist_sandbox|hoist_image|hoist_engine)- || "$name" =~ ^(layer_|formats_) ]] || continue
+  [[ "$name" =~ ^(assemble|build|cache|run|task|task_image|hostile_context|users|sandbox|hoist_sandbox|hoist_image|hoist_engine)- || "$name" =~ ^(layer_|formats_) ]] || continue
   echo "== $name as $USER_NAME"
   if ! runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="/home/$USER_NAME" LANG=C.UTF-8 \
       HOIST_BIN="$W/bin/hoist" HOIST_REPO="$W/repo" HOIST_TEST_TMP="$W/tmp" TMPDIR="$W/tmp" \
+      XDG_RUNTIME_DIR="$W/run" \
       RUST_BACKTRACE=1 CI=1 "$b" --test-threads=2; then
     status=1
   fi

@@ -1,6 +1,6 @@
 //! End-to-end tests of `hoist assemble` (real registry, skopeo, umoci) and of
 //! automatic builds (`hoist plan`, `hoist build` without a Dockerfile, the result run
-//! and asked over HTTP).
+//! under podman and asked over HTTP, or its stdout read).
 
 mod common;
 
@@ -207,68 +207,98 @@ fn plan_prints_a_dockerfile_and_unknown_apps_get_a_clear_error() {
     );
 }
 
-/// Run an image's entrypoint + cmd as its config says (user, env, working directory) in
-/// its unpacked root file system, in a private network namespace, and return what an
-/// HTTP GET of `http://127.0.0.1:8080/` answers there. `podman run` cannot start
-/// containers on the machines this suite runs on (runc's setrlimit is refused), so the
-/// runner is chroot + unshare; the image is unpacked by umoci, independently of hoist.
-fn serve_and_get(env: &Env, layout: &Path, tag: &str) -> String {
-    let cfg = skopeo_config(&format!("oci:{}:{tag}", layout.display()));
-    let c = &cfg["config"];
-    let root = umoci_unpack(layout, tag, &env.path("bundle"));
-    let mut argv: Vec<String> = Vec::new();
-    for k in ["Entrypoint", "Cmd"] {
-        if let Some(a) = c[k].as_array() {
-            argv.extend(a.iter().map(|v| v.as_str().unwrap().to_string()));
-        }
+/// An image of an OCI layout copied into podman's storage under a name of its own
+/// (skopeo, independently of hoist), removed again on drop.
+struct PodmanImage {
+    name: String,
+}
+
+impl PodmanImage {
+    fn load(env: &Env, layout: &Path, tag: &str) -> PodmanImage {
+        let unique = env
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let name = format!("localhost/hoist-e2e-{unique}:{tag}");
+        run(Command::new("skopeo")
+            .arg("copy")
+            .arg("--quiet")
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("containers-storage:{name}")));
+        PodmanImage { name }
     }
-    let user = c["User"].as_str().unwrap_or("0:0");
-    let user = if user.contains(':') {
-        user.to_string()
+}
+
+impl Drop for PodmanImage {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rmi", "--force", &self.name])
+            .output();
+    }
+}
+
+/// `podman ARGS…` with its output; panics with podman's stderr when it fails.
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert_success(&out, &format!("podman {}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Run image `layout:tag` under podman (as the user running the suite: rootful as root,
+/// rootless otherwise), in a network namespace of its own (`--network=none`: loopback
+/// only), and return what an HTTP GET of `http://127.0.0.1:8080/` answers inside that
+/// namespace (curl entered into it with nsenter, through `podman unshare` when rootless).
+fn podman_serve_and_get(env: &Env, layout: &Path, tag: &str) -> String {
+    let image = PodmanImage::load(env, layout, tag);
+    let id = podman(&["run", "--detach", "--network=none", &image.name]);
+    let pid = podman(&["inspect", "--format", "{{.State.Pid}}", &id]);
+    let mut curl = if is_root() {
+        Command::new("nsenter")
     } else {
-        format!("{user}:{user}")
+        let mut c = Command::new("podman");
+        c.args(["unshare", "nsenter"]);
+        c
     };
-    let wd = c["WorkingDir"]
-        .as_str()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/");
-    let envs: Vec<String> = c["Env"]
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-    let script = format!(
-        "ip link set lo up\n\
-         env -i {envs} chroot --userspec={user} {root} /bin/sh -c 'cd \"$0\" && exec \"$@\"' {wd} {argv} > {log} 2>&1 &\n\
-         pid=$!\n\
-         for i in $(seq 150); do curl -fsS http://127.0.0.1:8080/ && break; sleep 0.2; done\n\
-         kill $pid\n",
-        envs = envs.iter().map(|e| q(e)).collect::<Vec<_>>().join(" "),
-        root = q(root.to_str().unwrap()),
-        wd = q(wd),
-        argv = argv.iter().map(|a| q(a)).collect::<Vec<_>>().join(" "),
-        log = q(env.path("server.log").to_str().unwrap()),
-    );
-    let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&out.stdout).to_string();
+    curl.args(["-t", &pid, "-n", "curl", "-fsS", "http://127.0.0.1:8080/"]);
+    let mut answer = String::new();
+    for _ in 0..150 {
+        let out = curl.output().unwrap();
+        if out.status.success() {
+            answer = String::from_utf8_lossy(&out.stdout).into_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let logs = Command::new("podman").args(["logs", &id]).output().unwrap();
+    let _ = Command::new("podman")
+        .args(["rm", "--force", "--time", "0", &id])
+        .output();
     assert!(
         !answer.is_empty(),
-        "no HTTP answer; server log: {}; {}",
-        fs::read_to_string(env.path("server.log")).unwrap_or_default(),
-        String::from_utf8_lossy(&out.stderr)
+        "no HTTP answer from the container; its log:\n{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
     );
     answer
 }
 
+/// Run image `layout:tag` under podman (`--network=none`) to completion; its stdout.
+fn podman_stdout(env: &Env, layout: &Path, tag: &str) -> String {
+    let image = PodmanImage::load(env, layout, tag);
+    let out = Command::new("podman")
+        .args(["run", "--rm", "--network=none", &image.name])
+        .output()
+        .unwrap();
+    assert_success(&out, &format!("podman run {}", image.name));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn auto_build_of_a_static_site_answers_http() {
-    if !is_root() {
-        eprintln!("skipped: running the image needs root (chroot, unshare)");
-        return;
-    }
     let env = Env::new();
     let site = env.path("site");
     fs::create_dir_all(&site).unwrap();
@@ -286,7 +316,7 @@ fn auto_build_of_a_static_site_answers_http() {
     ]);
     let cfg = skopeo_config(&format!("oci:{}:1", tar.display()));
     assert_eq!(cfg["config"]["User"], "65534:65534");
-    let answer = serve_and_get(&env, &tar, "1");
+    let answer = podman_serve_and_get(&env, &tar, "1");
     assert_eq!(answer, "<h1>auto static</h1>\n");
 }
 
@@ -322,5 +352,211 @@ fn auto_build_of_a_python_app_on_debian_answers_http() {
         "-o",
         &format!("type=oci,dest={}", tar.display()),
     ]);
-    assert_eq!(serve_and_get(&env, &tar, "1"), "python says hi\n");
+    assert_eq!(podman_serve_and_get(&env, &tar, "1"), "python says hi\n");
+}
+
+/// The Debian base with `hoist.toml` giving each of `kinds` that base and `setup`, and
+/// the final stage (`runtime`, e.g. `go-runtime`) the busybox base.
+fn debian_hoist_toml(debian: &Path, kinds: &[&str], setup: &str, runtime: Option<&str>) -> String {
+    let mut t = String::from("[base]\n");
+    for k in kinds {
+        t.push_str(&format!("{k} = \"oci:{}:bookworm\"\n", debian.display()));
+    }
+    if let Some(r) = runtime {
+        t.push_str(&format!(
+            "{r} = \"oci:{}:latest\"\n",
+            busybox_base().display()
+        ));
+    }
+    t.push_str("[setup]\n");
+    for k in kinds {
+        t.push_str(&format!(
+            "{k} = \"apt-get update && apt-get install -y --no-install-recommends {setup} && rm -rf /var/lib/apt/lists/*\"\n"
+        ));
+    }
+    t
+}
+
+#[test]
+fn auto_build_of_a_node_app_on_debian_answers_http() {
+    let Some(debian) = debian_base() else {
+        eprintln!("skipped: the Debian base needs root to make");
+        return;
+    };
+    let env = Env::new();
+    let app = env.path("node");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(
+        app.join("package.json"),
+        r#"{"name":"hi","version":"1.0.0","scripts":{"start":"node server.js"}}"#,
+    )
+    .unwrap();
+    // A lockfile with no dependencies: `npm ci` installs nothing and needs no registry.
+    fs::write(
+        app.join("package-lock.json"),
+        r#"{"name":"hi","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"hi","version":"1.0.0"}}}"#,
+    )
+    .unwrap();
+    fs::write(
+        app.join("server.js"),
+        "require('http').createServer((q, r) => r.end('node says hi, ' + process.env.NODE_ENV + '\\n')).listen(8080, '0.0.0.0');\n",
+    )
+    .unwrap();
+    fs::write(
+        app.join("hoist.toml"),
+        debian_hoist_toml(&debian, &["node"], "nodejs npm", None),
+    )
+    .unwrap();
+    let plan = env.ok(&["plan", app.to_str().unwrap()]);
+    assert!(plan.contains("npm ci --omit=dev"), "{plan}");
+    let out = env.path("node-oci");
+    env.ok(&[
+        "build",
+        app.to_str().unwrap(),
+        "-t",
+        "node:1",
+        "-o",
+        &format!("type=oci,dest={}", out.display()),
+    ]);
+    let cfg = skopeo_config(&format!("oci:{}:1", out.display()));
+    assert_eq!(cfg["config"]["User"], "65534:65534");
+    assert_eq!(
+        podman_serve_and_get(&env, &out, "1"),
+        "node says hi, production\n"
+    );
+}
+
+#[test]
+fn auto_build_of_a_go_app_on_debian_prints_its_output() {
+    let Some(debian) = debian_base() else {
+        eprintln!("skipped: the Debian base needs root to make");
+        return;
+    };
+    let env = Env::new();
+    let app = env.path("go");
+    fs::create_dir_all(&app).unwrap();
+    // Debian bookworm's golang-go is Go 1.19; no dependencies, so no module proxy.
+    fs::write(app.join("go.mod"), "module example.com/hi\n\ngo 1.19\n").unwrap();
+    fs::write(
+        app.join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tfmt.Printf(\"go says hi as %d\\n\", os.Getuid())\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        app.join("hoist.toml"),
+        debian_hoist_toml(&debian, &["go"], "golang-go", Some("go-runtime")),
+    )
+    .unwrap();
+    let out = env.path("go-oci");
+    env.ok(&[
+        "build",
+        app.to_str().unwrap(),
+        "-t",
+        "go:1",
+        "-o",
+        &format!("type=oci,dest={}", out.display()),
+    ]);
+    // The final stage is the busybox base plus one static binary: no Go toolchain.
+    let cfg = skopeo_config(&format!("oci:{}:1", out.display()));
+    assert_eq!(cfg["config"]["Entrypoint"][0], "/app");
+    let root = umoci_unpack(&out, "1", &env.path("bundle"));
+    assert!(!root.join("usr/lib/go").exists() && !root.join("usr/bin/go").exists());
+    assert_eq!(podman_stdout(&env, &out, "1"), "go says hi as 65534\n");
+}
+
+#[test]
+fn assemble_honours_compression_media_types_and_annotations_of_its_outputs() {
+    let env = Env::new();
+    let app = env.path("app");
+    write_exe(&app, "#!/bin/sh\necho hi\n");
+    let add = format!("{}:/app", app.display());
+    let zstd = env.path("zstd");
+    env.ok(&[
+        "assemble",
+        "--add",
+        &add,
+        "-t",
+        "a:1",
+        "-o",
+        &format!(
+            "type=oci,dest={},compression=zstd,compression-level=19,annotation.org.example.k=v",
+            zstd.display()
+        ),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&skopeo_raw(&format!("oci:{}:1", zstd.display()))).unwrap();
+    assert_eq!(
+        m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+        "{m}"
+    );
+    assert_eq!(m["annotations"]["org.example.k"], "v", "{m}");
+
+    let docker = env.path("docker");
+    env.ok(&[
+        "assemble",
+        "--add",
+        &add,
+        "-t",
+        "a:1",
+        "-o",
+        &format!("type=oci,dest={},oci-mediatypes=false", docker.display()),
+    ]);
+    // (skopeo's oci: transport lists OCI manifests only: read the layout's index.)
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(docker.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "{index}"
+    );
+    let flag = env.path("flag");
+    let by_flag = env.ok(&[
+        "assemble",
+        "--add",
+        &add,
+        "--docker-media-types",
+        "-t",
+        "a:1",
+        "-o",
+        &format!("type=oci,dest={}", flag.display()),
+    ]);
+    assert_eq!(
+        index["manifests"][0]["digest"].as_str().unwrap(),
+        by_flag.trim(),
+        "oci-mediatypes=false is --docker-media-types"
+    );
+
+    for (outputs, expect) in [
+        (
+            vec!["type=oci,dest=A,force-compression=true"],
+            "force-compression=true is not supported",
+        ),
+        (
+            vec![
+                "type=oci,dest=A,compression=zstd",
+                "type=oci,dest=B,compression=gzip",
+            ],
+            "different compression",
+        ),
+        (
+            vec!["type=oci,dest=A,annotation-index.k=v"],
+            "multi-platform",
+        ),
+        (
+            vec!["type=oci,dest=A,oci-mediatypes=false,annotation.k=v"],
+            "no annotations",
+        ),
+    ] {
+        let mut args = vec!["assemble".to_string(), "--add".into(), add.clone()];
+        for o in &outputs {
+            args.push("-o".into());
+            args.push(
+                o.replace("dest=A", &format!("dest={}", env.path("A").display()))
+                    .replace("dest=B", &format!("dest={}", env.path("B").display())),
+            );
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = env.fails(&args);
+        assert!(err.contains(expect), "{outputs:?}: {err}");
+        assert!(!env.path("A").exists() && !env.path("B").exists());
+    }
 }

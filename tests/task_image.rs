@@ -390,7 +390,9 @@ const MAKE_OUTER_DOCKERFILE: &str = r#"ARG task_image
 FROM ${task_image} AS make
 COPY --chown=hoist:hoist work /home/hoist/work
 USER hoist
-RUN cd /home/hoist/work && make release OUT=out && jq --version > out/jq-version
+RUN cd /home/hoist/work && make release OUT=out && jq --version > out/jq-version \
+ && git --version > out/git-version && bash -c 'echo "bash $BASH_VERSION"' > out/bash-version \
+ && id -u > out/uid
 
 FROM scratch
 COPY --from=make /home/hoist/work/out /
@@ -464,6 +466,9 @@ fn tools_image_runs_a_makefile_that_calls_hoist_build() {
         .unwrap();
     assert_success(&o, "make release inside the tools image");
     assert!(read(&out.join("jq-version")).starts_with("jq-"));
+    assert!(read(&out.join("git-version")).starts_with("git version "));
+    assert!(read(&out.join("bash-version")).starts_with("bash 5."));
+    assert_eq!(read(&out.join("uid")), "1000\n", "make ran as the image's user hoist");
     let info = skopeo_inspect(&format!("docker-archive:{}", out.join("one.tar").display()));
     assert!(!info["Layers"].as_array().unwrap().is_empty(), "{info}");
     assert_eq!(read(&out.join("two-rootfs/two")), "two\n");

@@ -296,3 +296,156 @@ fn bake_builds_each_image_with_its_outputs_and_pushes_to_its_tags() {
         "{err}"
     );
 }
+
+#[test]
+fn unknown_network_values_are_refused_before_building() {
+    let env = Env::new();
+    // No RUN in the fixture: the value used to be accepted and never looked at.
+    let err = env.fails(&[
+        "build",
+        "--network",
+        "bridge",
+        "-o",
+        &format!("type=oci,dest={}", env.path("out").display()),
+        fixture("hello").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("bridge") && err.contains("default") && err.contains("none"),
+        "{err}"
+    );
+    assert!(!env.path("out").exists());
+    env.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-o",
+        &format!("type=oci,dest={}", env.path("out").display()),
+        fixture("hello").to_str().unwrap(),
+    ]);
+}
+
+/// The modification time and name of every entry of a (gzip) layer blob, as GNU tar
+/// lists them.
+fn layer_listing(layout: &Path, tag: &str) -> String {
+    let raw = skopeo_raw(&format!("oci:{}:{tag}", layout.display()));
+    let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let last = m["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    run(std::process::Command::new("tar")
+        .args(["-tvzf"])
+        .arg(layout.join("blobs/sha256").join(last))
+        .args(["--full-time", "--numeric-owner"]))
+}
+
+#[test]
+fn rewrite_timestamp_clamps_new_files_and_the_other_buildkit_attributes_are_refused() {
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!(
+            "FROM oci:{}:latest\nRUN echo new > /new\n",
+            busybox_base().display()
+        ),
+    );
+    let out = env.path("out");
+    env.ok(&[
+        "build",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1000",
+        "-t",
+        "t:1",
+        "-o",
+        &format!("type=oci,dest={},rewrite-timestamp=true", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    // The RUN wrote /new now; its layer says SOURCE_DATE_EPOCH (1000 s = 00:16:40).
+    let listing = layer_listing(&out, "1");
+    let line = listing
+        .lines()
+        .find(|l| l.ends_with(" new"))
+        .unwrap_or_else(|| panic!("no /new in the RUN's layer:\n{listing}"));
+    assert!(line.contains("1970-01-01 00:16:40"), "{line}");
+
+    for (attr, what) in [
+        (
+            "rewrite-timestamp=false",
+            "rewrite-timestamp=false is not supported",
+        ),
+        ("buildinfo=true", "buildinfo=true is not supported"),
+        ("unpack=true", "unpack=true is not supported"),
+        ("store=true", "store=true is not supported"),
+    ] {
+        let err = env.fails(&[
+            "build",
+            "-o",
+            &format!("type=oci,dest={},{attr}", env.path("refused").display()),
+            fixture("hello").to_str().unwrap(),
+        ]);
+        assert!(err.contains(what), "{attr}: {err}");
+        assert!(!env.path("refused").exists());
+    }
+}
+
+#[test]
+fn pull_refuses_output_attributes_that_would_re_encode_the_image() {
+    let env = Env::new();
+    // Refused before any registry is asked: this address has no registry.
+    for (attr, named) in [
+        ("compression=zstd", "compression=zstd"),
+        ("force-compression=true", "force-compression=true"),
+        ("oci-mediatypes=false", "oci-mediatypes=false"),
+        ("annotation.org.example.k=v", "annotation.org.example.k"),
+    ] {
+        let err = env.fails(&[
+            "pull",
+            "127.0.0.1:9/nothing:1",
+            "-o",
+            &format!("type=oci,dest={},{attr}", env.path("x").display()),
+        ]);
+        assert!(
+            err.contains(&format!("{named} is not supported")) && err.contains("digest"),
+            "{attr}: {err}"
+        );
+        assert!(
+            !err.contains("127.0.0.1:9"),
+            "asked the registry first: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_context_and_a_file_in_an_output_path_are_named_once() {
+    let env = Env::new();
+    let missing = env.path("no-such-app");
+    let err = env.fails(&["build", missing.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!("{} does not exist", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("no-such-app").count(), 1, "named once: {err}");
+    assert!(!err.contains("os error"), "{err}");
+
+    // A file where a parent directory of --iidfile (or an output) has to be.
+    fs::write(env.path("file"), "x").unwrap();
+    for flag in ["--iidfile", "--metadata-file"] {
+        let target = env.path("file/sub/id");
+        let err = env.fails(&[
+            "build",
+            flag,
+            target.to_str().unwrap(),
+            fixture("hello").to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains(&format!(
+                "{} exists and is not a directory",
+                env.path("file").display()
+            )),
+            "{flag}: {err}"
+        );
+    }
+}

@@ -30,8 +30,8 @@ pub use settings::Settings;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading the app directory failed.
-    #[error("{path}: {source}")]
+    /// Reading the app directory failed (the cause is the source, not repeated here).
+    #[error("reading {}", path.display())]
     Io {
         /// The path read.
         path: std::path::PathBuf,

@@ -16,6 +16,18 @@ use crate::staging::Staging;
 pub trait Pusher {
     /// Push `src` to every reference in `names`.
     fn push(&self, src: &dyn Source, names: &[String]) -> Result<()>;
+
+    /// [`Pusher::push`], trying cross-repository mounts from `mount_from` (references in
+    /// the same registry that may hold the blobs: the build's `--cache-from` refs).
+    fn push_mounting(
+        &self,
+        src: &dyn Source,
+        names: &[String],
+        mount_from: &[String],
+    ) -> Result<()> {
+        let _ = mount_from;
+        self.push(src, names)
+    }
 }
 
 /// The tag of an image name (`registry:5000/app:1.2@sha256:…` → `1.2`; `latest` when the
@@ -90,6 +102,14 @@ pub fn create_parents(outputs: &[OutputSpec]) -> Result<()> {
 /// `--metadata-file`, an output).
 pub fn create_parent_dir(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // create_dir_all says only "File exists" when a file stands in the way: name it.
+        if let Some(file) = parent.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+            return Err(Error::Invalid(format!(
+                "cannot write {}: {} exists and is not a directory",
+                path.display(),
+                file.display()
+            )));
+        }
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     Ok(())
@@ -123,7 +143,9 @@ pub fn stage_built(
     staging: &mut Staging,
 ) -> Result<ImageMetadata> {
     let src = built.source();
-    if built.index.is_none() {
+    // One image (with or without an index holding its attestations): its files go
+    // where a single-platform build puts them.
+    if built.images.len() == 1 {
         return stage(
             &src,
             &built.first().platform,

@@ -29,6 +29,7 @@
 //! run_build -- CONTEXT OUT`).
 
 pub mod assemble;
+pub mod attestations;
 pub mod buildfile;
 pub mod cache;
 pub mod cleanup;
@@ -36,6 +37,7 @@ pub mod compat;
 pub mod copy;
 pub mod copy_sources;
 pub mod download;
+pub mod early_push;
 pub mod engine;
 pub mod error;
 pub(crate) mod execute;
@@ -54,6 +56,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod provenance;
+pub mod remote_cache;
 pub mod resolver;
 pub(crate) mod schedule;
 pub mod ssh;
@@ -169,6 +172,8 @@ struct Prepared {
     df: hoist_dockerfile::Dockerfile,
     df_name: String,
     context: tree::LocalContext,
+    /// The sha256 of the Dockerfile's text (provenance).
+    df_digest: Digest,
 }
 
 /// Read and parse the Dockerfile, open the context, create the cache directory.
@@ -184,6 +189,7 @@ fn prepare(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<Pre
         df,
         df_name,
         context,
+        df_digest: Digest::sha256(text.as_bytes()),
     })
 }
 
@@ -289,7 +295,8 @@ fn build_locked(
         ));
     }
     let oci = opts.outputs.first().map(output_is_oci).unwrap_or(true);
-    let built = build_images_locked(opts, progress, resolver, input, oci)?;
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     // Each output gets the build in the encoding it asks for (the first output's is the
     // one the steps wrote; others re-encode cached diffs, never re-running a step).
@@ -311,6 +318,17 @@ fn build_locked(
     let mut encoded = Vec::new();
     for (encoding, oci, outputs) in &groups {
         let b = built.encoded(*encoding, *oci)?;
+        // Layers still only in a remote cache: fetched for outputs that write bytes; a
+        // push mounts them instead.
+        if let Some(sess) = &session {
+            if pusher.is_none()
+                || outputs
+                    .iter()
+                    .any(|o| !matches!(o.output, output::Output::Image { .. }))
+            {
+                sess.ensure_image(&b.source())?;
+            }
+        }
         let m = export::stage_built(
             &b,
             outputs,
@@ -323,6 +341,17 @@ fn build_locked(
         encoded.push((b, outputs));
     }
     for (b, outputs) in &encoded {
+        let lazy_pusher = match (&session, pusher) {
+            (Some(s), Some(p)) => Some(remote_cache::LazyPusher {
+                inner: p,
+                session: s,
+            }),
+            _ => None,
+        };
+        let pusher = match &lazy_pusher {
+            Some(p) => Some(p as &dyn export::Pusher),
+            None => pusher,
+        };
         export::push(&b.source(), outputs, &opts.tags, pusher, progress)?;
     }
     staging.commit()?;
@@ -334,6 +363,21 @@ fn build_locked(
     if let Some(p) = &opts.metadata_file {
         export::create_parent_dir(p)?;
         meta.write_metadata_file(p)?;
+    }
+    if let Some(s) = &session {
+        // After the image is complete and every output written.
+        let mut pushed = Vec::new();
+        for o in &opts.outputs {
+            if let output::Output::Image { names, push: true } = &o.output {
+                pushed.extend(if names.is_empty() {
+                    opts.tags.clone()
+                } else {
+                    names.clone()
+                });
+            }
+        }
+        remote_cache::write::export_all(s, built.first().encoding(), &pushed, progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
     }
     Ok(BuildResult {
         manifest_digest: meta.manifest_digest.clone(),
@@ -385,9 +429,29 @@ pub fn build_images(
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
     let lock = lock_cache(opts, progress)?;
-    let built = build_images_locked(opts, progress, resolver, &input, oci);
+    let built = build_images_with_caches(opts, progress, resolver, &input, oci);
     drop(lock);
     built
+}
+
+/// [`build_images_locked`] with the `--cache-from`/`--cache-to` of `opts`: every blob
+/// of the result is in the store afterwards (the caller reads it), and the caches are
+/// exported once the images are complete.
+fn build_images_with_caches(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    input: &Prepared,
+    oci: bool,
+) -> Result<Built> {
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
+    if let Some(s) = &session {
+        s.ensure_image(&built.source())?;
+        remote_cache::write::export_all(s, built.first().encoding(), &[], progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
+    }
+    Ok(built)
 }
 
 fn build_images_locked(
@@ -396,10 +460,12 @@ fn build_images_locked(
     resolver: &dyn BaseResolver,
     input: &Prepared,
     oci: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
     let several = platforms.len() > 1;
     export::check_outputs(&opts.outputs, platforms.len())?;
+    attestations::check_outputs(opts, oci)?;
     let mut index_annotations = std::collections::BTreeMap::new();
     let mut descriptor_annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
@@ -438,9 +504,10 @@ fn build_images_locked(
             oci,
             p,
             i == 0,
+            session,
         )?);
     }
-    if !several {
+    if !several && !opts.attest.any() {
         return Ok(Built::single(images.pop().expect("one platform")));
     }
     Built::indexed(images, oci, &index_annotations, &descriptor_annotations)
@@ -455,10 +522,11 @@ fn build_image_locked(
     oci: bool,
     platform: Platform,
     warn_unused: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let eng = engine::Engine::new(
+    let mut eng = engine::Engine::new(
         opts,
         progress,
         resolver,
@@ -466,6 +534,7 @@ fn build_image_locked(
         store,
         scratch.path().to_path_buf(),
     )?;
+    eng.remote = session.cloned();
     let host = Platform::host();
     let platforms = hoist_dockerfile::Platforms {
         target_os: platform.os.clone(),
@@ -503,8 +572,11 @@ fn build_image_locked(
             )));
         }
     }
-    let image = finish(&eng, &state, oci)?;
+    let mut image = finish(&eng, &state, oci)?;
     eng.hasher.save();
+    if opts.attest.any() {
+        image.attestations = attestations::predicates(&eng, input, &image)?;
+    }
     Ok(image)
 }
 
@@ -527,6 +599,15 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
             labels.insert(k.clone(), v.clone());
         }
     }
+    if let Some(s) = &eng.remote {
+        s.finals.lock().expect("poisoned").push(state.key);
+        if remote_cache::wants_inline(eng.remote.as_ref()) {
+            config.extra.insert(
+                remote_cache::format::INLINE_CONFIG_KEY.to_string(),
+                remote_cache::inline_config(s, &state.key, &state.layers, eng.encoding),
+            );
+        }
+    }
     let mut annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
         annotations.extend(o.annotations.clone());
@@ -539,5 +620,6 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
         annotations: &annotations,
         encoding: eng.encoding,
         oci,
+        remote: eng.remote.clone(),
     })
 }

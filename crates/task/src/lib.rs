@@ -14,6 +14,7 @@
 
 /// The build file (shared with `hoist bake`): [`hoist_engine::buildfile`].
 pub use hoist_engine::buildfile;
+pub mod cache_params;
 pub mod files;
 pub mod outputs;
 pub mod params;
@@ -107,6 +108,8 @@ fn base_options(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> B
     o.ssh = p.ssh.clone();
     o.add_hosts = p.add_hosts.clone();
     o.no_cache = p.no_cache;
+    o.cache_from = p.cache_from.clone();
+    o.cache_to = p.cache_to.clone();
     o.pull = p.pull;
     o.source_date_epoch = p.source_date_epoch;
     let mut reg = hoist_registry::ClientConfig {

@@ -121,6 +121,10 @@ pub struct TaskParams {
     pub no_cache: bool,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
+    /// `CACHE_FROM`: `--cache-from` specs, one a line (or separated by spaces).
+    pub cache_from: Vec<hoist_engine::remote_cache::CacheImport>,
+    /// `CACHE_TO`: `--cache-to` specs, likewise.
+    pub cache_to: Vec<hoist_engine::remote_cache::CacheExport>,
 }
 
 /// The default bound of the task cache.
@@ -153,6 +157,8 @@ const EXACT: &[&str] = &[
     "HOIST_TAGS",
     "HOIST_PULL",
     "HOIST_NO_CACHE",
+    "CACHE_FROM",
+    "CACHE_TO",
     "HOIST_INSECURE_REGISTRIES",
     "HOIST_REGISTRY_AUTH",
     "HOIST_LOG",
@@ -323,6 +329,10 @@ impl TaskParams {
             }),
         };
         let no_cache = bool_param(&mut c, "HOIST_NO_CACHE");
+        let (cache_from, cache_to) =
+            crate::cache_params::parse(get("CACHE_FROM"), get("CACHE_TO"), workdir, &mut |k, m| {
+                c.err(k, m)
+            });
 
         let build_file = get("HOIST_BUILD_FILE").map(path);
         if let Some(f) = &build_file {
@@ -696,6 +706,8 @@ impl TaskParams {
             pull,
             no_cache,
             source_date_epoch,
+            cache_from,
+            cache_to,
         })
     }
 }

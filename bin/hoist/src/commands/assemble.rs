@@ -221,16 +221,38 @@ pub fn run(a: AssembleArgs) -> Result<ExitCode> {
         None => None,
     };
     let epoch = reproducible_time();
-    let family = if a.docker_media_types {
+    let attrs = super::output_attrs::for_assemble(&outputs)?;
+    if a.docker_media_types && attrs.oci_mediatypes == Some(true) {
+        bail!("--docker-media-types and --output oci-mediatypes=true exclude each other");
+    }
+    let family = if a.docker_media_types || attrs.oci_mediatypes == Some(false) {
         MediaTypes::Docker
     } else {
         MediaTypes::Oci
     };
-    let mut opts = WriteOptions::default();
-    if let Some(o) = outputs.iter().find(|o| o.compression.is_some()) {
-        opts.compression = o.compression.unwrap_or(opts.compression);
-        opts.level = o.compression_level;
+    if family == MediaTypes::Docker
+        && !(attrs.annotations.is_empty()
+            && attrs.index_annotations.is_empty()
+            && attrs.descriptor_annotations.is_empty())
+    {
+        bail!(
+            "--output annotation.*: Docker media types (--docker-media-types or \
+             oci-mediatypes=false) have no annotations; use OCI media types to annotate"
+        );
     }
+    if platforms.len() < 2
+        && !(attrs.index_annotations.is_empty() && attrs.descriptor_annotations.is_empty())
+    {
+        bail!(
+            "--output annotation-index.* and annotation-manifest-descriptor.* apply to the \
+             image index of a multi-platform image; this one has one platform (use annotation.*)"
+        );
+    }
+    let mut opts = WriteOptions::default();
+    if let Some(c) = attrs.compression {
+        opts.compression = c;
+    }
+    opts.level = attrs.level;
     let mut images = Vec::new();
     for p in &platforms {
         let base = match &base_src {
@@ -240,6 +262,7 @@ pub fn run(a: AssembleArgs) -> Result<ExitCode> {
         let img = recipe
             .apply(base, p, &dir, &store, epoch, &opts)
             .with_context(|| format!("assembling for {p}"))?
+            .with_annotations(&attrs.annotations)
             .with_media_types(family);
         images.push(img.write(&store)?);
     }
@@ -266,7 +289,12 @@ pub fn run(a: AssembleArgs) -> Result<ExitCode> {
         )?
     } else {
         hoist_engine::export::check_outputs(&outputs, images.len())?;
-        let idx = WrittenIndex::new(images, family, &Default::default(), &Default::default())?;
+        let idx = WrittenIndex::new(
+            images,
+            family,
+            &attrs.index_annotations,
+            &attrs.descriptor_annotations,
+        )?;
         export(
             &idx,
             &first,

@@ -72,8 +72,9 @@ pub struct BuildArgs {
     /// Add a host to /etc/hosts in RUN: HOST:IP (repeatable).
     #[arg(long = "add-host")]
     pub add_hosts: Vec<String>,
-    /// Default network for RUN: default, none or host.
-    #[arg(long)]
+    /// Default network for RUN: default, none or host (BuildKit's values; anything else
+    /// is refused before the build, even when no RUN would use it).
+    #[arg(long, value_parser = ["default", "none", "host"])]
     pub network: Option<String>,
     /// hoist's cache directory.
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
@@ -118,6 +119,12 @@ pub struct BuildArgs {
     /// Registry settings.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    /// `--cache-to` / `--cache-from`.
+    #[command(flatten)]
+    pub cache: super::cache_flags::CacheFlags,
+    /// Attestations (--provenance, --sbom, --attest).
+    #[command(flatten)]
+    pub attest: super::attest_args::AttestArgs,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -213,6 +220,7 @@ impl BuildArgs {
         }
         o.network = self.network.clone();
         o.no_cache = self.no_cache;
+        self.cache.apply(&mut o)?;
         o.jobs = self.jobs.map(|j| j as usize);
         o.pull = self
             .pull
@@ -268,6 +276,7 @@ impl BuildArgs {
         }
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
+        o.attest = self.attest.to_options()?;
         Ok(o)
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 /// Flags of `hoist plan`.
@@ -20,8 +20,15 @@ pub struct PlanArgs {
 
 /// The plan for the app in `dir` (its hoist.toml, then `base_images`).
 pub fn plan_for(dir: &Path, base_images: &[String]) -> Result<hoist_auto::Plan> {
-    let facts =
-        hoist_auto::Facts::read(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !dir.is_dir() {
+        let why = if dir.exists() {
+            "is not a directory".to_string()
+        } else {
+            "does not exist".to_string()
+        };
+        anyhow::bail!("the app directory (build context) {} {why}", dir.display());
+    }
+    let facts = hoist_auto::Facts::read(dir)?;
     let settings = hoist_auto::Settings::for_app(&facts, base_images)?;
     Ok(hoist_auto::plan(&facts, &settings)?)
 }

@@ -100,17 +100,18 @@ pub struct PullArgs {
 
 /// Run `hoist pull`.
 pub fn pull(a: PullArgs) -> Result<ExitCode> {
+    let outputs = a
+        .outputs
+        .iter()
+        .map(|o| OutputSpec::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    super::output_attrs::refuse_for_pull(&outputs)?;
     let (store, _cache_lock) = cache_store(&a.cache_dir)?;
     let policy: PullPolicy = a.pull.parse().map_err(|e| anyhow::anyhow!("--pull: {e}"))?;
     let (display, config) = display_and_config(&a.progress, &a.registry)?;
     let resolver = DefaultResolver::new_with(config, store.clone(), policy, display.as_ref());
     let p = platform(&a.platform)?;
     let src = resolver.open(&a.image, &p)?;
-    let outputs = a
-        .outputs
-        .iter()
-        .map(|o| OutputSpec::parse(o))
-        .collect::<Result<Vec<_>, _>>()?;
     let scratch = tempfile::tempdir()?;
     let tag = registry_reference(&a.image)?.to_string();
     let meta = hoist_engine::export::export(
@@ -328,6 +329,12 @@ fn carry(
         let n = hoist_promote::artifact::carry_referrers(client, from, d, digest)
             .with_context(|| format!("copying the referrers of {digest} to {}", d.name()))?;
         tracing::info!("carried {n} referrers of {digest} to {}", d.name());
+        let n = hoist_promote::attachments::carry_tag_attachments(client, from, d, digest)
+            .with_context(|| format!("copying the .sig/.att tags of {digest} to {}", d.name()))?;
+        tracing::info!(
+            "carried {n} signature/attestation tags of {digest} to {}",
+            d.name()
+        );
     }
     Ok(())
 }

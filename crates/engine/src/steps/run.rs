@@ -85,6 +85,7 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
             ))
         };
         if !dir.is_dir() {
+            eng.fetch_layers(std::slice::from_ref(l))?;
             let tmp = root.join(format!(
                 ".tmp-{}-{}-{}",
                 std::process::id(),
@@ -217,9 +218,46 @@ fn state_shell(state: &StageState) -> Vec<String> {
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
-fn cache_mount_dir(eng: &Engine<'_>, id: &str) -> PathBuf {
-    let key = hoist_image::Digest::sha256(id.as_bytes());
-    eng.opts.cache_dir.join("mounts").join(&key.hex()[..32])
+/// The owner a cache mount starts with, as BuildKit's `setCacheUIDGID` makes it: when
+/// any of `uid=`, `gid=`, `mode=` is given (and no `source=` subpath), the cache is
+/// seeded from a `mkdir /cache` owned `uid:gid` (default 0:0) with `mode` (default
+/// 0755). `None`: a plain empty cache (root-owned, 0755).
+fn cache_owner(
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: Option<u32>,
+    source: Option<&str>,
+) -> Option<hoist_sandbox::CacheOwner> {
+    let subpath = source.is_some_and(|s| !crate::copy::clean_rel(s).is_empty());
+    if subpath || (uid.is_none() && gid.is_none() && mode.is_none()) {
+        return None;
+    }
+    Some(hoist_sandbox::CacheOwner {
+        uid: uid.unwrap_or(0),
+        gid: gid.unwrap_or(0),
+        mode: mode.unwrap_or(0o755) & 0o777,
+    })
+}
+
+/// The host directory of a cache mount. BuildKit keys a cache by its id and the ref it
+/// starts from: caches seeded with another owner or mode are different caches.
+fn cache_mount_dir(
+    eng: &Engine<'_>,
+    id: &str,
+    owner: Option<&hoist_sandbox::CacheOwner>,
+) -> PathBuf {
+    eng.opts
+        .cache_dir
+        .join("mounts")
+        .join(cache_dir_name(id, owner))
+}
+
+fn cache_dir_name(id: &str, owner: Option<&hoist_sandbox::CacheOwner>) -> String {
+    let key = match owner {
+        None => id.to_string(),
+        Some(o) => format!("{id}\0{}:{}:{:o}", o.uid, o.gid, o.mode),
+    };
+    hoist_image::Digest::sha256(key.as_bytes()).hex()[..32].to_string()
 }
 
 /// Translate `RUN --mount` flags into sandbox mounts.
@@ -337,10 +375,11 @@ fn mounts(
                 })?;
                 let target = abs_target(target);
                 let id = o.id.clone().unwrap_or_else(|| target.clone());
-                let dir = cache_mount_dir(eng, &id);
+                let owner = cache_owner(o.uid, o.gid, o.mode, o.source.as_deref());
+                let dir = cache_mount_dir(eng, &id, owner.as_ref());
                 if !dir.exists() {
                     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                    set_mode(&dir, o.mode.unwrap_or(0o755))?;
+                    set_mode(&dir, 0o755)?;
                 }
                 crate::gc::mark_used(&eng.opts.cache_dir, &dir);
                 let sharing = match o.sharing.unwrap_or(Sharing::Shared) {
@@ -353,6 +392,7 @@ fn mounts(
                     target,
                     sharing,
                     readonly: o.readonly,
+                    owner,
                 });
             }
             MountType::Tmpfs => {
@@ -712,10 +752,12 @@ fn run_key(
                 target,
                 sharing,
                 readonly,
+                owner,
                 ..
             } => Input::Value(
                 "cache",
-                json!({"target": target, "sharing": format!("{sharing:?}"), "readonly": readonly}),
+                json!({"target": target, "sharing": format!("{sharing:?}"), "readonly": readonly,
+                       "owner": owner.map(|o| [o.uid, o.gid, o.mode])}),
             ),
             MountSpec::Tmpfs { target, size } => {
                 Input::Value("tmpfs", json!({"target": target, "size": size}))

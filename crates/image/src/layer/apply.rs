@@ -364,6 +364,40 @@ fn timestamps(mtime: i64) -> Timestamps {
     }
 }
 
+/// An owner id from a header or a PAX record, checked: `u32::MAX` is `(uid_t)-1`,
+/// which `chown` reads as "leave unchanged", and larger ids do not exist.
+fn owner_id(raw: &[u8], what: &str, v: u64) -> Result<u32> {
+    u32::try_from(v)
+        .ok()
+        .filter(|&v| v != u32::MAX)
+        .ok_or_else(|| {
+            Applier::unsafe_entry(
+                raw,
+                format!(
+                    "{what} {v} is not a valid owner id (at most {})",
+                    u32::MAX - 1
+                ),
+            )
+        })
+}
+
+/// A PAX `uid`/`gid` record: a decimal integer (as Go's archive/tar requires), not
+/// `-1` or `1e9`, which a float parse would turn into root or a saturated id.
+fn pax_id(raw: &[u8], what: &str, val: &[u8]) -> Result<u64> {
+    std::str::from_utf8(val)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            Applier::unsafe_entry(
+                raw,
+                format!(
+                    "PAX {what} record {:?} is not an owner id",
+                    String::from_utf8_lossy(&val[..val.len().min(40)])
+                ),
+            )
+        })
+}
+
 /// Metadata of one archive entry, PAX records applied.
 struct Meta {
     mode: u32,
@@ -479,10 +513,11 @@ impl Applier {
             .ok_or_else(|| Self::unsafe_entry(&raw, "path escapes the root with `..`"))?;
         let header = entry.header();
         let etype = header.entry_type();
+        let (mut uid, mut gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
         let mut meta = Meta {
             mode: header.mode().unwrap_or(0o644) & 0o7777,
-            uid: header.uid().unwrap_or(0) as u32,
-            gid: header.gid().unwrap_or(0) as u32,
+            uid: 0,
+            gid: 0,
             mtime: header.mtime().unwrap_or(0) as i64,
             xattrs: Vec::new(),
         };
@@ -496,8 +531,8 @@ impl Applier {
                 let val = ext.value_bytes();
                 let num = || std::str::from_utf8(val).ok()?.trim().parse::<f64>().ok();
                 match key {
-                    "uid" => meta.uid = num().unwrap_or(meta.uid as f64) as u32,
-                    "gid" => meta.gid = num().unwrap_or(meta.gid as f64) as u32,
+                    "uid" => uid = pax_id(&raw, "uid", val)?,
+                    "gid" => gid = pax_id(&raw, "gid", val)?,
                     "mtime" => meta.mtime = num().unwrap_or(meta.mtime as f64) as i64,
                     k => {
                         if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
@@ -507,6 +542,9 @@ impl Applier {
                 }
             }
         }
+
+        meta.uid = owner_id(&raw, "uid", uid)?;
+        meta.gid = owner_id(&raw, "gid", gid)?;
 
         use tar::EntryType as T;
         if matches!(

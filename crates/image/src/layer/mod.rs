@@ -97,6 +97,8 @@ where
         .sync_all()
         .map_err(|e| Error::io(tmp.path(), e))?;
     let dest = dir.join(desc.digest.hex());
+    // Blobs are immutable: sealed read-only (outputs may hard-link them).
+    crate::place::seal(tmp.as_file());
     tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
     if let Ok(d) = fs::File::open(&dir) {
         // Make the rename durable; failure here only weakens crash safety.
