@@ -174,6 +174,8 @@ struct Prepared {
     context: tree::LocalContext,
     /// The sha256 of the Dockerfile's text (provenance).
     df_digest: Digest,
+    /// The build's `--cache-from` / `--cache-to` (see [`remote_cache`]).
+    session: Option<std::sync::Arc<remote_cache::Session>>,
 }
 
 /// Read and parse the Dockerfile, open the context, create the cache directory.
@@ -185,11 +187,13 @@ fn prepare(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<Pre
     lint::before_build(&df, &df_name, opts, ignore.as_ref(), progress)?;
     let context = tree::LocalContext::new(&opts.context, ignore)?;
     std::fs::create_dir_all(&opts.cache_dir).map_err(|e| Error::io(&opts.cache_dir, e))?;
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
     Ok(Prepared {
         df,
         df_name,
         context,
         df_digest: Digest::sha256(text.as_bytes()),
+        session,
     })
 }
 
@@ -295,8 +299,8 @@ fn build_locked(
         ));
     }
     let oci = opts.outputs.first().map(output_is_oci).unwrap_or(true);
-    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
-    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
+    let session = &input.session;
+    let built = build_images_locked(opts, progress, resolver, input, oci)?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     // Each output gets the build in the encoding it asks for (the first output's is the
     // one the steps wrote; others re-encode cached diffs, never re-running a step).
@@ -444,9 +448,8 @@ fn build_images_with_caches(
     input: &Prepared,
     oci: bool,
 ) -> Result<Built> {
-    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
-    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
-    if let Some(s) = &session {
+    let built = build_images_locked(opts, progress, resolver, input, oci)?;
+    if let Some(s) = &input.session {
         s.ensure_image(&built.source())?;
         remote_cache::write::export_all(s, built.first().encoding(), &[], progress)?;
         progress.event(progress::Event::Info(&s.summary()));
@@ -460,7 +463,6 @@ fn build_images_locked(
     resolver: &dyn BaseResolver,
     input: &Prepared,
     oci: bool,
-    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
     let several = platforms.len() > 1;
@@ -504,7 +506,6 @@ fn build_images_locked(
             oci,
             p,
             i == 0,
-            session,
         )?);
     }
     if !several && !opts.attest.any() {
@@ -522,7 +523,6 @@ fn build_image_locked(
     oci: bool,
     platform: Platform,
     warn_unused: bool,
-    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
@@ -534,7 +534,7 @@ fn build_image_locked(
         store,
         scratch.path().to_path_buf(),
     )?;
-    eng.remote = session.cloned();
+    eng.remote = input.session.clone();
     let host = Platform::host();
     let platforms = hoist_dockerfile::Platforms {
         target_os: platform.os.clone(),
