@@ -5,7 +5,8 @@
 //! The input is a layer blob (plain tar, gzip or zstd, sniffed as `apply_layer`
 //! does), its tar checksums repaired first ([`crate::tarfix`]). It is applied three
 //! times, each into a fresh [`Jail`]: OCI whiteouts with `openat2`, OCI whiteouts
-//! in user space (the two trees and outcomes must be equal), and overlay whiteouts.
+//! in user space (the two trees and outcomes must be equal), and overlay whiteouts
+//! with setuid/setgid bits cleared.
 
 use hoist_image::layer::{apply_layer, ApplyOptions, WhiteoutMode};
 
@@ -37,7 +38,10 @@ pub fn layer(data: &[u8]) {
         (WhiteoutMode::Overlay, false),
     ] {
         let jail = Jail::new();
-        let result = apply_layer(&blob[..], None, &jail.root(), &options(mode, userspace));
+        let mut opts = options(mode, userspace);
+        // The overlay run also clears setuid/setgid bits, as safe outputs do.
+        opts.setid = mode == WhiteoutMode::Oci;
+        let result = apply_layer(&blob[..], None, &jail.root(), &opts);
         let what = format!("{mode:?} whiteouts, user-space resolution {userspace}");
         jail.check(&[], &what);
         if mode == WhiteoutMode::Oci {
