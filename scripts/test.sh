@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_install=0
-for tool in docker-registry skopeo umoci podman busybox newuidmap debootstrap jq htpasswd; do
+for tool in docker-registry skopeo umoci podman busybox newuidmap debootstrap jq htpasswd openssl curl; do
   command -v "$tool" >/dev/null 2>&1 || need_install=1
 done
 if [ "$need_install" = 1 ]; then
@@ -21,7 +21,7 @@ if [ "$need_install" = 1 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     docker-registry skopeo umoci podman buildah busybox-static uidmap fuse-overlayfs \
-    runc debootstrap jq apache2-utils openssl ca-certificates git >/dev/null
+    runc debootstrap jq apache2-utils openssl curl ca-certificates git >/dev/null
 fi
 
 # podman on these machines: no CAP_SYS_RESOURCE, so keep its default ulimits in range.

@@ -20,6 +20,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["hoist-image", "hoist-dockerfile", "hoist-cache"],
     ),
     ("hoist-testutil", &["hoist-image"]),
+    // The fuzz targets' bodies: the parsers and readers they feed.
+    ("hoist-fuzz", &["hoist-dockerfile", "hoist-image"]),
     (
         "hoist-engine",
         &[
@@ -28,11 +30,24 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hoist-registry",
             "hoist-sandbox",
             "hoist-cache",
+            "hoist-attest",
         ],
     ),
     // No sandbox: removing trees of subordinate ids is injected (`TreeRemover`).
     ("hoist-cache", &["hoist-image"]),
     ("hoist-promote", &["hoist-image", "hoist-registry"]),
+    // Attestations: in-toto statements, provenance, SBOM scans of any image source.
+    ("hoist-attest", &["hoist-image"]),
+    // Signatures on registries and the supply-chain gates of promote.
+    (
+        "hoist-sign",
+        &[
+            "hoist-image",
+            "hoist-registry",
+            "hoist-promote",
+            "hoist-attest",
+        ],
+    ),
     (
         "hoist-task",
         &[

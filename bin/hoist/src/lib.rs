@@ -76,6 +76,13 @@ pub enum Command {
     Rollback(commands::promote::RollbackArgs),
     /// Apply a retention policy (dry run unless --apply).
     Prune(commands::prune::PruneArgs),
+    /// Make signing keys (ECDSA P-256, PEM).
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
+    /// Sign an image (cosign's simple signing, verifiable by cosign, skopeo, podman).
+    Sign(commands::sign::SignArgs),
+    /// Verify an image's signatures with a public key.
+    Verify(commands::verify::VerifyArgs),
     /// Show or bound the build cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -135,6 +142,8 @@ pub fn main() -> ExitCode {
         }
         eprintln!("interrupted: stopping after cleanup (press Ctrl-C again to quit now)");
         hoist_engine::interrupt();
+        // A build's push (--push, type=image,push=true) writes no further blob or tag.
+        hoist_registry::interrupt();
     }) {
         tracing::warn!("could not install the Ctrl-C handler: {e}");
     }
@@ -159,6 +168,9 @@ pub fn main() -> ExitCode {
         Command::History(a) => commands::promote::history(a),
         Command::Rollback(a) => commands::promote::rollback(a),
         Command::Prune(a) => commands::prune::run(a),
+        Command::Key(c) => commands::key::run(c),
+        Command::Sign(a) => commands::sign::run(a),
+        Command::Verify(a) => commands::verify::run(a),
         Command::Task(a) => commands::task::run(a),
         Command::Cache(c) => commands::cache::run(c),
     };
@@ -167,6 +179,10 @@ pub fn main() -> ExitCode {
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
+            }
+            if hoist_engine::interrupted() {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(130);
             }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

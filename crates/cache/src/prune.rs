@@ -194,9 +194,19 @@ impl Remover<'_> {
             }
         }
         if matches!(e.kind, Kind::Rootfs | Kind::Lower | Kind::Mount) {
-            let _ = fs::remove_file(self.cache.join("used").join(&e.path));
+            remove_marker(&self.cache.join("used").join(&e.path));
         }
         Ok(())
+    }
+}
+
+/// Remove a use marker; one that cannot be removed is logged with the reason (it
+/// only makes the next scan see a stale marker again).
+fn remove_marker(p: &Path) {
+    match fs::remove_file(p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %p.display(), "stale use marker not removed: {e}"),
     }
 }
 
@@ -259,7 +269,7 @@ pub fn prune(cache_dir: &Path, opts: &PruneOptions) -> Result<PruneReport> {
                 .map(|e| e.path.as_path())
                 .collect();
             for m in s.markers.iter().filter(|m| !dirs.contains(m.as_path())) {
-                let _ = fs::remove_file(cache_dir.join("used").join(m));
+                remove_marker(&cache_dir.join("used").join(m));
             }
         }
         if plan.is_empty() {

@@ -46,8 +46,21 @@ impl StepCache {
             return None;
         }
         let p = self.path(key);
-        let b = fs::read(&p).ok()?;
-        let c: CachedStep = serde_json::from_slice(&b).ok()?;
+        let b = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %p.display(), "step cache record unreadable, step runs again: {e}");
+                return None;
+            }
+        };
+        let c: CachedStep = match serde_json::from_slice(&b) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(path = %p.display(), "step cache record corrupt, step runs again: {e}");
+                return None;
+            }
+        };
         if let Some(l) = &c.layer {
             if !store.has_descriptor(l) {
                 return None;
@@ -58,14 +71,12 @@ impl StepCache {
         Some(c)
     }
 
-    /// Record a step (atomically).
+    /// Record a step (atomically). A record that cannot be written is logged with
+    /// the reason (`tracing::warn!`): the build goes on, the step is not cached.
     pub fn put(&self, key: &Key, step: &CachedStep) {
         let p = self.path(key);
-        if let Some(parent) = p.parent() {
-            let _ = fs::create_dir_all(parent);
-        }
-        if let Ok(b) = serde_json::to_vec(step) {
-            let _ = hoist_image::atomic_write(&p, &b);
+        if let Err(e) = crate::json::try_write_json_atomic(&p, step) {
+            tracing::warn!(path = %p.display(), "step cache record not written: {e}");
         }
     }
 }

@@ -20,7 +20,24 @@ const NOW: rustix::fs::Timestamps = rustix::fs::Timestamps {
 /// Mark a file entry (blob, step record, index, stat cache) as used now: one
 /// `utimensat(2)` setting its times to now. Best effort.
 pub fn touch(path: &Path) {
-    let _ = rustix::fs::utimensat(rustix::fs::CWD, path, &NOW, rustix::fs::AtFlags::empty());
+    let r = rustix::fs::utimensat(rustix::fs::CWD, path, &NOW, rustix::fs::AtFlags::empty());
+    if let Err(e) = r {
+        not_marked(path, e);
+    }
+}
+
+/// Log a use that could not be recorded: gone already (fine), or a cache this user
+/// may only read (fine, logged at debug), or anything else (a warning with the reason:
+/// the entry may then be evicted early).
+fn not_marked(path: &Path, e: rustix::io::Errno) {
+    use rustix::io::Errno;
+    match e {
+        Errno::NOENT => {}
+        Errno::ACCESS | Errno::PERM | Errno::ROFS => {
+            tracing::debug!(path = %path.display(), "use not recorded (read-only cache): {e}")
+        }
+        e => tracing::warn!(path = %path.display(), "use not recorded, LRU order may be off: {e}"),
+    }
 }
 
 /// [`touch`] a blob of `store` (if it is there).
@@ -37,15 +54,28 @@ pub fn mark_used(cache_dir: &Path, dir: &Path) {
     };
     let marker = cache_dir.join("used").join(rel);
     let r = rustix::fs::utimensat(rustix::fs::CWD, &marker, &NOW, rustix::fs::AtFlags::empty());
-    if r == Err(rustix::io::Errno::NOENT) {
-        if let Some(parent) = marker.parent() {
-            let _ = fs::create_dir_all(parent);
+    match r {
+        Ok(()) => {}
+        Err(rustix::io::Errno::NOENT) => {
+            let made = match marker.parent() {
+                Some(parent) => fs::create_dir_all(parent),
+                None => Ok(()),
+            }
+            .and_then(|()| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&marker)
+            });
+            if let Err(e) = made {
+                not_marked(
+                    &marker,
+                    rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+                );
+            }
         }
-        let _ = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&marker);
+        Err(e) => not_marked(&marker, e),
     }
 }
 

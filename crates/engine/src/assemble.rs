@@ -28,6 +28,9 @@ pub struct BuiltImage {
     pub platform: Platform,
     /// Where every blob is.
     pub store: BlobStore,
+    /// The attestations to attach to it (empty: none); made into statements about its
+    /// digest, in an attestation manifest, when the index is made ([`Built::indexed`]).
+    pub attestations: Vec<hoist_attest::layout::Predicate>,
     /// What the image was assembled from, to encode it again for another output.
     recipe: Recipe,
 }
@@ -40,6 +43,7 @@ struct Recipe {
     cache_dir: PathBuf,
     encoding: Encoding,
     oci: bool,
+    remote: Option<std::sync::Arc<crate::remote_cache::Session>>,
 }
 
 impl BuiltImage {
@@ -71,7 +75,7 @@ impl BuiltImage {
             return Ok(self.clone());
         }
         let r = &self.recipe;
-        assemble(&AssembleInput {
+        let mut image = assemble(&AssembleInput {
             store: &self.store,
             cache_dir: &r.cache_dir,
             config: r.config.clone(),
@@ -79,7 +83,10 @@ impl BuiltImage {
             annotations: &r.annotations,
             encoding,
             oci,
-        })
+            remote: r.remote.clone(),
+        })?;
+        image.attestations = self.attestations.clone();
+        Ok(image)
     }
 }
 
@@ -93,6 +100,9 @@ pub(crate) struct AssembleInput<'a> {
     pub annotations: &'a BTreeMap<String, String>,
     pub encoding: Encoding,
     pub oci: bool,
+    /// The build's remote caches: layers still only there keep their blobs when the
+    /// encoding matches (nothing is fetched to name them).
+    pub remote: Option<std::sync::Arc<crate::remote_cache::Session>>,
 }
 
 /// Write the config and manifest of an image into the store, through the image
@@ -104,7 +114,10 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
     let oci = input.oci;
     let mut layers = Vec::with_capacity(input.layers.len());
     for l in input.layers {
-        let mut d = crate::variants::encode(input.cache_dir, store, l, &input.encoding)?;
+        let mut d = match &input.remote {
+            Some(r) => crate::remote_cache::write::blob_in(r, l, &input.encoding)?,
+            None => crate::variants::encode(input.cache_dir, store, l, &input.encoding)?,
+        };
         crate::gc::touch_blob(store, &d.digest);
         d.annotations = None;
         layers.push(Layer::from_store(store, d, l.diff_id.clone()));
@@ -133,6 +146,7 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
         config: written.config.clone(),
         platform: written.platform.clone(),
         store: store.clone(),
+        attestations: Vec::new(),
         recipe: Recipe {
             config: input.config.clone(),
             layers: input.layers.to_vec(),
@@ -140,6 +154,7 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
             cache_dir: input.cache_dir.to_path_buf(),
             encoding: input.encoding,
             oci,
+            remote: input.remote.clone(),
         },
     })
 }
@@ -150,8 +165,11 @@ pub(crate) fn assemble(input: &AssembleInput<'_>) -> Result<BuiltImage> {
 pub struct Built {
     /// One image per platform, in the order the platforms were given.
     pub images: Vec<BuiltImage>,
-    /// The image index over `images`, when there are several.
+    /// The image index over `images`, when there are several (or attestations).
     pub index: Option<RawDocument>,
+    /// The attestation manifests the index lists (BuildKit's layout, see
+    /// [`hoist_attest::layout`]), one per image that has attestations.
+    pub attestation_manifests: Vec<RawDocument>,
     /// Where every blob is.
     pub store: BlobStore,
     /// The index's and its entries' annotations (to make the index again).
@@ -180,6 +198,7 @@ impl Built {
             store: image.store.clone(),
             images: vec![image],
             index: None,
+            attestation_manifests: Vec::new(),
             index_annotations: Default::default(),
         }
     }
@@ -199,7 +218,7 @@ impl Built {
             .first()
             .map(|i| i.store.clone())
             .ok_or_else(|| Error::Invalid("an index needs at least one image".into()))?;
-        let manifests = images
+        let mut manifests: Vec<hoist_image::Descriptor> = images
             .iter()
             .map(|i| {
                 let mut d = i.manifest.descriptor();
@@ -208,6 +227,23 @@ impl Built {
                 d
             })
             .collect();
+        // After every image, one attestation manifest per image that has attestations.
+        let mut attestation_manifests = Vec::new();
+        for i in &images {
+            if i.attestations.is_empty() {
+                continue;
+            }
+            if !oci {
+                return Err(Error::Invalid(
+                    "attestations need OCI media types (oci-mediatypes=true)".into(),
+                ));
+            }
+            let (raw, entry) = hoist_attest::layout::attach(&store, &i.digest(), &i.attestations)
+                .map_err(|e| Error::Invalid(format!("writing attestations: {e}")))?;
+            crate::gc::touch_blob(&store, &raw.digest());
+            manifests.push(entry);
+            attestation_manifests.push(raw);
+        }
         let mt = if oci {
             media_type::OCI_INDEX
         } else {
@@ -227,6 +263,7 @@ impl Built {
         Ok(Built {
             images,
             index: Some(raw),
+            attestation_manifests,
             store,
             index_annotations: (index_annotations.clone(), descriptor_annotations.clone()),
         })
@@ -263,6 +300,9 @@ impl Built {
         if self.index.is_some() {
             for i in &self.images {
                 s = s.with_manifest(i.manifest.clone());
+            }
+            for a in &self.attestation_manifests {
+                s = s.with_manifest(a.clone());
             }
         }
         s

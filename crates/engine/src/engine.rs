@@ -38,6 +38,12 @@ pub use crate::assemble::{Built, BuiltImage};
 pub trait BaseResolver: Send + Sync {
     /// Open `reference` (e.g. `docker.io/library/busybox:latest`, `oci:dir:tag`).
     fn open(&self, reference: &str, platform: &Platform) -> Result<Box<dyn Source>>;
+
+    /// A layer of the image being built is in `store` (called as each step of the
+    /// target's image makes one; see [`crate::early_push`]). Default: nothing.
+    fn layer_ready(&self, store: &BlobStore, desc: &hoist_image::Descriptor) {
+        let _ = (store, desc);
+    }
 }
 
 /// Format seconds since the epoch as RFC 3339 (UTC): the image crate's formatter.
@@ -69,6 +75,17 @@ impl<T> Default for OnceMap<T> {
 }
 
 impl<T> OnceMap<T> {
+    /// The values computed successfully so far, with their keys.
+    fn done(&self) -> Vec<(String, Arc<T>)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter_map(|(k, c)| match c.get() {
+                Some(Ok(v)) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn get(&self, key: &str, make: impl FnOnce() -> Result<Arc<T>>) -> Result<Arc<T>> {
         let cell = {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,6 +122,8 @@ pub(crate) struct Engine<'a> {
     /// The RUN sandbox, started by the first RUN.
     pub(crate) sandbox:
         Arc<std::sync::OnceLock<std::result::Result<hoist_sandbox::Sandbox, String>>>,
+    /// `--cache-from` / `--cache-to` of the build, if any.
+    pub(crate) remote: Option<Arc<crate::remote_cache::Session>>,
 }
 
 impl<'a> Engine<'a> {
@@ -142,6 +161,7 @@ impl<'a> Engine<'a> {
             )),
             index_dir: opts.cache_dir.join("index"),
             sandbox: Arc::new(std::sync::OnceLock::new()),
+            remote: None,
         })
     }
 
@@ -199,8 +219,14 @@ impl<'a> Engine<'a> {
     /// Apply the cached result of step `key`, if there is one: `Some(made_a_layer)`.
     pub(crate) fn cache_hit(&self, state: &mut StageState, key: &Key) -> Result<Option<bool>> {
         let Some(hit) = self.cache.get(key, &self.store) else {
-            return Ok(None);
+            return match &self.remote {
+                Some(r) if !self.opts.no_cache => {
+                    crate::remote_cache::apply_hit(self, r, state, key)
+                }
+                _ => Ok(None),
+            };
         };
+        let parent = state.key;
         state.key = *key;
         match (hit.layer, hit.diff_id) {
             (Some(desc), Some(diff_id)) => {
@@ -208,11 +234,33 @@ impl<'a> Engine<'a> {
                 let l = LayerRef::built(desc, diff_id);
                 let index = layers::layer_index(&self.store, &l, &self.index_dir)?;
                 state.view.add_layer_index(&index);
-                self.push_layer(state, l);
+                self.push_layer(state, l.clone());
+                self.record_step(parent, *key, Some(Some(l)));
                 Ok(Some(true))
             }
-            _ => Ok(Some(false)),
+            _ => {
+                self.record_step(parent, *key, Some(None));
+                Ok(Some(false))
+            }
         }
+    }
+
+    /// Tell the remote cache session (if any) what a step did: see
+    /// [`crate::remote_cache::Session::record`].
+    pub(crate) fn record_step(&self, parent: Key, key: Key, result: Option<Option<LayerRef>>) {
+        if let Some(r) = &self.remote {
+            r.record(parent, key, result);
+        }
+    }
+
+    /// Fetch the blobs of `layers` that are still only in an imported cache.
+    pub(crate) fn fetch_layers(&self, layers: &[LayerRef]) -> Result<()> {
+        if let Some(r) = &self.remote {
+            for l in layers {
+                r.ensure(&l.desc)?;
+            }
+        }
+        Ok(())
     }
 
     /// Record a step's result (the layer it just put on `state`, if `made_layer`) under
@@ -224,6 +272,7 @@ impl<'a> Engine<'a> {
             diff_id: l.map(|l| l.diff_id),
         };
         self.cache.put(key, &step);
+        self.record_step(state.key, *key, Some(l_ref(state, made_layer)));
         state.key = *key;
     }
 
@@ -256,6 +305,12 @@ impl<'a> Engine<'a> {
         state: &StageState,
     ) -> Result<(Vec<user::PasswdEntry>, Vec<user::GroupEntry>)> {
         let read = |p: &str| -> Result<String> {
+            // Only the layer holding the file is needed (it may still be remote).
+            if let Some(l) =
+                crate::remote_cache::layer_of(&state.view, p).and_then(|i| state.layers.get(i))
+            {
+                self.fetch_layers(std::slice::from_ref(l))?;
+            }
             Ok(
                 layers::read_image_file(&self.store, &state.layers, &state.view, p)?
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -276,18 +331,13 @@ impl<'a> Engine<'a> {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        // Numeric specs need no lookup.
-        let numeric = spec
-            .split(':')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        let (p, g) = if numeric {
-            (Vec::new(), Vec::new())
-        } else {
+        // Ids need no lookup; names are resolved as BuildKit does (unknown: root).
+        let (p, g) = if user::chown_needs_lookup(spec) {
             self.passwd_group(state)?
+        } else {
+            (Vec::new(), Vec::new())
         };
-        user::resolve_chown(spec, &p, &g)
-            .map(Some)
-            .map_err(|e| Error::Invalid(e.to_string()))
+        Ok(Some(user::resolve_chown(spec, &p, &g)))
     }
 
     /// Unpack a stage's filesystem (cached by chain ID) and return its directory.
@@ -301,6 +351,9 @@ impl<'a> Engine<'a> {
                 return Ok(d);
             }
         };
+        if !dir.is_dir() {
+            self.fetch_layers(&state.layers)?;
+        }
         layers::materialize(&self.store, &state.layers, &dir)?;
         crate::gc::mark_used(&self.opts.cache_dir, &dir);
         Ok(dir)
@@ -317,6 +370,25 @@ impl<'a> Engine<'a> {
             let img = hoist_image::resolve(src.as_ref(), platform)?;
             Ok(Arc::new(Resolved { src, img }))
         })
+    }
+
+    /// Every image resolved so far: (reference, platform, manifest digest), sorted.
+    pub(crate) fn resolved_images(&self) -> Vec<(String, String, Digest)> {
+        let mut out: Vec<(String, String, Digest)> = self
+            .resolved
+            .done()
+            .into_iter()
+            .map(|(key, r)| {
+                let (reference, platform) = key.rsplit_once('@').unwrap_or((&key, ""));
+                (
+                    reference.to_string(),
+                    platform.to_string(),
+                    r.img.manifest_raw.digest(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Import an image (registry, layout or archive) into the store, once per build
@@ -422,6 +494,11 @@ impl crate::plan::BaseInfo for Engine<'_> {
             c.and_then(|c| c.on_build.clone()).unwrap_or_default(),
         ))
     }
+}
+
+/// The layer a step just put on `state`, if it made one.
+fn l_ref(state: &StageState, made_layer: bool) -> Option<LayerRef> {
+    made_layer.then(|| state.layers.last().cloned()).flatten()
 }
 
 /// The scratch directory for this build (removed at the end).

@@ -79,6 +79,9 @@ pub(crate) fn stage(eng: &Engine<'_>, shared: &Shared<'_>, i: usize) -> Result<A
             }
         }
     };
+    // Layers of the target's image are offered to the resolver as they are made
+    // (build while pushing, see crate::early_push).
+    let offer_layers = shared.plan.in_target_image(i);
     for step in &sp.steps {
         if crate::interrupted() {
             return Err(Error::Interrupted);
@@ -113,6 +116,7 @@ pub(crate) fn stage(eng: &Engine<'_>, shared: &Shared<'_>, i: usize) -> Result<A
             name: &step.name,
         });
         let started = Instant::now();
+        let layers_before = state.layers.len();
         match crate::steps::dispatch(&cx, &mut state) {
             Ok(cached) => progress.event(Event::Done {
                 id: step.id,
@@ -120,6 +124,11 @@ pub(crate) fn stage(eng: &Engine<'_>, shared: &Shared<'_>, i: usize) -> Result<A
                 elapsed: started.elapsed(),
             }),
             Err(e) => return Err(fail(eng, step, e)),
+        }
+        if offer_layers && state.layers.len() > layers_before {
+            if let Some(l) = state.layers.last() {
+                eng.resolver.layer_ready(&eng.store, &l.desc);
+            }
         }
     }
     Ok(Arc::new(state))

@@ -1,21 +1,33 @@
-//! Writing a built image to every requested `--output`.
+//! Writing a built image to every requested `--output`: each is staged beside its
+//! destination, pushes follow, and only then do all appear ([`crate::staging`]).
 
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use hoist_image::layer::ApplyOptions;
 use hoist_image::sink::ImageMetadata;
 use hoist_image::Source;
 
 use crate::engine::Built;
 use crate::error::{Error, Result};
-use crate::output::{Output, OutputSpec};
+use crate::output::{Output, OutputSpec, UnsafeFiles};
 use crate::progress::{Event, Progress};
+use crate::staging::Staging;
 
 /// Pushes images; provided by the registry layer.
 pub trait Pusher {
     /// Push `src` to every reference in `names`.
     fn push(&self, src: &dyn Source, names: &[String]) -> Result<()>;
+
+    /// [`Pusher::push`], trying cross-repository mounts from `mount_from` (references in
+    /// the same registry that may hold the blobs: the build's `--cache-from` refs).
+    fn push_mounting(
+        &self,
+        src: &dyn Source,
+        names: &[String],
+        mount_from: &[String],
+    ) -> Result<()> {
+        let _ = mount_from;
+        self.push(src, names)
+    }
 }
 
 /// The tag of an image name (`registry:5000/app:1.2@sha256:…` → `1.2`; `latest` when the
@@ -28,26 +40,6 @@ pub fn tag_of(name: &str) -> Option<String> {
         .split_once(':')
         .map(|(_, t)| t.to_string())
         .or_else(|| Some("latest".into()))
-}
-
-/// Write to a path, or to stdout for `-` (through a temp file so a failure writes nothing).
-fn to_file_or_stdout(
-    dest: &Path,
-    scratch: &Path,
-    write: impl FnOnce(&Path) -> hoist_image::Result<()>,
-) -> Result<()> {
-    if dest.as_os_str() != "-" {
-        write(dest)?;
-        return Ok(());
-    }
-    let tmp = scratch.join("stdout.tar");
-    write(&tmp)?;
-    let mut f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut out = std::io::stdout().lock();
-    std::io::copy(&mut f, &mut out).map_err(|e| Error::io("<stdout>", e))?;
-    out.flush().map_err(|e| Error::io("<stdout>", e))?;
-    let _ = std::fs::remove_file(&tmp);
-    Ok(())
 }
 
 /// The directory name BuildKit gives each platform's files in a multi-platform
@@ -127,7 +119,8 @@ pub fn create_parent_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write a built image (or multi-platform index) to every output.
+/// Write a built image (or multi-platform index) to every output: all of them, or
+/// none (see [`crate::staging`]).
 pub fn export_built(
     built: &Built,
     outputs: &[OutputSpec],
@@ -136,17 +129,35 @@ pub fn export_built(
     pusher: Option<&dyn Pusher>,
     progress: &dyn Progress,
 ) -> Result<ImageMetadata> {
-    create_parents(outputs)?;
+    let mut staging = Staging::new();
+    let m = stage_built(built, outputs, tags, scratch, progress, &mut staging)?;
+    push(&built.source(), outputs, tags, pusher, progress)?;
+    staging.commit()?;
+    Ok(m)
+}
+
+/// Stage every output of `outputs` but the pushes for a built image (or
+/// multi-platform index) in `staging`; nothing is in place before its commit.
+pub fn stage_built(
+    built: &Built,
+    outputs: &[OutputSpec],
+    tags: &[String],
+    scratch: &Path,
+    progress: &dyn Progress,
+    staging: &mut Staging,
+) -> Result<ImageMetadata> {
     let src = built.source();
-    if built.index.is_none() {
-        return export(
+    // One image (with or without an index holding its attestations): its files go
+    // where a single-platform build puts them.
+    if built.images.len() == 1 {
+        return stage(
             &src,
             &built.first().platform,
             outputs,
             tags,
             scratch,
-            pusher,
             progress,
+            staging,
         );
     }
     check_outputs(outputs, built.images.len())?;
@@ -163,30 +174,44 @@ pub fn export_built(
             "exporting files to {} (one directory per platform)",
             dest.display()
         )));
-        let out = hoist_image::AtomicDir::create(dest)?;
+        staging.create_parents(dest)?;
+        let tmp = Staging::temp_for(dest, "");
+        staging.add(tmp.clone(), dest.clone());
+        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         for image in &built.images {
-            hoist_image::unpack_rootfs(
+            let stats = hoist_image::unpack_rootfs(
                 &image.source(),
                 &image.platform,
-                &out.path().join(platform_dir_name(&image.platform)),
-                &ApplyOptions::default(),
+                &tmp.join(platform_dir_name(&image.platform)),
+                &o.unsafe_files.apply_options(),
             )?;
+            warn_unsafe(
+                &format!("type=local,dest={}", dest.display()),
+                &stats,
+                progress,
+            );
         }
-        out.commit()?;
     }
-    export(
+    stage(
         &src,
         &built.first().platform,
         &rest,
         tags,
         scratch,
-        pusher,
         progress,
+        staging,
     )
 }
 
+fn warn_unsafe(what: &str, stats: &hoist_image::UnpackStats, progress: &dyn Progress) {
+    if let Some(w) = UnsafeFiles::warning(what, stats) {
+        progress.event(Event::Warning(&w));
+    }
+}
+
 /// Write any image to every output (`platform` picks the image of an index for the
-/// single-image formats and filesystem outputs).
+/// single-image formats and filesystem outputs): all of them, or none (see
+/// [`crate::staging`]).
 pub fn export(
     src: &dyn Source,
     platform: &hoist_image::Platform,
@@ -196,7 +221,52 @@ pub fn export(
     pusher: Option<&dyn Pusher>,
     progress: &dyn Progress,
 ) -> Result<ImageMetadata> {
-    create_parents(outputs)?;
+    let mut staging = Staging::new();
+    let m = stage(
+        src,
+        platform,
+        outputs,
+        tags,
+        scratch,
+        progress,
+        &mut staging,
+    )?;
+    push(src, outputs, tags, pusher, progress)?;
+    staging.commit()?;
+    Ok(m)
+}
+
+/// The `org.opencontainers.image.ref.name` of a layout or archive output.
+fn layout_tag(tags: &[String]) -> Option<String> {
+    tags.first()
+        .and_then(|t| tag_of(t))
+        .or_else(|| Some("latest".into()))
+}
+
+/// Where an output's content is written before the commit: beside `dest`, or a file
+/// in `scratch` for standard output (`-`).
+fn staged_path(dest: &Path, scratch: &Path, staging: &mut Staging) -> Result<PathBuf> {
+    if dest.as_os_str() == "-" {
+        let tmp = Staging::temp_for(&scratch.join("stdout"), "");
+        staging.add_stdout(tmp.clone());
+        return Ok(tmp);
+    }
+    staging.create_parents(dest)?;
+    let tmp = Staging::temp_for(dest, "");
+    staging.add(tmp.clone(), dest.to_path_buf());
+    Ok(tmp)
+}
+
+/// Stage every output but the pushes of any image in `staging`.
+pub fn stage(
+    src: &dyn Source,
+    platform: &hoist_image::Platform,
+    outputs: &[OutputSpec],
+    tags: &[String],
+    scratch: &Path,
+    progress: &dyn Progress,
+    staging: &mut Staging,
+) -> Result<ImageMetadata> {
     for o in outputs {
         match &o.output {
             Output::OciLayout { dest } => {
@@ -204,24 +274,26 @@ pub fn export(
                     "exporting OCI layout to {}",
                     dest.display()
                 )));
-                let tag = tags
-                    .first()
-                    .and_then(|t| tag_of(t))
-                    .or_else(|| Some("latest".into()));
-                hoist_image::sink::write_oci_layout(src, dest, tag.as_deref())?;
+                let tag = layout_tag(tags);
+                if dest.join(hoist_image::layout::OCI_LAYOUT_FILE).is_file() {
+                    // Added to in place: new blobs are harmless, the old index comes
+                    // back unless the staging is committed.
+                    staging.keep_index(dest)?;
+                    hoist_image::sink::write_oci_layout(src, dest, tag.as_deref())?;
+                    continue;
+                }
+                refuse_non_layout(dest)?;
+                let tmp = staged_path(dest, scratch, staging)?;
+                hoist_image::sink::write_oci_layout(src, &tmp, tag.as_deref())?;
             }
             Output::OciArchive { dest } => {
                 progress.event(Event::Info(&format!(
                     "exporting OCI archive to {}",
                     dest.display()
                 )));
-                let tag = tags
-                    .first()
-                    .and_then(|t| tag_of(t))
-                    .or_else(|| Some("latest".into()));
-                to_file_or_stdout(dest, scratch, |p| {
-                    hoist_image::sink::write_oci_archive(src, p, tag.as_deref()).map(|_| ())
-                })?;
+                let tag = layout_tag(tags);
+                let tmp = staged_path(dest, scratch, staging)?;
+                hoist_image::sink::write_oci_archive(src, &tmp, tag.as_deref())?;
             }
             Output::DockerArchive { dest, names } => {
                 progress.event(Event::Info(&format!(
@@ -229,44 +301,83 @@ pub fn export(
                     dest.display()
                 )));
                 let names = if names.is_empty() { tags } else { names };
-                to_file_or_stdout(dest, scratch, |p| {
-                    hoist_image::sink::write_docker_archive(src, p, names, platform).map(|_| ())
-                })?;
+                let tmp = staged_path(dest, scratch, staging)?;
+                hoist_image::sink::write_docker_archive(src, &tmp, names, platform)?;
             }
             Output::Local { dest } => {
                 progress.event(Event::Info(&format!(
                     "exporting files to {}",
                     dest.display()
                 )));
-                let opts = ApplyOptions::default();
-                hoist_image::unpack_rootfs(src, platform, dest, &opts)?;
+                let tmp = staged_path(dest, scratch, staging)?;
+                let stats = hoist_image::unpack_rootfs(
+                    src,
+                    platform,
+                    &tmp,
+                    &o.unsafe_files.apply_options(),
+                )?;
+                warn_unsafe(
+                    &format!("type=local,dest={}", dest.display()),
+                    &stats,
+                    progress,
+                );
             }
             Output::Tar { dest } => {
                 progress.event(Event::Info(&format!(
                     "exporting files as a tar to {}",
                     dest.display()
                 )));
-                to_file_or_stdout(dest, scratch, |p| {
-                    hoist_image::write_rootfs_tar(src, platform, p)
-                })?;
+                let tmp = staged_path(dest, scratch, staging)?;
+                hoist_image::write_rootfs_tar(src, platform, &tmp)?;
             }
-            Output::Image { names, push } => {
-                let names: Vec<String> = if names.is_empty() {
-                    tags.to_vec()
-                } else {
-                    names.clone()
-                };
-                if *push {
-                    let pusher = pusher.ok_or_else(|| {
-                        Error::Unsupported("pushing needs the registry client".into())
-                    })?;
-                    progress.event(Event::Info(&format!("pushing {}", names.join(", "))));
-                    pusher.push(src, &names)?;
-                }
-            }
+            Output::Image { .. } => {}
         }
     }
     Ok(ImageMetadata::of(src, platform)?)
+}
+
+/// An existing destination that is neither missing, an empty directory nor an OCI
+/// layout is never replaced by a layout (a mistyped `dest=` must not destroy it).
+fn refuse_non_layout(dest: &Path) -> Result<()> {
+    match std::fs::read_dir(dest).map(|mut rd| rd.next().is_none()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Invalid(format!(
+            "{}: exists and is not an OCI image layout (no {} file); refusing to replace it",
+            dest.display(),
+            hoist_image::layout::OCI_LAYOUT_FILE
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::Invalid(format!(
+            "{}: exists and is not a directory (type=oci without tar=true writes a layout directory)",
+            dest.display()
+        ))),
+        Err(e) => Err(Error::io(dest, e)),
+    }
+}
+
+/// Do the `type=image,push=true` / `type=registry` outputs of `outputs`.
+pub fn push(
+    src: &dyn Source,
+    outputs: &[OutputSpec],
+    tags: &[String],
+    pusher: Option<&dyn Pusher>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for o in outputs {
+        let Output::Image { names, push: true } = &o.output else {
+            continue;
+        };
+        let names: Vec<String> = if names.is_empty() {
+            tags.to_vec()
+        } else {
+            names.clone()
+        };
+        let pusher =
+            pusher.ok_or_else(|| Error::Unsupported("pushing needs the registry client".into()))?;
+        progress.event(Event::Info(&format!("pushing {}", names.join(", "))));
+        pusher.push(src, &names)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -175,11 +175,22 @@ pub fn layer_index_at(
     index_dir: &Path,
 ) -> Result<Vec<IndexEntry>> {
     let file = index_dir.join(layer.diff_id.hex());
-    if let Ok(b) = fs::read(&file) {
-        if let Ok(v) = serde_json::from_slice(&b) {
-            crate::gc::touch(&file);
-            return Ok(v);
-        }
+    match fs::read(&file) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(v) => {
+                crate::gc::touch(&file);
+                return Ok(v);
+            }
+            Err(e) => tracing::warn!(
+                path = %file.display(),
+                "layer index corrupt, computing it again: {e}"
+            ),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            path = %file.display(),
+            "layer index unreadable, computing it again: {e}"
+        ),
     }
     let mut r = open_uncompressed(store, layer, index)?;
     let name = r.name().clone();
@@ -229,11 +240,17 @@ pub fn materialize(store: &BlobStore, layers: &[LayerRef], dest: &Path) -> Resul
         Ok(()) => Ok(()),
         Err(_) if dest.is_dir() => {
             // Another build made the same tree first.
-            let _ = hoist_image::fsutil::remove_dir_all_writable(&tmp_path);
+            crate::cleanup::remove_or_warn(
+                &tmp_path,
+                hoist_image::fsutil::remove_dir_all_writable(&tmp_path),
+            );
             Ok(())
         }
         Err(e) => {
-            let _ = hoist_image::fsutil::remove_dir_all_writable(&tmp_path);
+            crate::cleanup::remove_or_warn(
+                &tmp_path,
+                hoist_image::fsutil::remove_dir_all_writable(&tmp_path),
+            );
             Err(Error::io(dest, e))
         }
     }

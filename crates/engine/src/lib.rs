@@ -29,12 +29,15 @@
 //! run_build -- CONTEXT OUT`).
 
 pub mod assemble;
+pub mod attestations;
 pub mod buildfile;
 pub mod cache;
 pub mod cleanup;
 pub mod compat;
 pub mod copy;
 pub mod copy_sources;
+pub mod download;
+pub mod early_push;
 pub mod engine;
 pub mod error;
 pub(crate) mod execute;
@@ -47,15 +50,18 @@ pub mod inroot;
 pub mod key;
 pub mod layers;
 pub mod lint;
+pub mod lowerprep;
 pub mod options;
 pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod provenance;
+pub mod remote_cache;
 pub mod resolver;
 pub(crate) mod schedule;
 pub mod ssh;
 pub(crate) mod stage;
+pub mod staging;
 pub(crate) mod steps;
 pub mod tree;
 pub mod unpack;
@@ -166,6 +172,8 @@ struct Prepared {
     df: hoist_dockerfile::Dockerfile,
     df_name: String,
     context: tree::LocalContext,
+    /// The sha256 of the Dockerfile's text (provenance).
+    df_digest: Digest,
 }
 
 /// Read and parse the Dockerfile, open the context, create the cache directory.
@@ -181,6 +189,7 @@ fn prepare(opts: &BuildOptions, progress: &dyn progress::Progress) -> Result<Pre
         df,
         df_name,
         context,
+        df_digest: Digest::sha256(text.as_bytes()),
     })
 }
 
@@ -205,7 +214,7 @@ pub fn build_with(
 ) -> Result<BuildResult> {
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
-    let lock = lock_cache(opts, progress);
+    let lock = lock_cache(opts, progress)?;
     let result = build_locked(opts, progress, resolver, pusher, &input)?;
     drop(lock);
     if let Some(max) = opts.cache_max_bytes {
@@ -214,9 +223,14 @@ pub fn build_with(
     Ok(result)
 }
 
-/// The build's shared hold on the cache (none if the file system cannot lock: then a
-/// concurrent prune could remove what the build uses, which it is told).
-fn lock_cache(opts: &BuildOptions, progress: &dyn progress::Progress) -> Option<gc::CacheLock> {
+/// The build's shared hold on the cache. A lock that cannot be taken fails the build
+/// (naming the lock file and the reason): an unlocked build could have a concurrent
+/// prune remove what it uses. Only a file system without `flock` support (ENOLCK,
+/// EOPNOTSUPP: some network file systems) lets the build run unlocked, with a warning.
+fn lock_cache(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+) -> Result<Option<gc::CacheLock>> {
     let r = gc::CacheLock::shared_telling(&opts.cache_dir, || {
         progress.event(progress::Event::Info(&format!(
             "waiting for the prune of {} to finish",
@@ -224,14 +238,32 @@ fn lock_cache(opts: &BuildOptions, progress: &dyn progress::Progress) -> Option<
         )))
     });
     match r {
-        Ok(l) => Some(l),
-        Err(e) => {
-            progress.event(progress::Event::Warning(&format!(
-                "cannot lock the cache ({e}): a concurrent cache prune could disturb this build"
-            )));
-            None
+        Ok(l) => Ok(Some(l)),
+        Err(e) if lock_unsupported(&e) => {
+            let msg = format!(
+                "cannot lock the cache ({}): this file system does not support locks, so a \
+                 concurrent cache prune could disturb this build",
+                hoist_image::chain_text(&e)
+            );
+            tracing::warn!("{msg}");
+            progress.event(progress::Event::Warning(&msg));
+            Ok(None)
         }
+        Err(e) => Err(Error::Invalid(format!(
+            "cannot lock the cache {}: {}",
+            opts.cache_dir.display(),
+            hoist_image::chain_text(&e)
+        ))),
     }
+}
+
+/// Whether a cache lock failed only because the file system has no `flock`
+/// (ENOLCK, EOPNOTSUPP).
+fn lock_unsupported(e: &hoist_cache::Error) -> bool {
+    const ENOLCK: i32 = 37;
+    const EOPNOTSUPP: i32 = 95;
+    matches!(e, hoist_cache::Error::Io { source, .. }
+        if matches!(source.raw_os_error(), Some(ENOLCK | EOPNOTSUPP)))
 }
 
 fn prune_after_build(opts: &BuildOptions, max: u64, progress: &dyn progress::Progress) {
@@ -263,7 +295,8 @@ fn build_locked(
         ));
     }
     let oci = opts.outputs.first().map(output_is_oci).unwrap_or(true);
-    let built = build_images_locked(opts, progress, resolver, input, oci)?;
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
     // Each output gets the build in the encoding it asks for (the first output's is the
     // one the steps wrote; others re-encode cached diffs, never re-running a step).
@@ -279,11 +312,49 @@ fn build_locked(
     if groups.is_empty() {
         groups.push((built.first().encoding(), oci, Vec::new()));
     }
+    // All outputs or none: every file output is staged first, then the pushes run,
+    // then the staged outputs are renamed into place together (see `staging`).
+    let mut staging = staging::Staging::new();
+    let mut encoded = Vec::new();
     for (encoding, oci, outputs) in &groups {
         let b = built.encoded(*encoding, *oci)?;
-        let m = export::export_built(&b, outputs, &opts.tags, scratch.path(), pusher, progress)?;
+        // Layers still only in a remote cache: fetched for outputs that write bytes; a
+        // push mounts them instead.
+        if let Some(sess) = &session {
+            if pusher.is_none()
+                || outputs
+                    .iter()
+                    .any(|o| !matches!(o.output, output::Output::Image { .. }))
+            {
+                sess.ensure_image(&b.source())?;
+            }
+        }
+        let m = export::stage_built(
+            &b,
+            outputs,
+            &opts.tags,
+            scratch.path(),
+            progress,
+            &mut staging,
+        )?;
         meta.get_or_insert(m);
+        encoded.push((b, outputs));
     }
+    for (b, outputs) in &encoded {
+        let lazy_pusher = match (&session, pusher) {
+            (Some(s), Some(p)) => Some(remote_cache::LazyPusher {
+                inner: p,
+                session: s,
+            }),
+            _ => None,
+        };
+        let pusher = match &lazy_pusher {
+            Some(p) => Some(p as &dyn export::Pusher),
+            None => pusher,
+        };
+        export::push(&b.source(), outputs, &opts.tags, pusher, progress)?;
+    }
+    staging.commit()?;
     let meta = meta.expect("at least one group");
     if let Some(p) = &opts.iidfile {
         export::create_parent_dir(p)?;
@@ -292,6 +363,21 @@ fn build_locked(
     if let Some(p) = &opts.metadata_file {
         export::create_parent_dir(p)?;
         meta.write_metadata_file(p)?;
+    }
+    if let Some(s) = &session {
+        // After the image is complete and every output written.
+        let mut pushed = Vec::new();
+        for o in &opts.outputs {
+            if let output::Output::Image { names, push: true } = &o.output {
+                pushed.extend(if names.is_empty() {
+                    opts.tags.clone()
+                } else {
+                    names.clone()
+                });
+            }
+        }
+        remote_cache::write::export_all(s, built.first().encoding(), &pushed, progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
     }
     Ok(BuildResult {
         manifest_digest: meta.manifest_digest.clone(),
@@ -342,10 +428,30 @@ pub fn build_images(
 ) -> Result<Built> {
     let opts = &opts.absolute();
     let input = prepare(opts, progress)?;
-    let lock = lock_cache(opts, progress);
-    let built = build_images_locked(opts, progress, resolver, &input, oci);
+    let lock = lock_cache(opts, progress)?;
+    let built = build_images_with_caches(opts, progress, resolver, &input, oci);
     drop(lock);
     built
+}
+
+/// [`build_images_locked`] with the `--cache-from`/`--cache-to` of `opts`: every blob
+/// of the result is in the store afterwards (the caller reads it), and the caches are
+/// exported once the images are complete.
+fn build_images_with_caches(
+    opts: &BuildOptions,
+    progress: &dyn progress::Progress,
+    resolver: &dyn BaseResolver,
+    input: &Prepared,
+    oci: bool,
+) -> Result<Built> {
+    let session = remote_cache::Session::open(opts, progress)?.map(std::sync::Arc::new);
+    let built = build_images_locked(opts, progress, resolver, input, oci, session.as_ref())?;
+    if let Some(s) = &session {
+        s.ensure_image(&built.source())?;
+        remote_cache::write::export_all(s, built.first().encoding(), &[], progress)?;
+        progress.event(progress::Event::Info(&s.summary()));
+    }
+    Ok(built)
 }
 
 fn build_images_locked(
@@ -354,10 +460,12 @@ fn build_images_locked(
     resolver: &dyn BaseResolver,
     input: &Prepared,
     oci: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<Built> {
     let platforms = opts.target_platforms();
     let several = platforms.len() > 1;
     export::check_outputs(&opts.outputs, platforms.len())?;
+    attestations::check_outputs(opts, oci)?;
     let mut index_annotations = std::collections::BTreeMap::new();
     let mut descriptor_annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
@@ -396,9 +504,10 @@ fn build_images_locked(
             oci,
             p,
             i == 0,
+            session,
         )?);
     }
-    if !several {
+    if !several && !opts.attest.any() {
         return Ok(Built::single(images.pop().expect("one platform")));
     }
     Built::indexed(images, oci, &index_annotations, &descriptor_annotations)
@@ -413,10 +522,11 @@ fn build_image_locked(
     oci: bool,
     platform: Platform,
     warn_unused: bool,
+    session: Option<&std::sync::Arc<remote_cache::Session>>,
 ) -> Result<BuiltImage> {
     let store = hoist_image::BlobStore::new(opts.cache_dir.join("blobs"))?;
     let scratch = engine::scratch_dir(&opts.cache_dir)?;
-    let eng = engine::Engine::new(
+    let mut eng = engine::Engine::new(
         opts,
         progress,
         resolver,
@@ -424,6 +534,7 @@ fn build_image_locked(
         store,
         scratch.path().to_path_buf(),
     )?;
+    eng.remote = session.cloned();
     let host = Platform::host();
     let platforms = hoist_dockerfile::Platforms {
         target_os: platform.os.clone(),
@@ -461,8 +572,11 @@ fn build_image_locked(
             )));
         }
     }
-    let image = finish(&eng, &state, oci)?;
+    let mut image = finish(&eng, &state, oci)?;
     eng.hasher.save();
+    if opts.attest.any() {
+        image.attestations = attestations::predicates(&eng, input, &image)?;
+    }
     Ok(image)
 }
 
@@ -485,6 +599,15 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
             labels.insert(k.clone(), v.clone());
         }
     }
+    if let Some(s) = &eng.remote {
+        s.finals.lock().expect("poisoned").push(state.key);
+        if remote_cache::wants_inline(eng.remote.as_ref()) {
+            config.extra.insert(
+                remote_cache::format::INLINE_CONFIG_KEY.to_string(),
+                remote_cache::inline_config(s, &state.key, &state.layers, eng.encoding),
+            );
+        }
+    }
     let mut annotations = std::collections::BTreeMap::new();
     for o in &opts.outputs {
         annotations.extend(o.annotations.clone());
@@ -497,5 +620,6 @@ fn finish(eng: &engine::Engine<'_>, state: &stage::StageState, oci: bool) -> Res
         annotations: &annotations,
         encoding: eng.encoding,
         oci,
+        remote: eng.remote.clone(),
     })
 }

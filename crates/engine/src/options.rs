@@ -168,6 +168,15 @@ pub struct BuildOptions {
     pub metadata_file: Option<PathBuf>,
     /// Registry client settings (credentials, CAs, insecure hosts, mirrors).
     pub registry: hoist_registry::ClientConfig,
+    /// Bounds of `ADD https://…` downloads (`--max-download-size`, `--download-timeout`).
+    pub download: crate::download::DownloadOptions,
+    /// `--cache-from`: caches to reuse steps from (see [`crate::remote_cache`]).
+    pub cache_from: Vec<crate::remote_cache::CacheImport>,
+    /// `--cache-to`: where to export this build's steps.
+    pub cache_to: Vec<crate::remote_cache::CacheExport>,
+    /// `--provenance`, `--sbom`, `--attest`: attestations attached to every image (see
+    /// [`crate::attestations`]).
+    pub attest: hoist_attest::options::AttestOptions,
 }
 
 impl BuildOptions {
@@ -206,6 +215,10 @@ impl BuildOptions {
             iidfile: None,
             metadata_file: None,
             registry: hoist_registry::ClientConfig::default(),
+            download: crate::download::DownloadOptions::default(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            attest: Default::default(),
         }
     }
 }
@@ -229,6 +242,7 @@ impl BuildOptions {
         o.cache_dir = absolute(&o.cache_dir);
         o.iidfile = o.iidfile.as_deref().map(absolute);
         o.metadata_file = o.metadata_file.as_deref().map(absolute);
+        crate::remote_cache::spec::make_absolute(&mut o.cache_from, &mut o.cache_to);
         for c in o.named_contexts.values_mut() {
             if let NamedContext::Dir(d) = c {
                 *d = absolute(d);

@@ -104,6 +104,69 @@ impl Output {
     }
 }
 
+/// What a file-system output (`type=local`, task `rootfs/`) does with device nodes
+/// and setuid/setgid files of the image (`unsafe-files=`): as root, writing them "for
+/// real" would hand whoever reads the output a device node (`/dev/sda` by another
+/// name) or a root-owned setuid program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnsafeFiles {
+    /// Do not create device nodes, clear setuid/setgid bits; a warning lists them.
+    /// The default.
+    #[default]
+    Skip,
+    /// Write them as the image says (device nodes need root).
+    Keep,
+}
+
+impl UnsafeFiles {
+    /// Parse `skip` or `keep`.
+    pub fn parse(v: &str) -> Result<UnsafeFiles> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "skip" => Ok(UnsafeFiles::Skip),
+            "keep" => Ok(UnsafeFiles::Keep),
+            _ => Err(Error::Invalid(format!(
+                "unsafe-files={v:?}: expected skip (the default) or keep"
+            ))),
+        }
+    }
+
+    /// The layer applier's options for a file-system output.
+    pub fn apply_options(self) -> hoist_image::layer::ApplyOptions {
+        let mut o = hoist_image::layer::ApplyOptions::default();
+        if self == UnsafeFiles::Skip {
+            o.allow_devices = false;
+            o.setid = false;
+        }
+        o
+    }
+
+    /// A warning listing what `stats` says was skipped, if anything was.
+    pub fn warning(what: &str, stats: &hoist_image::UnpackStats) -> Option<String> {
+        if stats.unsafe_count == 0 {
+            return None;
+        }
+        let shown = stats
+            .unsafe_entries
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>();
+        let more = stats.unsafe_count.saturating_sub(shown.len() as u64);
+        Some(format!(
+            "{what}: {} unsafe entr{} not written as in the image (unsafe-files=skip; \
+             unsafe-files=keep writes them): {}{}",
+            stats.unsafe_count,
+            if stats.unsafe_count == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ))
+    }
+}
+
 /// All settings of one `--output` flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
@@ -125,6 +188,8 @@ pub struct OutputSpec {
     /// `annotation-manifest-descriptor.KEY=VALUE` pairs: on each manifest's entry in the
     /// image index of a multi-platform build.
     pub descriptor_annotations: BTreeMap<String, String>,
+    /// `unsafe-files=skip|keep` (`type=local` only; default skip).
+    pub unsafe_files: UnsafeFiles,
 }
 
 fn split_csv(s: &str) -> Vec<String> {
@@ -295,6 +360,16 @@ impl OutputSpec {
             .remove("oci-mediatypes")
             .map(|v| parse_bool("oci-mediatypes", &v))
             .transpose()?;
+        let unsafe_files = match kv.remove("unsafe-files") {
+            None => UnsafeFiles::default(),
+            Some(_) if !matches!(output, Output::Local { .. }) => {
+                return Err(Error::Invalid(format!(
+                    "--output {s:?}: unsafe-files applies to type=local (archives keep every file as the image has it)"
+                )))
+            }
+            Some(v) => UnsafeFiles::parse(&v)
+                .map_err(|e| Error::Invalid(format!("--output {s:?}: {e}")))?,
+        };
         let force_compression = kv
             .remove("force-compression")
             .map(|v| parse_bool("force-compression", &v))
@@ -344,6 +419,7 @@ impl OutputSpec {
             annotations,
             index_annotations,
             descriptor_annotations,
+            unsafe_files,
         })
     }
 
@@ -357,6 +433,7 @@ impl OutputSpec {
             annotations: BTreeMap::new(),
             index_annotations: BTreeMap::new(),
             descriptor_annotations: BTreeMap::new(),
+            unsafe_files: UnsafeFiles::default(),
         }
     }
 
@@ -501,6 +578,22 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("https://example.test/layer"), "{e}");
+    }
+
+    #[test]
+    fn unsafe_files_attribute() {
+        assert_eq!(
+            OutputSpec::parse("type=local,dest=d").unwrap().unsafe_files,
+            UnsafeFiles::Skip
+        );
+        assert_eq!(
+            OutputSpec::parse("type=local,dest=d,unsafe-files=keep")
+                .unwrap()
+                .unsafe_files,
+            UnsafeFiles::Keep
+        );
+        assert!(OutputSpec::parse("type=local,dest=d,unsafe-files=maybe").is_err());
+        assert!(OutputSpec::parse("type=oci,dest=d,unsafe-files=keep").is_err());
     }
 
     #[test]

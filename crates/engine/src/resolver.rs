@@ -8,6 +8,7 @@ use hoist_image::{
 };
 use hoist_registry::{Client, ClientConfig, PullPolicy, PushOptions, Reference};
 
+use crate::early_push::{early_destinations, EarlyPush};
 use crate::engine::BaseResolver;
 use crate::error::{Error, Result};
 use crate::export::Pusher;
@@ -21,6 +22,10 @@ pub struct DefaultResolver<'p> {
     store: BlobStore,
     policy: PullPolicy,
     progress: &'p dyn Progress,
+    /// `--push` destinations that get each layer while the build runs.
+    early_dests: Vec<String>,
+    /// The early uploads, started with the first layer.
+    early: OnceLock<Option<EarlyPush>>,
 }
 
 impl<'p> DefaultResolver<'p> {
@@ -29,12 +34,20 @@ impl<'p> DefaultResolver<'p> {
         let mut config = opts.registry.clone();
         // Base pulls and `--push` show their blob transfers on the build's display.
         config.progress = progress.transfers();
+        // HOIST_EARLY_PUSH=0 pushes only after the build (for comparisons).
+        let early_dests = if std::env::var_os("HOIST_EARLY_PUSH").is_some_and(|v| v == "0") {
+            Vec::new()
+        } else {
+            early_destinations(&opts.outputs, &opts.tags)
+        };
         Ok(DefaultResolver {
             config,
             client: OnceLock::new(),
             store: BlobStore::new(opts.cache_dir.join("blobs"))?,
             policy: opts.pull,
             progress,
+            early_dests,
+            early: OnceLock::new(),
         })
     }
 
@@ -52,6 +65,8 @@ impl<'p> DefaultResolver<'p> {
             store,
             policy,
             progress,
+            early_dests: Vec::new(),
+            early: OnceLock::new(),
         }
     }
 
@@ -68,6 +83,8 @@ impl<'p> DefaultResolver<'p> {
             store,
             policy,
             progress: &QUIET,
+            early_dests: Vec::new(),
+            early: OnceLock::new(),
         }
     }
 
@@ -84,6 +101,49 @@ impl<'p> DefaultResolver<'p> {
     /// The blob cache pulls go to.
     pub fn store(&self) -> &BlobStore {
         &self.store
+    }
+
+    /// The early uploads, started on first use (`None` when there is nothing to push
+    /// early or the destinations cannot be used; the final push reports why).
+    fn early(&self) -> Option<&EarlyPush> {
+        self.early
+            .get_or_init(|| {
+                if self.early_dests.is_empty() {
+                    return None;
+                }
+                let mut refs: Vec<Reference> = Vec::new();
+                for n in &self.early_dests {
+                    let r = registry_reference(n).ok()?;
+                    if !refs
+                        .iter()
+                        .any(|x| x.registry() == r.registry() && x.repository() == r.repository())
+                    {
+                        refs.push(r);
+                    }
+                }
+                let client = self.client().ok()?.clone();
+                // Two uploads at once: enough to keep a loopback or LAN registry busy
+                // while the build uses the cores.
+                Some(EarlyPush::start(client, refs, 2))
+            })
+            .as_ref()
+    }
+
+    /// Wait for the early uploads and say what they did.
+    fn drain_early(&self) {
+        let Some(early) = self.early.get().and_then(Option::as_ref) else {
+            return;
+        };
+        let r = early.drain();
+        self.progress.event(Event::Info(&format!(
+            "uploaded during the build: {} layers ({} bytes), {} already there",
+            r.uploaded, r.uploaded_bytes, r.present
+        )));
+        for f in r.failures.iter().take(3) {
+            self.progress.event(Event::Info(&format!(
+                "early upload failed, retrying in the push: {f}"
+            )));
+        }
     }
 }
 
@@ -121,6 +181,12 @@ fn reg_err(e: hoist_registry::Error) -> Error {
 }
 
 impl BaseResolver for DefaultResolver<'_> {
+    fn layer_ready(&self, store: &BlobStore, desc: &hoist_image::Descriptor) {
+        if let Some(early) = self.early() {
+            early.offer(store, desc);
+        }
+    }
+
     fn open(&self, reference: &str, platform: &Platform) -> Result<Box<dyn Source>> {
         if let Some(s) = open_local(reference)? {
             return Ok(s);
@@ -149,12 +215,26 @@ impl BaseResolver for DefaultResolver<'_> {
 
 impl Pusher for DefaultResolver<'_> {
     fn push(&self, src: &dyn Source, names: &[String]) -> Result<()> {
+        self.push_mounting(src, names, &[])
+    }
+
+    fn push_mounting(
+        &self,
+        src: &dyn Source,
+        names: &[String],
+        mount_from: &[String],
+    ) -> Result<()> {
+        self.drain_early();
         let refs = names
             .iter()
             .map(|n| registry_reference(n))
             .collect::<Result<Vec<_>>>()?;
         let opts = PushOptions {
             cache: Some(self.store.clone()),
+            mount_from: mount_from
+                .iter()
+                .filter_map(|m| registry_reference(m).ok())
+                .collect(),
             ..Default::default()
         };
         let report = self.client()?.push(src, &refs, &opts).map_err(reg_err)?;

@@ -83,7 +83,9 @@ impl KeyAgent {
             .env_remove("DISPLAY")
             .stdin(Stdio::null())
             .output();
-        let _ = std::fs::remove_file(&copy);
+        if let Err(e) = std::fs::remove_file(&copy) {
+            tracing::warn!(path = %copy.display(), "copy of an ssh key not removed: {e}");
+        }
         let out =
             out.map_err(|e| Error::Invalid(format!("--ssh {id}: cannot run ssh-add: {e}")))?;
         if !out.status.success() {

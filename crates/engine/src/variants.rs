@@ -63,7 +63,7 @@ impl Encoding {
     }
 
     /// The level this encoding really uses.
-    fn effective_level(&self) -> i32 {
+    pub(crate) fn effective_level(&self) -> i32 {
         match (self.compression, self.level) {
             (Compression::None, _) => 0,
             (Compression::Gzip, l) => l.unwrap_or(6).clamp(0, 9),

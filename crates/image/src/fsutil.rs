@@ -89,6 +89,14 @@ impl AtomicFile {
         &self.dest
     }
 
+    /// The temporary file itself, with everything written so far flushed to it,
+    /// for in-kernel copies (`copy_file_range`) at its current offset. Later
+    /// writes through `Write` continue after what was copied.
+    pub fn raw_file(&mut self) -> io::Result<&mut File> {
+        self.file.flush()?;
+        Ok(self.file.get_mut().as_file_mut())
+    }
+
     /// Flush, fsync, rename over the destination and fsync the directory.
     pub fn commit(self) -> Result<()> {
         let AtomicFile { dest, parent, file } = self;

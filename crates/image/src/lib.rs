@@ -28,6 +28,7 @@ pub mod docker_archive;
 pub mod fsutil;
 pub mod layout;
 pub mod oci_archive;
+pub mod place;
 pub mod rootfs;
 pub mod sink;
 pub mod store_source;

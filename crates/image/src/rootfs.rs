@@ -32,6 +32,12 @@ pub struct UnpackStats {
     pub files: u64,
     /// Bytes of file content written, over all layers.
     pub bytes: u64,
+    /// Entries changed for safety over all layers (see
+    /// [`ApplyStats::unsafe_entries`](crate::layer::ApplyStats::unsafe_entries)), at most
+    /// [`MAX_LISTED_UNSAFE`](crate::layer::MAX_LISTED_UNSAFE).
+    pub unsafe_entries: Vec<String>,
+    /// How many entries were changed for safety.
+    pub unsafe_count: u64,
 }
 
 /// The compression a layer media type implies, if it is a layer type hoist knows
@@ -91,6 +97,12 @@ pub fn apply_image(
         stats.entries += s.entries;
         stats.files += s.files;
         stats.bytes += s.bytes;
+        stats.unsafe_count += s.unsafe_count;
+        for e in s.unsafe_entries {
+            if stats.unsafe_entries.len() < crate::layer::MAX_LISTED_UNSAFE {
+                stats.unsafe_entries.push(e);
+            }
+        }
     }
     tracing::debug!(source = %src.name(), layers = stats.layers, files = stats.files, "applied image");
     Ok(stats)

@@ -263,19 +263,27 @@ fn put_all(src: &dyn Source, g: &ImageGraph, store: &BlobStore) -> Result<()> {
         store.put_verified(&doc.bytes[..], &d)?;
         share(store, &d.digest);
     }
+    let mode = 0o444 & !crate::fsutil::current_umask();
     for d in &g.blobs {
         if !store.has_descriptor(d) {
-            put_blob(src, d, store)?;
+            match src.blob_file(d) {
+                Some(file) => {
+                    store.place_from(&file, d, mode)?;
+                }
+                None => put_blob(src, d, store)?,
+            }
         }
         share(store, &d.digest);
     }
     Ok(())
 }
 
+/// Blobs of an output are readable by all and sealed (0444 less the umask): they
+/// may be hard links to the cache's own immutable blobs.
 fn share(store: &BlobStore, digest: &Digest) {
     use std::os::unix::fs::PermissionsExt;
     let p = store.path(digest);
-    let mode = 0o644 & !crate::fsutil::current_umask();
+    let mode = 0o444 & !crate::fsutil::current_umask();
     if let Ok(m) = fs::metadata(&p) {
         if m.permissions().mode() & 0o777 != mode {
             // Best effort: a blob another user put in a shared layout stays as it is.
@@ -291,12 +299,26 @@ enum Content {
     Blob(Box<Descriptor>),
 }
 
-/// Write sorted members with fixed headers into a tar stream.
+/// How [`write_tar`] reaches the file under `W` for in-kernel copies, if any.
+type RawFile<W> = fn(&mut W) -> Option<io::Result<&mut fs::File>>;
+
+fn no_raw_file<W>(_: &mut W) -> Option<io::Result<&mut fs::File>> {
+    None
+}
+
+fn atomic_raw_file(w: &mut AtomicFile) -> Option<io::Result<&mut fs::File>> {
+    Some(w.raw_file())
+}
+
+/// Write sorted members with fixed headers into a tar stream. Blobs the source has
+/// as local files are copied with `copy_file_range` when `raw` gives the output
+/// file.
 fn write_tar<W: Write>(
     src: &dyn Source,
     out: W,
     members: BTreeMap<String, Content>,
     what: &str,
+    raw: RawFile<W>,
 ) -> Result<W> {
     let io_err = |e: io::Error| Error::stream(format!("writing {what}"), e);
     let mut b = tar::Builder::new(out);
@@ -327,6 +349,25 @@ fn write_tar<W: Write>(
             }
             Content::Blob(d) => {
                 let mut h = header(d.size, false);
+                if let Some(file) = src.blob_file(&d) {
+                    if h.set_path(&name).is_ok() {
+                        h.set_cksum();
+                        if let Some(out) = raw(b.get_mut()) {
+                            let out = out.map_err(io_err)?;
+                            out.write_all(h.as_bytes()).map_err(io_err)?;
+                            let mut f = fs::File::open(&file).map_err(|e| Error::io(&file, e))?;
+                            crate::place::copy_range(&mut f, out, d.size).map_err(|e| {
+                                Error::stream(
+                                    format!("copying {} from {}", d.digest, file.display()),
+                                    e,
+                                )
+                            })?;
+                            let pad = (512 - d.size % 512) % 512;
+                            out.write_all(&[0u8; 512][..pad as usize]).map_err(io_err)?;
+                            continue;
+                        }
+                    }
+                }
                 let r = open_verified(src, &d)?;
                 b.append_data(&mut h, &name, r).map_err(|e| {
                     Error::stream(format!("copying {} from {}", d.digest, src.name()), e)
@@ -353,7 +394,7 @@ fn add_blob_dirs(members: &mut BTreeMap<String, Content>) {
 /// image `tag`. The file appears atomically. Returns the `index.json` entry.
 pub fn write_oci_archive(src: &dyn Source, file: &Path, tag: Option<&str>) -> Result<Descriptor> {
     let out = AtomicFile::create(file)?;
-    let (out, entry) = write_oci_archive_to(src, out, tag)?;
+    let (out, entry) = oci_archive_to(src, out, tag, atomic_raw_file)?;
     out.commit()?;
     tracing::info!(file = %file.display(), digest = %entry.digest, "wrote OCI archive");
     Ok(entry)
@@ -365,6 +406,15 @@ pub fn write_oci_archive_to<W: Write>(
     src: &dyn Source,
     out: W,
     tag: Option<&str>,
+) -> Result<(W, Descriptor)> {
+    oci_archive_to(src, out, tag, no_raw_file)
+}
+
+fn oci_archive_to<W: Write>(
+    src: &dyn Source,
+    out: W,
+    tag: Option<&str>,
+    raw: RawFile<W>,
 ) -> Result<(W, Descriptor)> {
     let g = collect(src)?;
     let mut entry = g.root_descriptor()?;
@@ -385,7 +435,7 @@ pub fn write_oci_archive_to<W: Write>(
         "index.json".into(),
         Content::Bytes(to_canonical_json(&new_index(vec![entry.clone()]))),
     );
-    let out = write_tar(src, out, members, "OCI archive")?;
+    let out = write_tar(src, out, members, "OCI archive", raw)?;
     Ok((out, entry))
 }
 
@@ -436,7 +486,7 @@ pub fn write_docker_archive(
     platform: &Platform,
 ) -> Result<Descriptor> {
     let out = AtomicFile::create(file)?;
-    let (out, desc) = write_docker_archive_to(src, out, repo_tags, platform)?;
+    let (out, desc) = docker_archive_to(src, out, repo_tags, platform, atomic_raw_file)?;
     out.commit()?;
     tracing::info!(file = %file.display(), digest = %desc.digest, "wrote docker-archive");
     Ok(desc)
@@ -450,6 +500,16 @@ pub fn write_docker_archive_to<W: Write>(
     out: W,
     repo_tags: &[String],
     platform: &Platform,
+) -> Result<(W, Descriptor)> {
+    docker_archive_to(src, out, repo_tags, platform, no_raw_file)
+}
+
+fn docker_archive_to<W: Write>(
+    src: &dyn Source,
+    out: W,
+    repo_tags: &[String],
+    platform: &Platform,
+    raw: RawFile<W>,
 ) -> Result<(W, Descriptor)> {
     let img = resolve(src, platform)?;
     let tags: Vec<(String, String)> = repo_tags
@@ -549,7 +609,7 @@ pub fn write_docker_archive_to<W: Write>(
         OCI_LAYOUT_FILE.into(),
         Content::Bytes(OCI_LAYOUT_CONTENT.to_vec()),
     );
-    let out = write_tar(src, out, members, "docker-archive")?;
+    let out = write_tar(src, out, members, "docker-archive", raw)?;
     Ok((out, manifest_desc))
 }
 

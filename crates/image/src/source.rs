@@ -42,6 +42,16 @@ pub trait Source: Send + Sync {
         let _ = desc;
         Ok(true)
     }
+
+    /// A local file that holds exactly the blob's bytes (`desc.size` of them) and is
+    /// trusted to match its digest, such as a blob of hoist's own store. Outputs
+    /// on the same file system then reflink or hard-link it, or copy it in the
+    /// kernel, instead of streaming it (see [`crate::place`]). `None` (the
+    /// default) when the source has no such file.
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        let _ = desc;
+        None
+    }
 }
 
 /// Open a blob and verify its digest and size while it streams.

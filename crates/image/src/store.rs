@@ -13,11 +13,15 @@
 //! all, two processes writing the same blob at once are both fine (the second rename
 //! replaces identical content), and readers never see a partial file under a digest
 //! name. Every write is verified against the expected digest and size when known.
+//! A committed blob is *sealed*: its write permission bits are cleared, so that
+//! outputs on the same file system can share it by hard link (see
+//! [`crate::place`]); nothing writes to a blob in place.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::place::{place_file, seal, Placed};
 use crate::{Algorithm, Descriptor, Digest, Error, Hasher, Result};
 
 /// A content-addressed blob directory (see the module docs for the layout).
@@ -128,6 +132,31 @@ impl BlobStore {
             .map_err(|e| Error::stream("writing blob", e))?;
         w.commit()?;
         Ok(d)
+    }
+
+    /// Put the blob `expected` from the local file `src` (trusted to hold it, e.g. a
+    /// blob of another store; its size is checked) into this store by reflink,
+    /// hard link (when `src` is sealed) or in-kernel copy, without hashing it
+    /// again. New files get `mode`. See [`crate::place`].
+    pub fn place_from(&self, src: &Path, expected: &Descriptor, mode: u32) -> Result<Placed> {
+        if self.has_descriptor(expected) {
+            return Ok(Placed::Present);
+        }
+        let len = fs::metadata(src).map_err(|e| Error::io(src, e))?.len();
+        if len != expected.size {
+            return Err(Error::Format(format!(
+                "blob {}: {} has {len} bytes, expected {}",
+                expected.digest,
+                src.display(),
+                expected.size
+            )));
+        }
+        let dir = self.root.join(expected.digest.algorithm().as_str());
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let dest = self.path(&expected.digest);
+        let how = place_file(src, &dest, mode).map_err(|e| Error::io(&dest, e))?;
+        tracing::debug!(digest = %expected.digest, ?how, "placed blob");
+        Ok(how)
     }
 
     /// Remove a blob (missing is not an error).
@@ -243,6 +272,8 @@ fn persist(
     tmp.as_file()
         .sync_data()
         .map_err(|e| Error::io(tmp.path(), e))?;
+    // Blobs are immutable: sealed read-only, so an output may hard-link them.
+    seal(tmp.as_file());
     let dest = store.path(digest);
     tmp.persist(&dest).map_err(|e| Error::io(dest, e.error))?;
     Ok(())

@@ -85,4 +85,10 @@ impl Source for StoreSource {
     fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
         Ok(self.store.has(&desc.digest))
     }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        self.store
+            .has_descriptor(desc)
+            .then(|| self.store.path(&desc.digest))
+    }
 }

@@ -85,8 +85,9 @@ fn every_output_is_read_by_skopeo_umoci_and_podman() {
         skopeo_raw(&format!("oci:{}:v1", s(&oci))).as_bytes(),
         &root.bytes[..]
     );
-    // Blobs are shared-readable like the rest of the output, not 0600.
-    let want = 0o644 & !hoist_image::fsutil::current_umask();
+    // Blobs are shared-readable like the rest of the output, not 0600, and sealed
+    // read-only (they may be hard links to the store's immutable blobs).
+    let want = 0o444 & !hoist_image::fsutil::current_umask();
     for n in formats_util::listing(&oci.join("blobs/sha256")) {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(oci.join("blobs/sha256").join(&n))

@@ -385,7 +385,7 @@ fn entries_from_a_list_with_generated_content_and_order_checks() {
         Path::new("motd")
     );
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(&blob[..])
+    flate2::read::MultiGzDecoder::new(&blob[..])
         .read_to_end(&mut plain)
         .unwrap();
     assert_eq!(Digest::sha256(&plain), desc.diff_id);

@@ -119,7 +119,7 @@ pub fn attach(
 
 /// Make sure `doc` (an artifact about `subject`, already in `repo`) shows in `repo`'s
 /// referrers of `subject`: through the API, else in the tag-schema index.
-fn list_in_referrers(
+pub fn list_in_referrers(
     client: &Client,
     repo: &Reference,
     subject: &Digest,

@@ -34,6 +34,7 @@
 
 pub mod actor;
 pub mod artifact;
+pub mod attachments;
 pub mod error;
 pub mod facts;
 pub mod gate;

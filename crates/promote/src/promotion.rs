@@ -277,6 +277,8 @@ pub fn promote(
     if dest_repo.name() != src.name() {
         let n = carry_referrers(client, src, dest_repo, &digest)?;
         tracing::info!("carried {n} referrers of {digest} to {}", dest_repo.name());
+        let n = crate::attachments::carry_tag_attachments(client, src, dest_repo, &digest)?;
+        tracing::info!("carried {n} signature/attestation tags of {digest}");
     }
     let record = Record {
         env: env.to_string(),

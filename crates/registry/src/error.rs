@@ -136,15 +136,41 @@ pub enum Error {
     },
     /// A network or TLS failure (shown with its whole chain of causes: reqwest's own
     /// message alone, "error sending request", says nothing).
-    #[error("{registry}: {what}: {}", transport_detail(source))]
+    ///
+    /// The causes are part of the message, so the error has no `source()`: a
+    /// `{:#}` chain would repeat them.
+    #[error("{registry}: {what}: {}", transport_detail(cause))]
     Transport {
         /// The registry host.
         registry: String,
         /// The request, never with query or credentials.
         what: String,
         /// The underlying error (URL removed).
-        source: reqwest::Error,
+        cause: reqwest::Error,
     },
+    /// A registry that accepted a request and then sent nothing for longer than the
+    /// read timeout (`--registry-timeout`), or less than the minimum rate.
+    #[error("registry {registry} stopped responding ({stall}) while {what}")]
+    Stalled {
+        /// The registry host.
+        registry: String,
+        /// What was being read (`reading blob sha256:…`), never with credentials.
+        what: String,
+        /// How it stalled.
+        stall: Stall,
+    },
+    /// A retryable failure that kept failing: the last attempt's error, once.
+    #[error("after {attempts} attempts: {last}")]
+    Retried {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<Error>,
+    },
+    /// The run was interrupted ([`crate::interrupt`]): a push stops before it
+    /// writes another blob or any tag.
+    #[error("interrupted")]
+    Interrupted,
     /// Content did not match its digest or size.
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -186,6 +212,47 @@ pub enum Error {
     Image(#[from] hoist_image::Error),
 }
 
+/// How a registry stalled (see [`Error::Stalled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// Nothing at all for this long.
+    Idle(std::time::Duration),
+    /// `bytes` in `window`, below `min_rate` bytes per second.
+    Slow {
+        /// Bytes received in the window.
+        bytes: u64,
+        /// The window (the read timeout).
+        window: std::time::Duration,
+        /// The minimum rate, in bytes per second.
+        min_rate: u64,
+    },
+}
+
+impl fmt::Display for Stall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stall::Idle(d) => write!(f, "no data for {} s", fmt_secs(*d)),
+            Stall::Slow {
+                bytes,
+                window,
+                min_rate,
+            } => write!(
+                f,
+                "{bytes} bytes in {} s, below the minimum of {min_rate} bytes/s",
+                fmt_secs(*window)
+            ),
+        }
+    }
+}
+
+fn fmt_secs(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
+    }
+}
+
 fn fmt_codes(codes: &[ErrorCode], message: &str) -> String {
     let mut s = String::new();
     if !codes.is_empty() {
@@ -216,17 +283,47 @@ impl Error {
                     || codes.contains(&ErrorCode::TooManyRequests)
                     || codes.contains(&ErrorCode::BlobUploadUnknown)
             }
-            Error::Transport { source, .. } => {
-                !(source.is_builder() || source.is_redirect() || is_tls_error(source))
+            Error::Transport { cause, .. } => {
+                !(cause.is_builder() || cause.is_redirect() || is_tls_error(cause))
             }
-            Error::Image(hoist_image::Error::Stream { .. }) => true,
+            Error::Stalled { .. } => true,
+            // A read error carries the registry error behind it, if any: a download
+            // whose own resumes gave up is not tried again from the start.
+            Error::Image(hoist_image::Error::Stream { source, .. }) => source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<Error>())
+                .is_none_or(Error::is_retryable),
+            // Its retries are spent (an outer retry loop must not multiply them).
+            Error::Retried { .. } => false,
             _ => false,
+        }
+    }
+
+    /// A short label for a retry warning (the whole cause is reported once, in the
+    /// final error).
+    pub fn brief(&self) -> String {
+        match self {
+            Error::Registry { status, .. } => format!("HTTP {status}"),
+            Error::Transport { cause, .. } if cause.is_connect() => "cannot connect".into(),
+            Error::Transport { .. } => "connection failed".into(),
+            Error::Stalled { stall, .. } => format!("stopped responding ({stall})"),
+            Error::Retried { last, .. } => last.brief(),
+            Error::Image(_) => "read failed".into(),
+            _ => "failed".into(),
+        }
+    }
+
+    /// The last attempt's error of a [`Error::Retried`], else `self`.
+    pub fn last_attempt(&self) -> &Error {
+        match self {
+            Error::Retried { last, .. } => last.last_attempt(),
+            e => e,
         }
     }
 
     /// The distribution error codes, if the registry sent any.
     pub fn codes(&self) -> &[ErrorCode] {
-        match self {
+        match self.last_attempt() {
             Error::Registry { codes, .. } => codes,
             _ => &[],
         }
@@ -234,7 +331,7 @@ impl Error {
 
     /// The HTTP status, for registry errors.
     pub fn status(&self) -> Option<u16> {
-        match self {
+        match self.last_attempt() {
             Error::Registry { status, .. } => Some(*status),
             _ => None,
         }
@@ -242,7 +339,7 @@ impl Error {
 
     /// Whether the error means "does not exist" (404, `*_UNKNOWN`).
     pub fn is_not_found(&self) -> bool {
-        match self {
+        match self.last_attempt() {
             Error::Registry { status, codes, .. } => {
                 *status == 404
                     || codes.iter().any(|c| {

@@ -48,6 +48,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cancel;
 pub mod client;
 pub mod error;
 pub mod login;
@@ -59,8 +60,9 @@ pub mod reference;
 pub mod source;
 
 pub use auth::{AuthConfig, Credential};
+pub use cancel::{interrupt, interrupted};
 pub use client::{validate_ca, CaCert, Client, ClientConfig};
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, Result, Stall};
 pub use login::logout;
 pub use login::normalize_registry;
 pub use mirrors::{Hosts, Mirror};

@@ -65,7 +65,7 @@ impl Client {
                     .map_err(|e| Error::Transport {
                         registry: registry.clone(),
                         what: "GET /v2/".into(),
-                        source: e.without_url(),
+                        cause: e.without_url(),
                     })?;
                 if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
                     return Err(Error::Unauthorized {
@@ -92,7 +92,7 @@ impl Client {
                     .map_err(|e| Error::Transport {
                         registry: registry.clone(),
                         what: "token request".into(),
-                        source: e.without_url(),
+                        cause: e.without_url(),
                     })?;
                 if resp.status() == reqwest::StatusCode::UNAUTHORIZED
                     || resp.status() == reqwest::StatusCode::FORBIDDEN

@@ -659,8 +659,10 @@ fn killed_mid_push(restart: bool) {
                 .head_manifest(&dest)
                 .unwrap()
                 .is_none());
+            // Retries spent: the last attempt's error is a transient one.
+            let last = e.last_attempt();
             assert!(
-                e.is_retryable() || matches!(e, Error::Transport { .. }),
+                last.is_retryable() || matches!(last, Error::Transport { .. }),
                 "{e:?}"
             );
         }

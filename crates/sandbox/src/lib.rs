@@ -59,7 +59,9 @@ pub use caps::{Capabilities, IdMode, IdRange, IdRanges, UsernsFailure};
 pub use error::{Error, Result};
 pub use protocol::UnpackCheck;
 pub use sandbox::{RunDirs, Sandbox, SandboxConfig};
-pub use spec::{CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource};
+pub use spec::{
+    CacheOwner, CacheSharing, ExitStatus, MountSpec, Network, OutputStream, RunSpec, SecretSource,
+};
 
 /// If this process was started as the sandbox helper (`argv[1] == "__hoist-sandbox"`),
 /// run the helper protocol and exit; otherwise return at once. Call it first in

@@ -47,6 +47,18 @@ pub enum ResolvedMount {
         /// Read-only.
         readonly: bool,
     },
+    /// A cache directory, bound like [`ResolvedMount::Bind`]; with an owner, its root
+    /// gets that owner and mode first if it is still empty.
+    Cache {
+        /// Host path.
+        src: PathBuf,
+        /// Path in the container.
+        target: String,
+        /// Read-only.
+        readonly: bool,
+        /// Owner and mode of a new cache.
+        owner: Option<crate::spec::CacheOwner>,
+    },
     /// A read-only overlay of layer dirs.
     Layers {
         /// Lower dirs, TOP first (overlay's order).
@@ -297,6 +309,99 @@ fn bind_readonly(sys: &dyn Syscall, target: &Path) -> Result<()> {
     )
 }
 
+/// A minimal `/dev` (a tmpfs with the host's harmless device nodes, devpts, shm and the
+/// usual links), as runc's default spec has it; `replaced` says which of its mounts a
+/// user mount takes the place of.
+fn minimal_dev(sys: &dyn Syscall, root: &Path, replaced: &dyn Fn(&str) -> bool) -> Result<()> {
+    let dev = secure_join(root, "/dev")?;
+    m(
+        sys,
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        flags::NOSUID | flags::NOEXEC,
+        Some("mode=755,size=65536k"),
+    )?;
+    for d in DEVICES {
+        let host = format!("/dev/{d}");
+        if std::fs::symlink_metadata(&host).is_err() {
+            tracing::warn!("{host} does not exist on the host; not in the sandbox either");
+            continue;
+        }
+        let p = dev.join(d);
+        sys.create_file(&p).map_err(|e| Error::io(p.clone(), e))?;
+        m(sys, Some(&host), &p, None, flags::BIND, None)?;
+    }
+    let pts = dev.join("pts");
+    sys.mkdir(&pts, 0o755)
+        .map_err(|e| Error::io(pts.clone(), e))?;
+    if !replaced("/dev/pts") {
+        m(
+            sys,
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            flags::NOSUID | flags::NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        )?;
+    }
+    let shm = dev.join("shm");
+    sys.mkdir(&shm, 0o1777)
+        .map_err(|e| Error::io(shm.clone(), e))?;
+    if !replaced("/dev/shm") {
+        m(
+            sys,
+            Some("shm"),
+            &shm,
+            Some("tmpfs"),
+            flags::NOSUID | flags::NODEV | flags::NOEXEC,
+            Some("mode=1777,size=65536k"),
+        )?;
+    }
+    for (target, link) in [
+        ("pts/ptmx", "ptmx"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        let l = dev.join(link);
+        sys.symlink(target, &l)
+            .map_err(|e| Error::io(l.clone(), e))?;
+    }
+
+    Ok(())
+}
+
+/// A container path as BuildKit compares mount destinations: absolute and cleaned
+/// (`/dev/shm/` and `/dev//shm` are `/dev/shm`).
+pub fn clean_target(target: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl ResolvedMount {
+    /// The path in the container.
+    pub fn target(&self) -> &str {
+        match self {
+            ResolvedMount::Bind { target, .. }
+            | ResolvedMount::Cache { target, .. }
+            | ResolvedMount::Layers { target, .. }
+            | ResolvedMount::Tmpfs { target, .. }
+            | ResolvedMount::Secret { target, .. } => target,
+        }
+    }
+}
+
 /// Assemble the root and pivot into it. Returns the mount points that had to be
 /// created in the root file system (relative paths), so they can be removed from the
 /// layer afterwards.
@@ -347,70 +452,26 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
         Some("mode=755"),
     )?;
 
-    // /proc of the new pid namespace.
-    created.extend(ensure_mountpoint(sys, root, "/proc", true)?);
-    m(
-        sys,
-        Some("proc"),
-        &secure_join(root, "/proc")?,
-        Some("proc"),
-        flags::NOSUID | flags::NODEV | flags::NOEXEC,
-        None,
-    )?;
-
-    // A minimal /dev.
-    created.extend(ensure_mountpoint(sys, root, "/dev", true)?);
-    let dev = secure_join(root, "/dev")?;
-    m(
-        sys,
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        flags::NOSUID | flags::NOEXEC,
-        Some("mode=755,size=65536k"),
-    )?;
-    for d in DEVICES {
-        let host = format!("/dev/{d}");
-        if std::fs::symlink_metadata(&host).is_err() {
-            tracing::warn!("{host} does not exist on the host; not in the sandbox either");
-            continue;
-        }
-        let p = dev.join(d);
-        sys.create_file(&p).map_err(|e| Error::io(p.clone(), e))?;
-        m(sys, Some(&host), &p, None, flags::BIND, None)?;
+    // The default mounts, as runc's spec has them. A user mount at the same place
+    // replaces one (BuildKit's dedupMounts). runc creates the mount points of /proc,
+    // /dev and /sys in the root file system and leaves them there, so they stay in
+    // the layer when the image had none.
+    let replaced = |dest: &str| plan.mounts.iter().any(|m| clean_target(m.target()) == dest);
+    for dir in ["/proc", "/dev", "/sys"] {
+        ensure_mountpoint(sys, root, dir, true)?;
     }
-    let pts = dev.join("pts");
-    sys.mkdir(&pts, 0o755)
-        .map_err(|e| Error::io(pts.clone(), e))?;
-    m(
-        sys,
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        flags::NOSUID | flags::NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )?;
-    let shm = dev.join("shm");
-    sys.mkdir(&shm, 0o1777)
-        .map_err(|e| Error::io(shm.clone(), e))?;
-    m(
-        sys,
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        flags::NOSUID | flags::NODEV | flags::NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )?;
-    for (target, link) in [
-        ("pts/ptmx", "ptmx"),
-        ("/proc/self/fd", "fd"),
-        ("/proc/self/fd/0", "stdin"),
-        ("/proc/self/fd/1", "stdout"),
-        ("/proc/self/fd/2", "stderr"),
-    ] {
-        let l = dev.join(link);
-        sys.symlink(target, &l)
-            .map_err(|e| Error::io(l.clone(), e))?;
+    if !replaced("/proc") {
+        m(
+            sys,
+            Some("proc"),
+            &secure_join(root, "/proc")?,
+            Some("proc"),
+            flags::NOSUID | flags::NODEV | flags::NOEXEC,
+            None,
+        )?;
+    }
+    if !replaced("/dev") {
+        minimal_dev(sys, root, &replaced)?;
     }
 
     // /etc/{resolv.conf,hosts,hostname} from the staging tmpfs.
@@ -420,10 +481,13 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
         ("hostname", format!("{}\n", plan.hostname).into_bytes()),
     ];
     for (name, content) in &etc_files {
+        let target = format!("/etc/{name}");
+        if replaced(&target) {
+            continue;
+        }
         let staged = plan.stage.join(name);
         sys.write_file(&staged, content, 0o644, 0, 0)
             .map_err(|e| Error::io(staged.clone(), e))?;
-        let target = format!("/etc/{name}");
         created.extend(ensure_mountpoint(sys, root, &target, false)?);
         let t = secure_join(root, &target)?;
         m(sys, Some(path_str(&staged)?), &t, None, flags::BIND, None)?;
@@ -432,6 +496,30 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
     // RUN --mount.
     for (i, mount) in plan.mounts.iter().enumerate() {
         match mount {
+            ResolvedMount::Cache {
+                src,
+                target,
+                readonly,
+                owner,
+            } => {
+                if let Some(o) = owner {
+                    sys.init_dir(src, o.uid, o.gid, o.mode)
+                        .map_err(|e| Error::io(src.clone(), e))?;
+                }
+                created.extend(ensure_mountpoint(sys, root, target, true)?);
+                let t = secure_join(root, target)?;
+                m(
+                    sys,
+                    Some(path_str(src)?),
+                    &t,
+                    None,
+                    flags::BIND | flags::REC,
+                    None,
+                )?;
+                if *readonly {
+                    bind_readonly(sys, &t)?;
+                }
+            }
             ResolvedMount::Bind {
                 src,
                 target,
@@ -473,17 +561,16 @@ pub fn setup(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<Vec<PathBuf>> {
             ResolvedMount::Tmpfs { target, size } => {
                 created.extend(ensure_mountpoint(sys, root, target, true)?);
                 let t = secure_join(root, target)?;
-                let data = match size {
-                    Some(s) => format!("mode=1777,size={s}"),
-                    None => "mode=1777".to_string(),
-                };
+                // BuildKit's tmpfs mount: `nosuid` and the size, nothing else (the
+                // kernel's default mode, 1777).
+                let data = size.map(|s| format!("size={s}"));
                 m(
                     sys,
                     Some("tmpfs"),
                     &t,
                     Some("tmpfs"),
-                    flags::NOSUID | flags::NODEV,
-                    Some(&data),
+                    flags::NOSUID,
+                    data.as_deref(),
                 )?;
             }
             ResolvedMount::Secret {
@@ -617,7 +704,6 @@ mod tests {
         assert_eq!(
             created,
             vec![
-                "dev",
                 "etc/resolv.conf",
                 "etc/hostname",
                 "cache",
@@ -626,6 +712,104 @@ mod tests {
                 "run/secrets/tok"
             ]
         );
+    }
+
+    /// runc's mount points for /proc, /dev and /sys stay in the root (BuildKit's layers
+    /// have them); only the user mounts' and the /etc files' are reported for removal.
+    /// A user mount at a default mount's place replaces it (BuildKit's dedupMounts), and
+    /// a tmpfs is mounted as BuildKit does: `nosuid` and its size only.
+    #[test]
+    fn user_mounts_replace_defaults_and_runc_mount_points_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        // (The fake makes no directories: /dev/shm is there as the /dev tmpfs has it.)
+        std::fs::create_dir_all(root.join("dev/shm")).unwrap();
+        let mut p = plan(&root);
+        p.mounts = vec![
+            ResolvedMount::Tmpfs {
+                target: "/dev/shm/".into(),
+                size: Some(128 << 20),
+            },
+            ResolvedMount::Tmpfs {
+                target: "/tmp".into(),
+                size: None,
+            },
+        ];
+        let sys = RecordingSyscall::default();
+        let created = setup(&sys, &p).unwrap();
+        let calls = sys.calls();
+        let r = root.display().to_string();
+        for d in ["proc", "sys"] {
+            assert!(
+                calls.contains(&format!("mkdir {r}/{d} 755")),
+                "{d}: {calls:#?}"
+            );
+        }
+        let shm: Vec<&String> = calls
+            .iter()
+            .filter(|c| c.starts_with(&format!("mount ")) && c.contains(&format!("{r}/dev/shm ")))
+            .collect();
+        assert_eq!(shm.len(), 1, "{shm:#?}");
+        assert_eq!(
+            shm[0],
+            &format!("mount tmpfs {r}/dev/shm tmpfs 0x2 size=134217728")
+        );
+        assert!(
+            calls.contains(&format!("mount tmpfs {r}/tmp tmpfs 0x2 -")),
+            "{calls:#?}"
+        );
+        let created: Vec<String> = created.iter().map(|p| p.display().to_string()).collect();
+        assert!(!created
+            .iter()
+            .any(|c| c == "dev" || c == "proc" || c == "sys"));
+        assert!(created.contains(&"tmp".to_string()), "{created:?}");
+        assert!(created.contains(&"etc".to_string()), "{created:?}");
+
+        // A bind at /etc/hosts replaces hoist's hosts file; a cache gets its owner first.
+        let mut p = plan(&root);
+        p.mounts = vec![
+            ResolvedMount::Bind {
+                src: tmp.path().join("myhosts"),
+                target: "/etc/hosts".into(),
+                readonly: true,
+            },
+            ResolvedMount::Cache {
+                src: PathBuf::from("/host/cache"),
+                target: "/c".into(),
+                readonly: false,
+                owner: Some(crate::spec::CacheOwner {
+                    uid: 1001,
+                    gid: 1002,
+                    mode: 0o751,
+                }),
+            },
+        ];
+        let sys = RecordingSyscall::default();
+        setup(&sys, &p).unwrap();
+        let calls = sys.calls();
+        let w = tmp.path().display().to_string();
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with(&format!("write {w}/stage/hosts"))));
+        assert!(calls.contains(&format!("write {w}/stage/resolv.conf 22B 644 0:0")));
+        let init = calls
+            .iter()
+            .position(|c| c == "init_dir /host/cache 1001:1002 751");
+        let bind = calls
+            .iter()
+            .position(|c| c.starts_with(&format!("mount /host/cache {r}/c ")));
+        assert!(
+            init.is_some() && bind.is_some() && init < bind,
+            "{calls:#?}"
+        );
+    }
+
+    #[test]
+    fn mount_targets_compare_cleaned() {
+        assert_eq!(clean_target("/dev/shm/"), "/dev/shm");
+        assert_eq!(clean_target("dev//./shm"), "/dev/shm");
+        assert_eq!(clean_target("/a/../../proc"), "/proc");
+        assert_eq!(clean_target("/"), "/");
     }
 
     #[test]

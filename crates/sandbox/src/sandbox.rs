@@ -391,7 +391,8 @@ impl Sandbox {
                 self.caps.explain()
             )));
         }
-        if !self.id_mode.can_setgroups() && !spec.groups.is_empty() {
+        // The primary group alone is what the process has anyway without setgroups.
+        if !self.id_mode.can_setgroups() && spec.groups.iter().any(|g| *g != spec.gid) {
             return Err(Error::Unsupported(format!(
                 "supplementary groups cannot be set in this sandbox (they need /etc/subuid and \
                  /etc/subgid ranges, or a user namespace that allows setgroups): {}",
@@ -446,6 +447,7 @@ impl Sandbox {
                     target,
                     sharing,
                     readonly,
+                    owner,
                 } => {
                     std::fs::create_dir_all(src).map_err(|e| Error::io(src, e))?;
                     let f = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
@@ -470,10 +472,11 @@ impl Sandbox {
                             }
                         }
                     };
-                    mounts.push(ResolvedMount::Bind {
+                    mounts.push(ResolvedMount::Cache {
                         src,
                         target: target.clone(),
                         readonly: *readonly,
+                        owner: *owner,
                     });
                 }
                 MountSpec::Layers { lowers, target } => {

@@ -69,6 +69,18 @@ impl RunSpec {
     }
 }
 
+/// The owner and permission bits a cache mount's directory starts with (BuildKit makes
+/// it with `mkdir /cache` as `uid:gid`, mode `mode`, under umask 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheOwner {
+    /// Owner uid inside the container (BuildKit's default: 0).
+    pub uid: u32,
+    /// Owner gid inside the container (default 0).
+    pub gid: u32,
+    /// Permission bits (default `0755`; only `0777` of it is used).
+    pub mode: u32,
+}
+
 /// A `RUN --mount`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -119,6 +131,9 @@ pub enum MountSpec {
         sharing: CacheSharing,
         /// Read-only.
         readonly: bool,
+        /// `uid=`/`gid=`/`mode=`: the owner and mode the cache's root directory starts
+        /// with (applied inside the sandbox while the directory is empty).
+        owner: Option<CacheOwner>,
     },
     /// A read-only view of a stack of unpacked layer dirs (another stage's root file
     /// system, for `RUN --mount=type=bind,from=STAGE`), mounted as a read-only

@@ -70,6 +70,9 @@ pub trait Syscall {
         -> io::Result<()>;
     /// Bring the loopback interface up (in a new network namespace).
     fn loopback_up(&self) -> io::Result<()>;
+    /// If the directory `path` is empty, give it the owner `uid:gid` and permission bits
+    /// `mode` (a new cache mount's root); leave a directory with contents alone.
+    fn init_dir(&self, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()>;
 }
 
 fn cstr(p: &Path) -> io::Result<CString> {
@@ -223,6 +226,15 @@ impl Syscall for LinuxSyscall {
         Ok(())
     }
 
+    fn init_dir(&self, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::read_dir(path)?.next().is_some() {
+            return Ok(());
+        }
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o777))
+    }
+
     fn loopback_up(&self) -> io::Result<()> {
         // SAFETY: plain socket(2); the fd is owned and closed below.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -349,6 +361,10 @@ pub mod fake {
         }
         fn loopback_up(&self) -> io::Result<()> {
             self.rec("loopback_up".to_string());
+            Ok(())
+        }
+        fn init_dir(&self, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+            self.rec(format!("init_dir {} {uid}:{gid} {mode:o}", path.display()));
             Ok(())
         }
     }

@@ -188,7 +188,7 @@ struct TarEntry {
 
 fn read_layer(blob: &Path) -> BTreeMap<String, TarEntry> {
     let f = std::fs::File::open(blob).unwrap();
-    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut a = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
     let mut out = BTreeMap::new();
     for e in a.entries().unwrap() {
         let mut e = e.unwrap();
@@ -477,6 +477,7 @@ fn run_mounts_bind_tmpfs_secrets_cache_and_ssh() {
             target: "/var/cache/app".into(),
             sharing: CacheSharing::Locked,
             readonly: false,
+            owner: None,
         },
         MountSpec::Ssh {
             sock: sock_path.clone(),
@@ -539,6 +540,7 @@ fn private_cache_in_use_gets_a_fresh_instance() {
         target: "/c".into(),
         sharing: CacheSharing::Private,
         readonly: false,
+        owner: None,
     }];
     assert_eq!(env.run(&spec).stdout, "mark\n");
     // Hold the lock as another build would: the run gets an empty instance.

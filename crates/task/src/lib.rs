@@ -14,6 +14,7 @@
 
 /// The build file (shared with `hoist bake`): [`hoist_engine::buildfile`].
 pub use hoist_engine::buildfile;
+pub mod cache_params;
 pub mod files;
 pub mod outputs;
 pub mod params;
@@ -107,6 +108,8 @@ fn base_options(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> B
     o.ssh = p.ssh.clone();
     o.add_hosts = p.add_hosts.clone();
     o.no_cache = p.no_cache;
+    o.cache_from = p.cache_from.clone();
+    o.cache_to = p.cache_to.clone();
     o.pull = p.pull;
     o.source_date_epoch = p.source_date_epoch;
     let mut reg = hoist_registry::ClientConfig {
@@ -253,10 +256,22 @@ pub fn run(p: &TaskParams, progress: &dyn Progress) -> Result<TaskReport> {
         oci_layout: p.output_oci,
         unpack_rootfs: p.unpack_rootfs,
         tags: Vec::new(),
+        unsafe_files: p.unsafe_files,
     };
     // Held from the first build to the last output, so a concurrent prune of a shared
     // cache never removes what the outputs are written from.
-    let lock = hoist_cache::CacheLock::shared(&cache_dir).ok();
+    let lock = match hoist_cache::CacheLock::shared(&cache_dir) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            let msg = format!(
+                "cannot lock the cache ({}): a concurrent cache prune could disturb this run",
+                hoist_image::chain_text(&e)
+            );
+            tracing::warn!("{msg}");
+            progress.event(Event::Warning(&msg));
+            None
+        }
+    };
     let mut images = Vec::new();
     for job in &jobs {
         progress.event(Event::Info(&format!("building {}", job.name)));

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 
 use hoist_engine::progress::{Event, Progress};
 use hoist_engine::{Built, BuiltImage};
-use hoist_image::layer::ApplyOptions;
 use hoist_image::{media_type, Digest, ImageConfig, Manifest, Platform, RawDocument, StoreSource};
 use serde::Serialize;
 
@@ -35,6 +34,8 @@ pub struct OutputOptions {
     pub unpack_rootfs: bool,
     /// Names recorded in `image.tar`.
     pub tags: Vec<String>,
+    /// What `rootfs/` does with device nodes and setuid/setgid files (`UNSAFE_FILES`).
+    pub unsafe_files: hoist_engine::output::UnsafeFiles,
 }
 
 /// What was written for one image.
@@ -191,7 +192,7 @@ fn write_all(
         oci_manifest_digest = Some(desc.digest);
     }
     if opts.unpack_rootfs {
-        unpack(image, dir, progress)?;
+        unpack(image, dir, opts, progress)?;
     }
     let config_digest = image.config.digest();
     hoist_image::atomic_write(&dir.join("digest"), config_digest.to_string().as_bytes())?;
@@ -244,7 +245,7 @@ fn write_index(
                     "UNPACK_ROOTFS: none of {list} is the worker's platform ({host})"
                 ))
             })?;
-        unpack(image, dir, progress)?;
+        unpack(image, dir, opts, progress)?;
     }
     let digest = built.digest();
     hoist_image::atomic_write(&dir.join("digest"), digest.to_string().as_bytes())?;
@@ -259,18 +260,27 @@ fn write_index(
 }
 
 /// `rootfs/` and `metadata.json` for one image.
-fn unpack(image: &BuiltImage, dir: &Path, progress: &dyn Progress) -> Result<(), Error> {
+fn unpack(
+    image: &BuiltImage,
+    dir: &Path,
+    opts: &OutputOptions,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
     progress.event(Event::Info(&format!(
         "unpacking {}/rootfs ({})",
         dir.display(),
         image.platform
     )));
-    hoist_image::unpack_rootfs(
+    let stats = hoist_image::unpack_rootfs(
         &image.source(),
         &image.platform,
         &dir.join("rootfs"),
-        &ApplyOptions::default(),
+        &opts.unsafe_files.apply_options(),
     )?;
+    let what = format!("{}/rootfs", dir.display());
+    if let Some(w) = hoist_engine::output::UnsafeFiles::warning(&what, &stats) {
+        progress.event(Event::Warning(&w.replace("unsafe-files=", "UNSAFE_FILES=")));
+    }
     let cfg: ImageConfig = serde_json::from_slice(&image.config.bytes)
         .map_err(|e| Error::Output(format!("built config: {e}")))?;
     let c = cfg.config.unwrap_or_default();

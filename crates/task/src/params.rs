@@ -85,6 +85,9 @@ pub struct TaskParams {
     pub output_oci: bool,
     /// `UNPACK_ROOTFS`.
     pub unpack_rootfs: bool,
+    /// `UNSAFE_FILES` (`skip`, the default, or `keep`): device nodes and setuid/setgid
+    /// files in `rootfs/`.
+    pub unsafe_files: hoist_engine::output::UnsafeFiles,
     /// `REGISTRY_MIRRORS`.
     pub registry_mirrors: Vec<String>,
     /// `HOIST_INSECURE_REGISTRIES`.
@@ -118,6 +121,10 @@ pub struct TaskParams {
     pub no_cache: bool,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
+    /// `CACHE_FROM`: `--cache-from` specs, one a line (or separated by spaces).
+    pub cache_from: Vec<hoist_engine::remote_cache::CacheImport>,
+    /// `CACHE_TO`: `--cache-to` specs, likewise.
+    pub cache_to: Vec<hoist_engine::remote_cache::CacheExport>,
 }
 
 /// The default bound of the task cache.
@@ -134,6 +141,7 @@ const EXACT: &[&str] = &[
     "IMAGE_PLATFORM",
     "OUTPUT_OCI",
     "UNPACK_ROOTFS",
+    "UNSAFE_FILES",
     "REGISTRY_MIRRORS",
     "BUILDKIT_SSH",
     "BUILDKIT_ADD_HOSTS",
@@ -149,6 +157,8 @@ const EXACT: &[&str] = &[
     "HOIST_TAGS",
     "HOIST_PULL",
     "HOIST_NO_CACHE",
+    "CACHE_FROM",
+    "CACHE_TO",
     "HOIST_INSECURE_REGISTRIES",
     "HOIST_REGISTRY_AUTH",
     "HOIST_LOG",
@@ -311,7 +321,18 @@ impl TaskParams {
         let output_oci = bool_param(&mut c, "OUTPUT_OCI");
         let unpack_rootfs = bool_param(&mut c, "UNPACK_ROOTFS");
         let debug = bool_param(&mut c, "DEBUG");
+        let unsafe_files = match get("UNSAFE_FILES") {
+            None => hoist_engine::output::UnsafeFiles::default(),
+            Some(v) => hoist_engine::output::UnsafeFiles::parse(v).unwrap_or_else(|e| {
+                c.err("UNSAFE_FILES", e.to_string());
+                Default::default()
+            }),
+        };
         let no_cache = bool_param(&mut c, "HOIST_NO_CACHE");
+        let (cache_from, cache_to) =
+            crate::cache_params::parse(get("CACHE_FROM"), get("CACHE_TO"), workdir, &mut |k, m| {
+                c.err(k, m)
+            });
 
         let build_file = get("HOIST_BUILD_FILE").map(path);
         if let Some(f) = &build_file {
@@ -668,6 +689,7 @@ impl TaskParams {
             platforms,
             output_oci,
             unpack_rootfs,
+            unsafe_files,
             registry_mirrors,
             insecure_registries,
             secrets,
@@ -684,6 +706,8 @@ impl TaskParams {
             pull,
             no_cache,
             source_date_epoch,
+            cache_from,
+            cache_to,
         })
     }
 }

@@ -101,9 +101,30 @@ pub struct BuildArgs {
     /// For automatic builds: base image per kind, KIND=REF (repeatable; see `hoist plan`).
     #[arg(long = "base-image")]
     pub base_images: Vec<String>,
+    /// Largest file an `ADD https://…` may download (e.g. 512M, 8G; default 8G).
+    #[arg(
+        long = "max-download-size",
+        env = "HOIST_MAX_DOWNLOAD_SIZE",
+        value_name = "SIZE"
+    )]
+    pub max_download_size: Option<String>,
+    /// An `ADD https://…` download fails when the server sends nothing (or under
+    /// 1 KiB) for this long: seconds, or 500ms, 2m (default 30).
+    #[arg(
+        long = "download-timeout",
+        env = "HOIST_DOWNLOAD_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub download_timeout: Option<String>,
     /// Registry settings.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    /// `--cache-to` / `--cache-from`.
+    #[command(flatten)]
+    pub cache: super::cache_flags::CacheFlags,
+    /// Attestations (--provenance, --sbom, --attest).
+    #[command(flatten)]
+    pub attest: super::attest_args::AttestArgs,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -199,6 +220,7 @@ impl BuildArgs {
         }
         o.network = self.network.clone();
         o.no_cache = self.no_cache;
+        self.cache.apply(&mut o)?;
         o.jobs = self.jobs.map(|j| j as usize);
         o.pull = self
             .pull
@@ -220,6 +242,18 @@ impl BuildArgs {
             },
         };
         o.registry = self.registry.to_config();
+        if let Some(m) = &self.max_download_size {
+            o.download.max_size = hoist_image::layer::parse_size(m)
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| {
+                    format!("--max-download-size {m:?}: expected a size such as 512M or 8G")
+                })?;
+        }
+        if let Some(t) = &self.download_timeout {
+            o.download.idle_timeout = hoist_engine::download::parse_timeout(t)
+                .map_err(|e| anyhow::anyhow!("--download-timeout {e}"))?;
+        }
         let dirty: hoist_engine::provenance::DirtyTags = self
             .dirty_tags
             .parse()
@@ -242,6 +276,7 @@ impl BuildArgs {
         }
         o.iidfile = self.iidfile.clone();
         o.metadata_file = self.metadata_file.clone();
+        o.attest = self.attest.to_options()?;
         Ok(o)
     }
 }

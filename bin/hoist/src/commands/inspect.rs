@@ -20,6 +20,12 @@ pub struct InspectArgs {
     /// Platform to pick from an index (default: the host's).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Print the attached attestations (SLSA provenance, SPDX SBOM) of every image.
+    #[arg(long, conflicts_with_all = ["raw", "config"])]
+    pub attestations: bool,
+    /// With --attestations: print them as one JSON array (whole statements).
+    #[arg(long, requires = "attestations")]
+    pub json: bool,
     /// Registry settings (for docker://REF).
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
@@ -55,6 +61,9 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         None => Platform::host(),
     };
     let root = src.root()?;
+    if args.attestations {
+        return print_attestations(src.as_ref(), args.json);
+    }
     if args.raw {
         use std::io::Write;
         std::io::stdout().write_all(&root.bytes)?;
@@ -94,5 +103,29 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         "history": cfg.history,
     });
     crate::commands::out(&serde_json::to_string_pretty(&out)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--attestations`: every statement of the image's index.
+fn print_attestations(src: &dyn Source, json: bool) -> Result<ExitCode> {
+    let found = hoist_attest::layout::read_attestations(src)
+        .with_context(|| format!("reading the attestations of {}", src.name()))?;
+    if json {
+        crate::commands::out(&serde_json::to_string_pretty(&found)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if found.is_empty() {
+        eprintln!("{} has no attestations", src.name());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &found {
+        crate::commands::out(&format!(
+            "{} {} {}",
+            f.platform.as_deref().unwrap_or("-"),
+            f.subject,
+            f.predicate_type
+        ))?;
+        crate::commands::out(&serde_json::to_string_pretty(&f.statement["predicate"])?)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

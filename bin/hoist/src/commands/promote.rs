@@ -31,6 +31,14 @@ pub struct PromoteArgs {
     /// see `hoist mark`).
     #[arg(long, value_name = "MARKS")]
     pub require: Vec<String>,
+    /// Refuse unless the image carries a cosign signature verifying with this public
+    /// key (PEM; repeatable: every key must have signed).
+    #[arg(long = "require-signature", value_name = "PUBKEY")]
+    pub require_signature: Vec<std::path::PathBuf>,
+    /// Refuse unless every image of the digest carries these attestations
+    /// (provenance, sbom; comma-separated or repeated).
+    #[arg(long = "require-attestation", value_name = "KIND")]
+    pub require_attestation: Vec<String>,
     /// Who promotes (default: $HOIST_ACTOR, the CI system's user variable, or $USER).
     #[arg(long)]
     pub by: Option<String>,
@@ -73,6 +81,24 @@ pub fn promote(a: PromoteArgs) -> Result<ExitCode> {
     let mut gates: Vec<Box<dyn Gate>> = Vec::new();
     if !a.require.is_empty() {
         gates.push(Box::new(RequireMarks::parse(&a.require.join(","))?));
+    }
+    for k in &a.require_signature {
+        let key = hoist_sign::key::load_public(k)
+            .with_context(|| format!("--require-signature {}", k.display()))?;
+        gates.push(Box::new(hoist_sign::gate::RequireSignature {
+            key,
+            key_name: k.display().to_string(),
+        }));
+    }
+    if !a.require_attestation.is_empty() {
+        let kinds = a
+            .require_attestation
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.trim().is_empty())
+            .map(hoist_sign::gate::AttestationKind::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        gates.push(Box::new(hoist_sign::gate::RequireAttestation(kinds)));
     }
     let opts = PromoteOptions {
         note: a.note.clone(),

@@ -31,6 +31,24 @@ pub struct RegistryArgs {
     /// ~/.docker/config.json, podman's auth.json).
     #[arg(long = "authfile", env = "REGISTRY_AUTH_FILE", value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// Seconds a registry may send nothing (or less than 1 KiB/s) while hoist waits
+    /// for an answer or reads a manifest or blob, before the request fails with
+    /// "registry HOST stopped responding" and is retried (default 30).
+    #[arg(
+        long = "registry-timeout",
+        env = "HOIST_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub timeout: Option<u64>,
+    /// Longest Retry-After honoured, in seconds: a registry that answers 429 or 503
+    /// asking for longer is retried after this long, and hoist says so (default 60).
+    #[arg(
+        long = "registry-max-retry-after",
+        env = "HOIST_REGISTRY_MAX_RETRY_AFTER",
+        value_name = "SECONDS"
+    )]
+    pub max_retry_after: Option<u64>,
 }
 
 impl RegistryArgs {
@@ -46,6 +64,12 @@ impl RegistryArgs {
         }
         if let Some(f) = &self.authfile {
             c.auth.files = Some(vec![f.clone()]);
+        }
+        if let Some(s) = self.timeout {
+            c.read_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = self.max_retry_after {
+            c.max_retry_after = std::time::Duration::from_secs(s);
         }
         c
     }

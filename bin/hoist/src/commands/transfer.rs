@@ -329,6 +329,12 @@ fn carry(
         let n = hoist_promote::artifact::carry_referrers(client, from, d, digest)
             .with_context(|| format!("copying the referrers of {digest} to {}", d.name()))?;
         tracing::info!("carried {n} referrers of {digest} to {}", d.name());
+        let n = hoist_promote::attachments::carry_tag_attachments(client, from, d, digest)
+            .with_context(|| format!("copying the .sig/.att tags of {digest} to {}", d.name()))?;
+        tracing::info!(
+            "carried {n} signature/attestation tags of {digest} to {}",
+            d.name()
+        );
     }
     Ok(())
 }

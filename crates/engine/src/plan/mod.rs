@@ -152,6 +152,27 @@ impl Plan {
         self.stages[i].as_ref().expect("a planned stage")
     }
 
+    /// Whether stage `i`'s layers end up in the target's image: it is the target or
+    /// a stage the target is built `FROM`, directly or through others.
+    pub fn in_target_image(&self, i: usize) -> bool {
+        let mut at = self.target;
+        for _ in 0..=self.stages.len() {
+            if at == i {
+                return true;
+            }
+            match self
+                .stages
+                .get(at)
+                .and_then(Option::as_ref)
+                .map(|s| &s.base)
+            {
+                Some(Base::Stage(p)) => at = *p,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// Every ARG any needed stage declares.
     pub fn declared_args(&self) -> BTreeSet<String> {
         self.stages
@@ -305,30 +326,34 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
         }
     })?;
 
-    // Expand every instruction in build order (a stage's base env is its base stage's
-    // final config env), numbering steps as we go.
+    // Expand every instruction in build order, numbering steps as we go. A stage built
+    // on another stage of the file continues that stage's scope (BuildKit's
+    // dispatchState.init takes over the base's LLB state, whose env holds its ARG values,
+    // and its build args): its ENV, and its ARGs with their values.
     let mut stages: Vec<Option<StagePlan>> = vec![None; df.stages.len()];
+    let mut scopes: BTreeMap<usize, StageScope<'_>> = BTreeMap::new();
     let mut next_id = 0usize;
     for &i in &order {
         let stage = &df.stages[i];
         let r = &raw[i];
         let label = stage_label(stage, i);
-        let env = match &r.base {
-            Base::Scratch => vec![crate::stage::DEFAULT_PATH_ENV.to_string()],
-            Base::Stage(p) => stages[*p]
-                .as_ref()
-                .map(|s| s.config_env.clone())
-                .unwrap_or_default(),
+        let mut scope = match &r.base {
+            Base::Stage(p) => match scopes.get(p) {
+                Some(parent) => parent.clone(),
+                None => StageScope::new(input.global, &[]),
+            },
+            Base::Scratch => {
+                StageScope::new(input.global, &[crate::stage::DEFAULT_PATH_ENV.to_string()])
+            }
             Base::Image(_) => {
                 let env = base_env.get(&i).cloned().unwrap_or_default();
                 if env.is_empty() {
-                    vec![crate::stage::DEFAULT_PATH_ENV.to_string()]
+                    StageScope::new(input.global, &[crate::stage::DEFAULT_PATH_ENV.to_string()])
                 } else {
-                    env
+                    StageScope::new(input.global, &env)
                 }
             }
         };
-        let mut scope = StageScope::new(input.global, &env);
         let total = stage.instructions.len() + 1;
         next_id += 1;
         let from_id = next_id;
@@ -389,6 +414,7 @@ pub fn plan(input: &PlanInput<'_>, bases: &dyn BaseInfo) -> Result<Plan> {
             config_env: scope.config_env(),
             declared_args: scope.declared_args().clone(),
         });
+        scopes.insert(i, scope);
     }
     let names = df
         .stages

@@ -185,3 +185,43 @@ fn a_dockerfile_without_stages_is_an_error() {
     let e = plan_of("ARG foo=bar\n", None).unwrap_err();
     assert!(e.to_string().contains("no stages to build"), "{e}");
 }
+
+/// BuildKit: a stage `FROM` another stage of the file starts from that stage's state, so
+/// the ARGs it declared keep their values (in RUN's environment and in expansions), while
+/// a global ARG still needs its own `ARG` line in the stage to be seen.
+#[test]
+fn a_child_stage_inherits_its_parent_stages_args() {
+    let p = plan_of(
+        "ARG G=global\nFROM img AS base\nARG V=one\nENV E=env\nRUN a\n\
+         FROM base AS child\nARG V=\"$V-two\"\nRUN b\n\
+         FROM child AS grandchild\nARG V\nARG W=$V\nRUN c\nFROM grandchild\nARG G\nRUN d\n",
+        None,
+    )
+    .unwrap();
+    let env = |stage: usize, step: usize| p.stage(stage).steps[step].run_env.clone();
+    let has = |e: &[String], kv: &str| e.iter().any(|x| x == kv);
+    // The parent's value is used to expand the child's default.
+    let child = env(1, 1);
+    assert!(has(&child, "V=one-two"), "{child:?}");
+    assert!(has(&child, "E=env"), "{child:?}");
+    // `ARG V` without a default keeps the inherited value; later stages see it.
+    let grand = env(2, 2);
+    assert!(
+        has(&grand, "V=one-two") && has(&grand, "W=one-two"),
+        "{grand:?}"
+    );
+    assert!(!grand.iter().any(|x| x.starts_with("G=")), "{grand:?}");
+    let last = env(3, 1);
+    assert!(
+        has(&last, "V=one-two") && has(&last, "G=global"),
+        "{last:?}"
+    );
+    // ARGs are not image config.
+    assert!(!p.stage(3).config_env.iter().any(|x| x.starts_with("V=")));
+    // Stages built on an image start fresh.
+    let p = plan_of("FROM img AS a\nARG V=1\nRUN a\nFROM img\nRUN b\n", None).unwrap();
+    assert!(!p.stage(1).steps[0]
+        .run_env
+        .iter()
+        .any(|x| x.starts_with("V=")));
+}

@@ -1,12 +1,8 @@
-//! ADD: COPY plus local archive extraction and `http(s)://` sources with `--checksum`.
-
-use std::fs::File;
-use std::io::{Read, Write};
-use std::path::Path;
+//! ADD: COPY plus local archive extraction and `http(s)://` sources with `--checksum`
+//! (downloaded by [`crate::download`]).
 
 use hoist_dockerfile::{CopySource, InstructionKind};
 use hoist_image::layer::{Entry, EntryKind, FileSource};
-use hoist_image::Digest;
 
 use crate::copy::{self, CopyRequest};
 use crate::engine::Engine;
@@ -78,64 +74,6 @@ fn is_git(s: &str) -> bool {
         || (is_url(s) && (s.ends_with(".git") || s.contains(".git#")))
 }
 
-/// Download `url` into `scratch`, verifying `checksum` if given.
-fn download(
-    url: &str,
-    checksum: Option<&str>,
-    scratch: &Path,
-) -> Result<(std::path::PathBuf, u64)> {
-    let expected = checksum
-        .map(|c| Digest::parse(c).map_err(|e| Error::Invalid(format!("--checksum: {e}"))))
-        .transpose()?;
-    let client = reqwest::blocking::Client::builder()
-        .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?;
-    let mut resp = client
-        .get(url)
-        .send()
-        .map_err(|e| Error::Invalid(format!("downloading {url}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(Error::Invalid(format!(
-            "downloading {url}: HTTP {}",
-            resp.status()
-        )));
-    }
-    let tmp = tempfile::Builder::new()
-        .prefix("download-")
-        .tempfile_in(scratch)
-        .map_err(|e| Error::io(scratch, e))?;
-    let (file, path) = tmp.keep().map_err(|e| Error::io(scratch, e.error))?;
-    let mut w = hoist_image::HashingWriter::new(std::io::BufWriter::new(file));
-    resp.copy_to(&mut w)
-        .map_err(|e| Error::Invalid(format!("downloading {url}: {e}")))?;
-    let (mut inner, digest, size) = w.finish();
-    inner.flush().map_err(|e| Error::io(&path, e))?;
-    if let Some(exp) = expected {
-        let actual = if exp.algorithm() == digest.algorithm() {
-            digest
-        } else {
-            let mut h = exp.hasher();
-            let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            h.finish()
-        };
-        if actual != exp {
-            return Err(Error::Invalid(format!(
-                "checksum mismatch for {url}: expected {exp}, got {actual}"
-            )));
-        }
-    }
-    Ok((path, size))
-}
-
 fn url_file_name(url: &str) -> String {
     let no_query = url.split(['?', '#']).next().unwrap_or(url);
     let after_scheme = no_query.split_once("://").map(|x| x.1).unwrap_or(no_query);
@@ -189,7 +127,14 @@ pub(crate) fn plan_add(
             )));
         }
         if is_url(s) {
-            let (path, size) = download(s, checksum, &eng.scratch)?;
+            let (path, size) = crate::download::download(
+                s,
+                checksum,
+                &eng.scratch,
+                &eng.opts.registry,
+                &eng.opts.download,
+                &eng.progress.transfers(),
+            )?;
             let name = url_file_name(s);
             let target = if dest_is_dir {
                 fsview::join(&dest_clean, &name)

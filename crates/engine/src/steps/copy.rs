@@ -33,6 +33,39 @@ pub(crate) fn copy(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<bool> 
             "not a COPY (a bug in the dispatcher)".into(),
         ));
     };
+    let msg = copy_history(
+        "COPY",
+        *parents,
+        chown.as_deref(),
+        chmod.as_deref(),
+        sources,
+        dest,
+    );
+    // COPY --from a stage or image: with remote caches, its result is also found by an
+    // alias over the source's key, so a cached copy needs none of the source's files.
+    let alias = match (from, &eng.remote) {
+        (Some(f), Some(r)) => match cx.source(f)? {
+            CopyFrom::Stage(s) => {
+                let platform = state.config.platform();
+                let a = crate::remote_cache::alias_key(
+                    &state.key,
+                    &cx.step.instr.kind,
+                    &eng.settings(&platform),
+                    &s.key,
+                );
+                if let Some(k) = r.alias(&a) {
+                    if let Some(made) = eng.cache_hit(state, &k)? {
+                        r.record_alias(a, k);
+                        eng.history(state, msg, !made);
+                        return Ok(true);
+                    }
+                }
+                Some((r, a))
+            }
+            CopyFrom::Dir(_) => None,
+        },
+        _ => None,
+    };
     let req = copy_request(
         cx,
         state,
@@ -43,19 +76,14 @@ pub(crate) fn copy(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<bool> 
         *parents,
         exclude,
     )?;
-    let msg = copy_history(
-        "COPY",
-        *parents,
-        chown.as_deref(),
-        chmod.as_deref(),
-        sources,
-        dest,
-    );
     let entries = match from {
         Some(f) => plan_from(cx, state, cx.source(f)?, &req, *link)?,
         None => plan_context(cx, state, &req, *link)?,
     };
     let (layer, cached) = eng.layer_step(state, &cx.step.instr.kind, &entries)?;
+    if let Some((r, a)) = alias {
+        r.record_alias(a, state.key);
+    }
     eng.history(state, msg, !layer);
     Ok(cached)
 }

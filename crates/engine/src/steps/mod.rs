@@ -39,6 +39,7 @@ pub(crate) fn dispatch(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<bo
 /// it: an ENV changes every later RUN's key even where the RUN's own inputs hide it).
 pub(crate) fn chain(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<()> {
     let platform = state.config.platform();
+    let parent = state.key;
     state.key = crate::key::step_key(
         &state.key,
         &cx.step.instr.kind,
@@ -46,5 +47,6 @@ pub(crate) fn chain(cx: &StepCx<'_, '_>, state: &mut StageState) -> Result<()> {
         &[],
         &cx.eng.hasher,
     )?;
+    cx.eng.record_step(parent, state.key, None);
     Ok(())
 }

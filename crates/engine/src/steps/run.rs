@@ -63,9 +63,29 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
     let root = lower_root(eng, sb);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let mut out = Vec::new();
+    // The merged metadata of the layers below the current one: a layer whose paths go
+    // through their symlinks gets those first (see `lowerprep`).
+    let mut below = crate::fsview::FsView::new();
     for (i, l) in layers.iter().enumerate() {
-        let dir = root.join(l.diff_id.hex());
+        let index = crate::layers::layer_index_at(&eng.store, l, Some(i), &eng.index_dir)?;
+        let prep = crate::lowerprep::plan(&below, &index);
+        below.add_layer_index(&index);
+        let dir = if prep.is_empty() {
+            root.join(l.diff_id.hex())
+        } else {
+            tracing::debug!(
+                layer = i,
+                links = prep.len(),
+                "lower dir written through the symlinks below it"
+            );
+            root.join(format!(
+                "{}-{}",
+                l.diff_id.hex(),
+                crate::lowerprep::plan_id(&prep)
+            ))
+        };
         if !dir.is_dir() {
+            eng.fetch_layers(std::slice::from_ref(l))?;
             let tmp = root.join(format!(
                 ".tmp-{}-{}-{}",
                 std::process::id(),
@@ -76,6 +96,10 @@ fn lower_dirs(eng: &Engine<'_>, sb: &Sandbox, layers: &[LayerRef]) -> Result<Vec
                 sb.remove_tree(&tmp).map_err(sandbox_err)?;
             }
             std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            if let Err(e) = crate::lowerprep::apply(&tmp, &prep) {
+                crate::cleanup::remove_or_warn(&tmp, sb.remove_tree(&tmp));
+                return Err(e);
+            }
             let blob = eng.store.path(&l.desc.digest);
             // Checked against the diff ID while unpacked: a lower dir is shared by
             // every build that names this diff ID.
@@ -194,9 +218,46 @@ fn state_shell(state: &StageState) -> Vec<String> {
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
-fn cache_mount_dir(eng: &Engine<'_>, id: &str) -> PathBuf {
-    let key = hoist_image::Digest::sha256(id.as_bytes());
-    eng.opts.cache_dir.join("mounts").join(&key.hex()[..32])
+/// The owner a cache mount starts with, as BuildKit's `setCacheUIDGID` makes it: when
+/// any of `uid=`, `gid=`, `mode=` is given (and no `source=` subpath), the cache is
+/// seeded from a `mkdir /cache` owned `uid:gid` (default 0:0) with `mode` (default
+/// 0755). `None`: a plain empty cache (root-owned, 0755).
+fn cache_owner(
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: Option<u32>,
+    source: Option<&str>,
+) -> Option<hoist_sandbox::CacheOwner> {
+    let subpath = source.is_some_and(|s| !crate::copy::clean_rel(s).is_empty());
+    if subpath || (uid.is_none() && gid.is_none() && mode.is_none()) {
+        return None;
+    }
+    Some(hoist_sandbox::CacheOwner {
+        uid: uid.unwrap_or(0),
+        gid: gid.unwrap_or(0),
+        mode: mode.unwrap_or(0o755) & 0o777,
+    })
+}
+
+/// The host directory of a cache mount. BuildKit keys a cache by its id and the ref it
+/// starts from: caches seeded with another owner or mode are different caches.
+fn cache_mount_dir(
+    eng: &Engine<'_>,
+    id: &str,
+    owner: Option<&hoist_sandbox::CacheOwner>,
+) -> PathBuf {
+    eng.opts
+        .cache_dir
+        .join("mounts")
+        .join(cache_dir_name(id, owner))
+}
+
+fn cache_dir_name(id: &str, owner: Option<&hoist_sandbox::CacheOwner>) -> String {
+    let key = match owner {
+        None => id.to_string(),
+        Some(o) => format!("{id}\0{}:{}:{:o}", o.uid, o.gid, o.mode),
+    };
+    hoist_image::Digest::sha256(key.as_bytes()).hex()[..32].to_string()
 }
 
 /// Translate `RUN --mount` flags into sandbox mounts.
@@ -314,10 +375,11 @@ fn mounts(
                 })?;
                 let target = abs_target(target);
                 let id = o.id.clone().unwrap_or_else(|| target.clone());
-                let dir = cache_mount_dir(eng, &id);
+                let owner = cache_owner(o.uid, o.gid, o.mode, o.source.as_deref());
+                let dir = cache_mount_dir(eng, &id, owner.as_ref());
                 if !dir.exists() {
                     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                    set_mode(&dir, o.mode.unwrap_or(0o755))?;
+                    set_mode(&dir, 0o755)?;
                 }
                 crate::gc::mark_used(&eng.opts.cache_dir, &dir);
                 let sharing = match o.sharing.unwrap_or(Sharing::Shared) {
@@ -330,6 +392,7 @@ fn mounts(
                     target,
                     sharing,
                     readonly: o.readonly,
+                    owner,
                 });
             }
             MountType::Tmpfs => {
@@ -514,12 +577,12 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     let status = match status {
         Ok(s) => s,
         Err(e) => {
-            let _ = sb.remove_tree(&dirs.base);
+            crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
             return Err(sandbox_err(e));
         }
     };
     if !status.success() {
-        let _ = sb.remove_tree(&dirs.base);
+        crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
         let shown = argv.join(" ");
         let shown = crate::error::shown(&shown);
         return Err(Error::Invalid(format!(
@@ -536,7 +599,7 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     let d = match sb.diff_layer(&dirs.upper, eng.store.root(), &opts) {
         Ok(d) => d,
         Err(e) => {
-            let _ = sb.remove_tree(&dirs.base);
+            crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
             return Err(sandbox_err(e));
         }
     };
@@ -544,19 +607,29 @@ pub(crate) fn dispatch_run(cx: &StepCx<'_, '_>, state: &mut StageState) -> Resul
     // BuildKit keeps a layer even when nothing changed (an empty tar).
     let empty = !crate::compat::makes_layer(&instr.kind, "");
     if empty {
-        let _ = sb.remove_tree(&dirs.base);
+        crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
     } else {
         let layer = LayerRef::built(d.descriptor(), d.diff_id.clone());
         crate::variants::record(&eng.opts.cache_dir, &layer, &eng.encoding);
         // Keep the upper dir as this layer's lower dir for the next RUN.
         let lower = lower_root(eng, sb).join(layer.diff_id.hex());
-        if lower.exists() || std::fs::rename(&dirs.upper, &lower).is_err() {
-            // Already cached (or not movable): fine either way.
+        if !lower.exists() {
+            if let Err(e) = std::fs::rename(&dirs.upper, &lower) {
+                // Another build may have put it there meanwhile; otherwise the next
+                // RUN unpacks the layer again.
+                if !lower.exists() {
+                    tracing::warn!(
+                        from = %dirs.upper.display(),
+                        to = %lower.display(),
+                        "RUN's upper dir not kept as its lower dir (it will be unpacked again): {e}"
+                    );
+                }
+            }
         }
         if lower.exists() {
             crate::gc::mark_used(&eng.opts.cache_dir, &lower);
         }
-        let _ = sb.remove_tree(&dirs.base);
+        crate::cleanup::remove_or_warn(&dirs.base, sb.remove_tree(&dirs.base));
         let index = crate::layers::layer_index(&eng.store, &layer, &eng.index_dir)?;
         state.view.add_layer_index(&index);
         eng.push_layer(state, layer);
@@ -679,10 +752,12 @@ fn run_key(
                 target,
                 sharing,
                 readonly,
+                owner,
                 ..
             } => Input::Value(
                 "cache",
-                json!({"target": target, "sharing": format!("{sharing:?}"), "readonly": readonly}),
+                json!({"target": target, "sharing": format!("{sharing:?}"), "readonly": readonly,
+                       "owner": owner.map(|o| [o.uid, o.gid, o.mode])}),
             ),
             MountSpec::Tmpfs { target, size } => {
                 Input::Value("tmpfs", json!({"target": target, "size": size}))

@@ -71,6 +71,10 @@ pub struct ApplyOptions {
     /// [`Error::Layer`] past it (a decompression bomb). Default:
     /// [`default_max_layer_size`](super::default_max_layer_size).
     pub max_size: u64,
+    /// Keep the setuid and setgid bits of regular files. When false they are cleared
+    /// and the files listed in [`ApplyStats::unsafe_entries`] (for outputs that must
+    /// not hand set-id programs to whoever reads them). Default: true.
+    pub setid: bool,
 }
 
 impl Default for ApplyOptions {
@@ -83,6 +87,7 @@ impl Default for ApplyOptions {
             xattrs: true,
             userspace_resolution: false,
             max_size: super::stream::default_max_layer_size(),
+            setid: true,
         }
     }
 }
@@ -105,7 +110,17 @@ pub struct ApplyStats {
     pub diff_id: Digest,
     /// Size of the uncompressed tar stream.
     pub uncompressed_size: u64,
+    /// Entries changed for safety because [`ApplyOptions::allow_devices`] or
+    /// [`ApplyOptions::setid`] said so: device nodes not created and files whose
+    /// setuid/setgid bits were cleared, as `/path (what)`; at most
+    /// [`MAX_LISTED_UNSAFE`] (see `unsafe_count` for all).
+    pub unsafe_entries: Vec<String>,
+    /// How many entries were changed for safety (listed or not).
+    pub unsafe_count: u64,
 }
+
+/// At most this many entries are listed in [`ApplyStats::unsafe_entries`].
+pub const MAX_LISTED_UNSAFE: usize = 100;
 
 /// Apply a layer blob onto `root` (which must exist).
 ///
@@ -179,6 +194,8 @@ pub fn apply_layer_checked<R: Read + Send>(
         skipped: ap.stats.skipped,
         diff_id,
         uncompressed_size,
+        unsafe_entries: ap.stats.unsafe_entries,
+        unsafe_count: ap.stats.unsafe_count,
     })
 }
 
@@ -189,6 +206,19 @@ struct Counts {
     bytes: u64,
     whiteouts: u64,
     skipped: u64,
+    unsafe_entries: Vec<String>,
+    unsafe_count: u64,
+}
+
+impl Counts {
+    fn note_unsafe(&mut self, raw: &[u8], what: String) {
+        self.unsafe_count += 1;
+        if self.unsafe_entries.len() < MAX_LISTED_UNSAFE {
+            let p = String::from_utf8_lossy(raw);
+            let p = p.trim_start_matches("./").trim_start_matches('/');
+            self.unsafe_entries.push(format!("/{p} ({what})"));
+        }
+    }
 }
 
 struct Applier {
@@ -334,6 +364,40 @@ fn timestamps(mtime: i64) -> Timestamps {
     }
 }
 
+/// An owner id from a header or a PAX record, checked: `u32::MAX` is `(uid_t)-1`,
+/// which `chown` reads as "leave unchanged", and larger ids do not exist.
+fn owner_id(raw: &[u8], what: &str, v: u64) -> Result<u32> {
+    u32::try_from(v)
+        .ok()
+        .filter(|&v| v != u32::MAX)
+        .ok_or_else(|| {
+            Applier::unsafe_entry(
+                raw,
+                format!(
+                    "{what} {v} is not a valid owner id (at most {})",
+                    u32::MAX - 1
+                ),
+            )
+        })
+}
+
+/// A PAX `uid`/`gid` record: a decimal integer (as Go's archive/tar requires), not
+/// `-1` or `1e9`, which a float parse would turn into root or a saturated id.
+fn pax_id(raw: &[u8], what: &str, val: &[u8]) -> Result<u64> {
+    std::str::from_utf8(val)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            Applier::unsafe_entry(
+                raw,
+                format!(
+                    "PAX {what} record {:?} is not an owner id",
+                    String::from_utf8_lossy(&val[..val.len().min(40)])
+                ),
+            )
+        })
+}
+
 /// Metadata of one archive entry, PAX records applied.
 struct Meta {
     mode: u32,
@@ -449,10 +513,11 @@ impl Applier {
             .ok_or_else(|| Self::unsafe_entry(&raw, "path escapes the root with `..`"))?;
         let header = entry.header();
         let etype = header.entry_type();
+        let (mut uid, mut gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
         let mut meta = Meta {
             mode: header.mode().unwrap_or(0o644) & 0o7777,
-            uid: header.uid().unwrap_or(0) as u32,
-            gid: header.gid().unwrap_or(0) as u32,
+            uid: 0,
+            gid: 0,
             mtime: header.mtime().unwrap_or(0) as i64,
             xattrs: Vec::new(),
         };
@@ -466,8 +531,8 @@ impl Applier {
                 let val = ext.value_bytes();
                 let num = || std::str::from_utf8(val).ok()?.trim().parse::<f64>().ok();
                 match key {
-                    "uid" => meta.uid = num().unwrap_or(meta.uid as f64) as u32,
-                    "gid" => meta.gid = num().unwrap_or(meta.gid as f64) as u32,
+                    "uid" => uid = pax_id(&raw, "uid", val)?,
+                    "gid" => gid = pax_id(&raw, "gid", val)?,
                     "mtime" => meta.mtime = num().unwrap_or(meta.mtime as f64) as i64,
                     k => {
                         if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
@@ -477,6 +542,9 @@ impl Applier {
                 }
             }
         }
+
+        meta.uid = owner_id(&raw, "uid", uid)?;
+        meta.gid = owner_id(&raw, "gid", gid)?;
 
         use tar::EntryType as T;
         if matches!(
@@ -550,6 +618,18 @@ impl Applier {
                     .map_err(|e| self.entry_err(&raw, "write file", e))?;
                 self.stats.files += 1;
                 self.stats.bytes += n;
+                if !self.opts.setid && meta.mode & 0o6000 != 0 {
+                    let what = match meta.mode & 0o6000 {
+                        0o4000 => "setuid",
+                        0o2000 => "setgid",
+                        _ => "setuid and setgid",
+                    };
+                    self.stats.note_unsafe(
+                        &raw,
+                        format!("{what} bits cleared, mode {:04o}", meta.mode & !0o6000),
+                    );
+                    meta.mode &= !0o6000;
+                }
                 self.own(&file, &meta, &raw)?;
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode))
                     .map_err(|e| self.entry_err(&raw, "chmod", e))?;
@@ -620,6 +700,15 @@ impl Applier {
                         "skipping device node (devices not allowed)"
                     );
                     self.stats.skipped += 1;
+                    let kind = if ft == FileType::CharacterDevice {
+                        "character"
+                    } else {
+                        "block"
+                    };
+                    self.stats.note_unsafe(
+                        &raw,
+                        format!("{kind} device {devmajor}:{devminor} not created"),
+                    );
                     return Ok(());
                 }
                 let dev = rustix::fs::makedev(devmajor, devminor);

@@ -53,7 +53,9 @@ use std::io::Write;
 use std::path::Path;
 
 pub use crate::media_type::Compression;
-pub use apply::{apply_layer, apply_layer_checked, ApplyOptions, ApplyStats, WhiteoutMode};
+pub use apply::{
+    apply_layer, apply_layer_checked, ApplyOptions, ApplyStats, WhiteoutMode, MAX_LISTED_UNSAFE,
+};
 pub use entry::{normalize_path, path_order, sort_entries, Entry, EntryKind, FileSource};
 pub use gzip::{GzipWriter, BLOCK_SIZE as GZIP_BLOCK_SIZE};
 pub use options::{ModeOverride, MtimePolicy, OwnerMap, Ownership, WriteOptions};
@@ -95,6 +97,8 @@ where
         .sync_all()
         .map_err(|e| Error::io(tmp.path(), e))?;
     let dest = dir.join(desc.digest.hex());
+    // Blobs are immutable: sealed read-only (outputs may hard-link them).
+    crate::place::seal(tmp.as_file());
     tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
     if let Ok(d) = fs::File::open(&dir) {
         // Make the rename durable; failure here only weakens crash safety.

@@ -69,6 +69,8 @@ pub fn write_encoded_blob(
         .map_err(|e| Error::io(tmp.path(), e))?;
     let digest = digest.unwrap_or_else(|| diff_id.clone());
     let dest = dir.join(digest.hex());
+    // Blobs are immutable: sealed read-only (outputs may hard-link them).
+    crate::place::seal(tmp.as_file());
     tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
     Ok(LayerDescriptor {
         digest,

@@ -158,6 +158,16 @@ impl Layer {
         }
     }
 
+    /// The local file holding the compressed blob, when the backing has one.
+    pub(crate) fn raw_file(&self) -> Option<std::path::PathBuf> {
+        match &self.backing {
+            Backing::Store(s) => s
+                .has_descriptor(&self.desc)
+                .then(|| s.path(&self.desc.digest)),
+            Backing::Source(s) => s.blob_file(&self.desc),
+        }
+    }
+
     /// Whether the backing can serve the blob.
     pub(crate) fn has_raw(&self) -> Result<bool> {
         match &self.backing {

@@ -110,6 +110,19 @@ impl Source for WrittenImage {
         }
     }
 
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        if desc.digest == self.config.digest() {
+            return None;
+        }
+        match self.layer(&desc.digest) {
+            Some(l) => l.raw_file(),
+            None => self
+                .store
+                .has_descriptor(desc)
+                .then(|| self.store.path(&desc.digest)),
+        }
+    }
+
     fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
         if desc.digest == self.config.digest() {
             return Ok(true);
@@ -227,5 +240,9 @@ impl Source for WrittenIndex {
             Some(i) => i.has_blob(desc),
             None => Ok(false),
         }
+    }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        self.image_with_blob(&desc.digest)?.blob_file(desc)
     }
 }

@@ -1,7 +1,6 @@
-//! Fuzzes the Dockerfile parser, the render/parse round trip, variable expansion and the
-//! `.dockerignore` matcher: nothing may panic or hang, and whatever parses must render to text
-//! that parses back to the same model.
-#![no_main]
+//! The Dockerfile parser, the render/parse round trip, variable expansion and the
+//! `.dockerignore` matcher: nothing may panic or hang, and whatever parses must render
+//! to text that parses back to the same model.
 
 use std::collections::BTreeMap;
 
@@ -10,10 +9,12 @@ use hoist_dockerfile::lex::ShellLex;
 use hoist_dockerfile::{
     parse, parse_instruction, GlobalScope, Platforms, StageScope, DEFAULT_PATH_ENV,
 };
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+/// The target body (see the module docs).
+pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
+        // Invalid UTF-8 must be a clear error, not a panic.
+        let _ = parse(&String::from_utf8_lossy(data), "fuzz");
         return;
     };
 
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             "round trip\n{rendered}"
         );
 
-        // expansion and scoping must not panic either
+        // Expansion and scoping must not panic either.
         let args = BTreeMap::from([("A".to_string(), "x y".to_string())]);
         if let Ok(global) = GlobalScope::new(&df, &args, &Platforms::host()) {
             for st in &df.stages {
@@ -43,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = parse_instruction(text);
+    let _ = hoist_dockerfile::check(text, "fuzz");
 
     let env = vec![
         "A=abc".to_string(),
@@ -58,4 +60,4 @@ fuzz_target!(|data: &[u8]| {
             let _ = m.may_reinclude_children(p);
         }
     }
-});
+}

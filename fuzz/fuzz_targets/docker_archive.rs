@@ -1,0 +1,4 @@
+//! docker-archive reading, unpacking and copying (see hoist_fuzz::archive).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hoist_fuzz::docker_archive(data));

@@ -1,0 +1,5 @@
+# escape=`
+FROM mcr.invalid/windows
+RUN dir `
+    c:\
+COPY ["a b", "c:\\"]
