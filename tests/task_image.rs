@@ -468,7 +468,11 @@ fn tools_image_runs_a_makefile_that_calls_hoist_build() {
     assert!(read(&out.join("jq-version")).starts_with("jq-"));
     assert!(read(&out.join("git-version")).starts_with("git version "));
     assert!(read(&out.join("bash-version")).starts_with("bash 5."));
-    assert_eq!(read(&out.join("uid")), "1000\n", "make ran as the image's user hoist");
+    assert_eq!(
+        read(&out.join("uid")),
+        "1000\n",
+        "make ran as the image's user hoist"
+    );
     let info = skopeo_inspect(&format!("docker-archive:{}", out.join("one.tar").display()));
     assert!(!info["Layers"].as_array().unwrap().is_empty(), "{info}");
     assert_eq!(read(&out.join("two-rootfs/two")), "two\n");

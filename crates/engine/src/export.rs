@@ -103,7 +103,11 @@ pub fn create_parents(outputs: &[OutputSpec]) -> Result<()> {
 pub fn create_parent_dir(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         // create_dir_all says only "File exists" when a file stands in the way: name it.
-        if let Some(file) = parent.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+        if let Some(file) = parent
+            .ancestors()
+            .find(|a| a.exists())
+            .filter(|a| !a.is_dir())
+        {
             return Err(Error::Invalid(format!(
                 "cannot write {}: {} exists and is not a directory",
                 path.display(),
