@@ -78,7 +78,9 @@ fn layout(dir: &Path, layers: &[Vec<u8>]) -> PathBuf {
     for l in layers {
         let (d, n) = put_blob(dir, l);
         diff_ids.push(d.clone());
-        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}));
+        descs.push(
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}),
+        );
     }
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -161,7 +163,12 @@ fn device_nodes_and_setuid_files_are_skipped_unless_kept() {
     assert_eq!(mode(&out.join("bin/suid")), 0o755);
     assert_eq!(mode(&out.join("bin/sgid")), 0o711);
     assert_eq!(mode(&out.join("bin/plain")), 0o755);
-    for needle in ["/dev/evil (character device 1:3", "/bin/suid (setuid", "/bin/sgid (setgid", "unsafe-files=keep"] {
+    for needle in [
+        "/dev/evil (character device 1:3",
+        "/bin/suid (setuid",
+        "/bin/sgid (setgid",
+        "unsafe-files=keep",
+    ] {
         assert!(err.contains(needle), "warning lists {needle}: {err}");
     }
     assert!(!err.contains("/bin/plain"), "{err}");
@@ -187,8 +194,15 @@ fn device_nodes_and_setuid_files_are_skipped_unless_kept() {
         let work = env.path(if kept { "task-keep" } else { "task-skip" });
         fs::create_dir_all(work.join("image")).unwrap();
         fs::create_dir_all(work.join("src")).unwrap();
-        fs::write(work.join("src/Dockerfile"), "ARG base_image\nFROM ${base_image}\n").unwrap();
-        run(std::process::Command::new("cp").arg("-r").arg(&base).arg(work.join("base")));
+        fs::write(
+            work.join("src/Dockerfile"),
+            "ARG base_image\nFROM ${base_image}\n",
+        )
+        .unwrap();
+        run(std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&base)
+            .arg(work.join("base")));
         let mut c = std::process::Command::new(hoist_bin());
         c.arg("task")
             .current_dir(&work)
@@ -213,13 +227,19 @@ fn device_nodes_and_setuid_files_are_skipped_unless_kept() {
         assert_eq!(rootfs.join("dev/evil").exists(), kept && is_root());
         if !kept {
             let err = String::from_utf8_lossy(&o.stderr);
-            assert!(err.contains("UNSAFE_FILES=keep") && err.contains("/bin/suid"), "{err}");
+            assert!(
+                err.contains("UNSAFE_FILES=keep") && err.contains("/bin/suid"),
+                "{err}"
+            );
         }
     }
     let bad = env.fails(&[
         "build",
         "-o",
-        &format!("type=local,dest={},unsafe-files=sometimes", env.path("x").display()),
+        &format!(
+            "type=local,dest={},unsafe-files=sometimes",
+            env.path("x").display()
+        ),
         ctx.to_str().unwrap(),
     ]);
     assert!(bad.contains("unsafe-files"), "{bad}");
@@ -284,7 +304,10 @@ fn run_sees_a_layer_written_through_a_lower_symlink() {
         fs::read_to_string(rootfs.join("from-run")).unwrap(),
         "written through the link\n"
     );
-    assert_eq!(fs::read_to_string(rootfs.join("bin-link")).unwrap(), "usr/bin\n");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("bin-link")).unwrap(),
+        "usr/bin\n"
+    );
     let list = fs::read_to_string(rootfs.join("usr-bin-list")).unwrap();
     assert!(list.contains("busybox") && list.contains('x'), "{list}");
     assert_eq!(

@@ -23,9 +23,18 @@ fn specs(dest: &Path) -> Vec<(&'static str, String)> {
     let d = |n: &str| dest.join(n).display().to_string();
     vec![
         ("oci layout", format!("type=oci,dest={}", d("layout"))),
-        ("oci archive", format!("type=oci,dest={}", d("image.oci.tar"))),
-        ("oci zstd", format!("type=oci,dest={},compression=zstd", d("zstd"))),
-        ("docker archive", format!("type=docker,dest={}", d("image.tar"))),
+        (
+            "oci archive",
+            format!("type=oci,dest={}", d("image.oci.tar")),
+        ),
+        (
+            "oci zstd",
+            format!("type=oci,dest={},compression=zstd", d("zstd")),
+        ),
+        (
+            "docker archive",
+            format!("type=docker,dest={}", d("image.tar")),
+        ),
         ("tar", format!("type=tar,dest={}", d("fs.tar"))),
         ("local", format!("type=local,dest={}", d("files"))),
     ]
@@ -65,7 +74,10 @@ fn a_failing_later_output_takes_back_the_earlier_ones() {
     let env = Env::new();
     let ctx = context(
         &env,
-        &format!("FROM oci:{}:latest\nCOPY hello.txt /\n", busybox_base().display()),
+        &format!(
+            "FROM oci:{}:latest\nCOPY hello.txt /\n",
+            busybox_base().display()
+        ),
     );
     // A destination a layout may not replace: a directory with something in it.
     let bad = env.path("not-a-layout");
@@ -77,7 +89,10 @@ fn a_failing_later_output_takes_back_the_earlier_ones() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{name}: {err}");
         assert!(err.contains("not an OCI image layout"), "{name}: {err}");
-        assert!(!env.path("out").exists(), "{name}: an earlier output stayed");
+        assert!(
+            !env.path("out").exists(),
+            "{name}: an earlier output stayed"
+        );
         let left: Vec<_> = fs::read_dir(env.dir.path())
             .unwrap()
             .flatten()
@@ -102,17 +117,28 @@ fn a_failing_later_output_takes_back_the_earlier_ones() {
     with_bad.push(bad_spec.clone());
     assert!(!build(&env, &ctx, &with_bad).status.success());
     assert_eq!(fs::read_to_string(out.join("files/old")).unwrap(), "old");
-    assert_eq!(fs::read_to_string(out.join("image.tar")).unwrap(), "old tar");
+    assert_eq!(
+        fs::read_to_string(out.join("image.tar")).unwrap(),
+        "old tar"
+    );
     let o = build(&env, &ctx, &good);
     assert_success(&o, "all outputs good");
     assert!(!out.join("files/old").exists());
-    assert_eq!(fs::read_to_string(out.join("files/hello.txt")).unwrap(), "hello\n");
+    assert_eq!(
+        fs::read_to_string(out.join("files/hello.txt")).unwrap(),
+        "hello\n"
+    );
     assert_ne!(fs::read(out.join("image.tar")).unwrap(), b"old tar");
 
     // Adding to an existing OCI layout: its index.json comes back when a later output
     // fails.
     let layout = env.path("layout");
-    env.ok(&["build", "-o", &format!("type=oci,dest={}", layout.display()), ctx.to_str().unwrap()]);
+    env.ok(&[
+        "build",
+        "-o",
+        &format!("type=oci,dest={}", layout.display()),
+        ctx.to_str().unwrap(),
+    ]);
     let index = fs::read(layout.join("index.json")).unwrap();
     let o = build(
         &env,
@@ -126,7 +152,10 @@ fn a_failing_later_output_takes_back_the_earlier_ones() {
 #[test]
 fn a_cache_that_cannot_be_locked_fails_the_build() {
     let env = Env::new();
-    let ctx = context(&env, &format!("FROM oci:{}:latest\n", busybox_base().display()));
+    let ctx = context(
+        &env,
+        &format!("FROM oci:{}:latest\n", busybox_base().display()),
+    );
     let cache = env.path("cache");
     // The lock file's place is taken by a directory: the lock cannot be opened.
     fs::create_dir_all(cache.join("lock")).unwrap();
