@@ -226,7 +226,10 @@ fn default_args_in_from(df: &Dockerfile, platforms: &Platforms, sink: &mut Sink)
         let Ok(name) = defaults.lexer().process_word(&stage.from.image, &meta) else {
             return;
         };
-        if !valid_reference(&name) {
+        // The check is about ARG defaults: a FROM without a variable is checked when it
+        // is resolved, and hoist's local transports (`oci:DIR:TAG`, …) are no registry
+        // reference.
+        if stage.from.image.contains('$') && !is_local_transport(&name) && !valid_reference(&name) {
             sink.warn(
                 &INVALID_DEFAULT_ARG_IN_FROM,
                 stage.from.span.start_line,
@@ -237,6 +240,13 @@ fn default_args_in_from(df: &Dockerfile, platforms: &Platforms, sink: &mut Sink)
             );
         }
     }
+}
+
+/// Whether `name` is one of hoist's local image transports rather than a registry reference.
+fn is_local_transport(name: &str) -> bool {
+    ["oci:", "oci-archive:", "docker-archive:", "oci-layout://"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// The words of `instr` BuildKit expands with the stage environment (its `Expand`

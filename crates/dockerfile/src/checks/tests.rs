@@ -186,6 +186,9 @@ fn from_args() {
         "Default value for ARG alpine:$VERSIN results in empty or invalid base image name".into()
     )));
     assert!(!f.iter().any(|x| x.1 == 5), "{f:?}");
+    // hoist's local transports are not registry references, with or without an ARG.
+    let f = found("ARG DIR=/tmp/base\nFROM oci:/srv/base:latest\nFROM oci:${DIR}:latest\nFROM docker-archive:b.tar\n");
+    assert!(!f.iter().any(|x| x.0 == "InvalidDefaultArgInFrom"), "{f:?}");
     let f = found("FROM --platform=linux/amd64 scratch AS x\nFROM --platform=$TARGETPLATFORM scratch\nFROM --platform=linux/arm64 scratch AS arm64-build\n");
     assert!(f.contains(&(
         "FromPlatformFlagConstDisallowed".into(),
