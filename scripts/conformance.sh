@@ -68,7 +68,7 @@ check() {
   done < <(lists "$base")
   if [ $ALL = 1 ]; then
     awk -F'\t' '$2 ~ /^(PASS|BOTH-FAIL)/ {print $1}' "$res" | sort | comm -13 <(lists "$base" | sort) - \
-      | sed "s/^/new pass ($name, add to $base): /"
+      | sed "s|^|new pass ($name, add to $base): |"
   fi
   return $bad
 }
