@@ -747,7 +747,7 @@ mod tests {
         }
         let shm: Vec<&String> = calls
             .iter()
-            .filter(|c| c.starts_with(&format!("mount ")) && c.contains(&format!("{r}/dev/shm ")))
+            .filter(|c| c.starts_with("mount ") && c.contains(&format!("{r}/dev/shm ")))
             .collect();
         assert_eq!(shm.len(), 1, "{shm:#?}");
         assert_eq!(

@@ -42,7 +42,8 @@ fn copy_executable(src: &Path, dst: &Path) {
 /// `/etc/passwd` and `/etc/group`.
 fn busybox_rootfs(dir: &Path) {
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "var", "home",
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "var", "home", "dev", "proc",
+        "sys",
     ] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
