@@ -8,9 +8,9 @@
 #   scripts/fuzz.sh 600        # 10 minutes per target
 #   FUZZ_TARGETS="layer oci" scripts/fuzz.sh 60
 #
-# Works with the stable toolchain: cargo-fuzz passes -Z flags to rustc, which
-# RUSTC_BOOTSTRAP=1 allows, and no sanitizer is needed (-s none: hoist is safe Rust;
-# panics, aborts, overflows (debug assertions are on) and hangs are what is looked for).
+# Works with the stable toolchain and without cargo-fuzz: no sanitizer is needed (hoist
+# is safe Rust; panics, aborts, overflows (debug assertions are on) and hangs are what is
+# looked for), and the coverage instrumentation is a stable codegen option.
 # The corpus grows in a scratch copy, never in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,14 +31,17 @@ if ! command -v c++ >/dev/null 2>&1; then
     exit 1
   fi
 fi
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "scripts/fuzz.sh: installing cargo-fuzz"
-  cargo install --locked cargo-fuzz
-fi
-
-fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
-flags=(--fuzz-dir fuzz -s none -a)
-"${fuzz[@]}" build "${flags[@]}"
+# The targets are built with plain cargo and the flags cargo-fuzz gives rustc for
+# `-s none -a` (sanitizer coverage for libFuzzer, debug assertions, `--cfg fuzzing`):
+# all stable codegen options, so no nightly and no `cargo install cargo-fuzz` on a fresh
+# CI machine. `cargo fuzz run -s none -a TARGET` uses the same binaries' flags.
+triple=$(rustc -vV | sed -n 's/^host: //p')
+export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+--cfg fuzzing -Cdebug-assertions -Coverflow-checks"
+(cd fuzz && cargo build --release --target "$triple" --bins)
+bin_dir=fuzz/target/$triple/release
 
 # The targets create and remove small trees per input: keep them in memory.
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
@@ -58,7 +61,7 @@ for t in $targets; do
   log="$work/$t.log"
   echo "scripts/fuzz.sh: $t for ${secs}s from $start inputs"
   rc=0
-  "${fuzz[@]}" run "${flags[@]}" "$t" "$work/$t" -- \
+  "$bin_dir/$t" "$work/$t" \
     -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
