@@ -97,6 +97,9 @@ impl<T> OnceMap<T> {
     }
 }
 
+/// Files read from layers, by (layer diff ID, path in the layer); `None`: not a file.
+type UserFiles = HashMap<(Digest, String), Option<Vec<u8>>>;
+
 /// The shared context of one build for one platform.
 pub(crate) struct Engine<'a> {
     pub opts: &'a BuildOptions,
@@ -127,7 +130,7 @@ pub(crate) struct Engine<'a> {
     /// `/etc/passwd` and `/etc/group` as read from layers, by (layer diff ID, path in
     /// it): every RUN resolves its user, and a layer's files never change, so the
     /// layer holding them is decompressed once per build instead of once per step.
-    pub(crate) user_files: Mutex<HashMap<(Digest, String), Option<Vec<u8>>>>,
+    pub(crate) user_files: Mutex<UserFiles>,
 }
 
 impl<'a> Engine<'a> {
