@@ -176,7 +176,11 @@ impl DestState {
     }
 
     fn into_entries(self) -> Vec<Entry> {
-        let mut v: Vec<Entry> = self.out.into_values().collect();
+        // The view (as large as the layer) goes before the list is made: the peak of a
+        // COPY of 100,000 files is this moment.
+        let DestState { view, out } = self;
+        drop(view);
+        let mut v: Vec<Entry> = out.into_values().collect();
         v.sort_by(|a, b| path_order(&a.path, &b.path));
         v
     }

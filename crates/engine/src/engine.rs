@@ -97,6 +97,9 @@ impl<T> OnceMap<T> {
     }
 }
 
+/// Files read from layers, by (layer diff ID, path in the layer); `None`: not a file.
+type UserFiles = HashMap<(Digest, String), Option<Vec<u8>>>;
+
 /// The shared context of one build for one platform.
 pub(crate) struct Engine<'a> {
     pub opts: &'a BuildOptions,
@@ -124,6 +127,10 @@ pub(crate) struct Engine<'a> {
         Arc<std::sync::OnceLock<std::result::Result<hoist_sandbox::Sandbox, String>>>,
     /// `--cache-from` / `--cache-to` of the build, if any.
     pub(crate) remote: Option<Arc<crate::remote_cache::Session>>,
+    /// `/etc/passwd` and `/etc/group` as read from layers, by (layer diff ID, path in
+    /// it): every RUN resolves its user, and a layer's files never change, so the
+    /// layer holding them is decompressed once per build instead of once per step.
+    pub(crate) user_files: Mutex<UserFiles>,
 }
 
 impl<'a> Engine<'a> {
@@ -162,6 +169,7 @@ impl<'a> Engine<'a> {
             index_dir: opts.cache_dir.join("index"),
             sandbox: Arc::new(std::sync::OnceLock::new()),
             remote: None,
+            user_files: Mutex::default(),
         })
     }
 
@@ -198,13 +206,26 @@ impl<'a> Engine<'a> {
     /// for every COPY/ADD/WORKDIR, see [`crate::compat`]); the entries get the existing
     /// directories above them, with their current metadata.
     pub(crate) fn add_layer(&self, state: &mut StageState, entries: &[Entry]) -> Result<bool> {
-        let entries = crate::compat::with_existing_parents(entries.to_vec(), &state.view);
-        let entries = &entries[..];
+        let added = crate::compat::existing_parents(entries, &state.view);
+        // Every planner's output is sorted: the parents are merged in lazily, without a
+        // second copy of the entries (memory stays flat on a COPY of 100,000 files).
+        let sorted_copy;
+        let entries = if added.is_empty() || crate::compat::is_sorted(entries) {
+            entries
+        } else {
+            sorted_copy = {
+                let mut v = entries.to_vec();
+                hoist_image::layer::sort_entries(&mut v);
+                v
+            };
+            &sorted_copy[..]
+        };
+        let all = || crate::compat::merged(entries, &added);
         let opts = self.write_options();
-        let d = write_layer_blob(self.store.root(), entries.iter().cloned(), &opts)?;
+        let d = write_layer_blob(self.store.root(), all().cloned(), &opts)?;
         let layer = LayerRef::built(d.descriptor(), d.diff_id.clone());
         crate::variants::record(&self.opts.cache_dir, &layer, &self.encoding);
-        state.view.add_layer_entries(entries);
+        state.view.add_layer_entries(all());
         self.push_layer(state, layer);
         Ok(true)
     }
@@ -311,11 +332,33 @@ impl<'a> Engine<'a> {
             {
                 self.fetch_layers(std::slice::from_ref(l))?;
             }
-            Ok(
-                layers::read_image_file(&self.store, &state.layers, &state.view, p)?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default(),
-            )
+            let Some((target, i)) = layers::locate_image_file(&state.view, p)? else {
+                return Ok(String::new());
+            };
+            let Some(l) = state.layers.get(i) else {
+                return Ok(String::new());
+            };
+            let id = (l.diff_id.clone(), target);
+            let cached = self
+                .user_files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .cloned();
+            let bytes = match cached {
+                Some(b) => b,
+                None => {
+                    let b = layers::read_image_file(&self.store, &state.layers, &state.view, p)?;
+                    self.user_files
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, b.clone());
+                    b
+                }
+            };
+            Ok(bytes
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default())
         };
         Ok((
             user::parse_passwd(&read("etc/passwd")?),

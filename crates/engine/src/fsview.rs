@@ -110,9 +110,9 @@ impl FsView {
     }
 
     /// Merge the entries of a layer hoist is writing (no need to re-read the tar).
-    pub fn add_layer_entries(&mut self, entries: &[Entry]) {
+    pub fn add_layer_entries<'a>(&mut self, entries: impl IntoIterator<Item = &'a Entry>) {
         let layer = self.layers;
-        for e in entries.iter().filter_map(index_entry) {
+        for e in entries.into_iter().filter_map(index_entry) {
             if let IndexOp::Put(kind) = e.op {
                 self.insert(
                     e.path,

@@ -136,23 +136,28 @@ pub fn read_image_file(
     view: &FsView,
     path: &str,
 ) -> Result<Option<Vec<u8>>> {
+    match locate_image_file(view, path)? {
+        Some((target, layer)) => match layers.get(layer) {
+            Some(l) => read_file_from_layer(store, l, &target, 16 << 20),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Where [`read_image_file`] finds `path`: the path inside the layer (symlinks and
+/// hard links followed) and the index of that layer; `None` when it is no file.
+pub fn locate_image_file(view: &FsView, path: &str) -> Result<Option<(String, usize)>> {
     let real = view.resolve(path, true)?;
     let meta = match view.get(&real) {
         Some(m) => m.clone(),
         None => return Ok(None),
     };
-    let (target, layer) = match &meta.kind {
-        Kind::File(_) => (real.clone(), meta.layer),
-        Kind::Hardlink(t) => match view.get(t) {
-            Some(m) => (t.clone(), m.layer),
-            None => return Ok(None),
-        },
-        _ => return Ok(None),
-    };
-    match layers.get(layer) {
-        Some(l) => read_file_from_layer(store, l, &target, 16 << 20),
-        None => Ok(None),
-    }
+    Ok(match &meta.kind {
+        Kind::File(_) => Some((real.clone(), meta.layer)),
+        Kind::Hardlink(t) => view.get(t).map(|m| (t.clone(), m.layer)),
+        _ => None,
+    })
 }
 
 /// The metadata index of a layer, cached by diff ID in `index_dir` (computed from the
