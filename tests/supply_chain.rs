@@ -929,3 +929,81 @@ fn every_platform_gets_its_attestation_manifest() {
         "{text}"
     );
 }
+
+#[test]
+fn sbom_lists_the_packages_of_an_rpm_sqlite_database() {
+    use hoist_attest::sbom::rpm;
+    let env = Env::new();
+    let ctx = env.path("rpmctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let pkg = |name: &str, version: &str, release: &str, epoch: Option<u32>| {
+        rpm::make_header(
+            &[
+                (rpm::TAG_NAME, name),
+                (rpm::TAG_VERSION, version),
+                (rpm::TAG_RELEASE, release),
+                (rpm::TAG_ARCH, "x86_64"),
+                (rpm::TAG_VENDOR, "Fedora Project"),
+            ],
+            epoch,
+        )
+    };
+    rpm::make_sqlite(
+        &ctx.join("rpmdb.sqlite"),
+        &[
+            pkg("bash", "5.2.26", "3.fc40", None),
+            pkg("openssl-libs", "3.2.1", "2.fc40", Some(1)),
+            pkg("gpg-pubkey", "a15b79cc", "63d04c2c", None),
+            vec![0, 0, 0xff, 0xff, 0, 0, 0, 0],
+        ],
+    )
+    .unwrap();
+    fs::write(ctx.join("os-release"), "ID=fedora\nVERSION_ID=40\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY os-release /etc/os-release\nCOPY rpmdb.sqlite /var/lib/rpm/rpmdb.sqlite\n",
+    )
+    .unwrap();
+    let out = env.path("rpm-oci");
+    run(env
+        .hoist()
+        .args(["build", "-q", "--sbom=true", "-o"])
+        .arg(format!("type=oci,dest={}", out.display()))
+        .arg(&ctx));
+    let (_, found) = inspect_attestations(&env, &format!("oci:{}", out.display()));
+    let sbom = &statement(&found, "https://spdx.dev/Document")["predicate"];
+    let listed: Vec<(String, String, String)> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["versionInfo"].as_str().unwrap().to_string(),
+                p["externalRefs"][0]["referenceLocator"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "bash".to_string(),
+                "5.2.26-3.fc40".to_string(),
+                "pkg:rpm/fedora/bash@5.2.26-3.fc40?arch=x86_64&distro=fedora-40".to_string()
+            ),
+            (
+                "openssl-libs".to_string(),
+                "1:3.2.1-2.fc40".to_string(),
+                "pkg:rpm/fedora/openssl-libs@3.2.1-2.fc40?arch=x86_64&distro=fedora-40&epoch=1"
+                    .to_string()
+            ),
+        ],
+        "{sbom}"
+    );
+    let comment = sbom["comment"].as_str().unwrap_or_default();
+    assert!(comment.contains("1 malformed header"), "{sbom}");
+}
