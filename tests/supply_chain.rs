@@ -1007,3 +1007,67 @@ fn sbom_lists_the_packages_of_an_rpm_sqlite_database() {
     let comment = sbom["comment"].as_str().unwrap_or_default();
     assert!(comment.contains("1 malformed header"), "{sbom}");
 }
+
+#[test]
+fn bake_attaches_the_build_files_attestations() {
+    let env = Env::new();
+    let dir = env.path("bakeatt");
+    fs::create_dir_all(dir.join("a")).unwrap();
+    fs::write(dir.join("a/go.sum"), "github.com/pkg/errors v0.9.1 h1:x=\n").unwrap();
+    fs::write(
+        dir.join("a/Dockerfile"),
+        "FROM scratch\nCOPY go.sum /src/go.sum\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("hoist.build.toml"),
+        "[defaults]\nattest = [\"type=provenance,mode=max\", \"type=sbom\"]\n\n\
+         [images.one]\ncontext = \"a\"\noutputs = [\"type=oci,dest=out/one\"]\n\n\
+         [images.two]\ncontext = \"a\"\nattest = [\"type=sbom,disabled=true\"]\noutputs = [\"type=oci,dest=out/two\"]\n\n\
+         [images.three]\ncontext = \"a\"\noutputs = [\"type=oci,dest=out/three\"]\n",
+    )
+    .unwrap();
+    run(env
+        .hoist()
+        .current_dir(&dir)
+        .args(["bake", "--progress=quiet", "one", "two"]));
+    let (_, one) = inspect_attestations(&env, &format!("oci:{}", dir.join("out/one").display()));
+    let one_types: Vec<&str> = one
+        .iter()
+        .map(|f| f["predicateType"].as_str().unwrap())
+        .collect();
+    assert!(
+        one_types.contains(&"https://spdx.dev/Document"),
+        "{one_types:?}"
+    );
+    assert!(
+        one_types.contains(&"https://slsa.dev/provenance/v1"),
+        "{one_types:?}"
+    );
+    let (_, two) = inspect_attestations(&env, &format!("oci:{}", dir.join("out/two").display()));
+    let two_types: Vec<&str> = two
+        .iter()
+        .map(|f| f["predicateType"].as_str().unwrap())
+        .collect();
+    assert_eq!(two_types, ["https://slsa.dev/provenance/v1"]);
+    // Flags apply over the file: --sbom=false turns the defaults' SBOM off.
+    run(env
+        .hoist()
+        .current_dir(&dir)
+        .args(["bake", "--progress=quiet", "--sbom=false", "three"]));
+    let (_, three) =
+        inspect_attestations(&env, &format!("oci:{}", dir.join("out/three").display()));
+    let three_types: Vec<&str> = three
+        .iter()
+        .map(|f| f["predicateType"].as_str().unwrap())
+        .collect();
+    assert_eq!(three_types, ["https://slsa.dev/provenance/v1"]);
+    let bad = env
+        .hoist()
+        .current_dir(&dir)
+        .args(["bake", "--attest", "type=nope", "one"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+}
