@@ -929,3 +929,145 @@ fn every_platform_gets_its_attestation_manifest() {
         "{text}"
     );
 }
+
+#[test]
+fn sbom_lists_the_packages_of_an_rpm_sqlite_database() {
+    use hoist_attest::sbom::rpm;
+    let env = Env::new();
+    let ctx = env.path("rpmctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let pkg = |name: &str, version: &str, release: &str, epoch: Option<u32>| {
+        rpm::make_header(
+            &[
+                (rpm::TAG_NAME, name),
+                (rpm::TAG_VERSION, version),
+                (rpm::TAG_RELEASE, release),
+                (rpm::TAG_ARCH, "x86_64"),
+                (rpm::TAG_VENDOR, "Fedora Project"),
+            ],
+            epoch,
+        )
+    };
+    rpm::make_sqlite(
+        &ctx.join("rpmdb.sqlite"),
+        &[
+            pkg("bash", "5.2.26", "3.fc40", None),
+            pkg("openssl-libs", "3.2.1", "2.fc40", Some(1)),
+            pkg("gpg-pubkey", "a15b79cc", "63d04c2c", None),
+            vec![0, 0, 0xff, 0xff, 0, 0, 0, 0],
+        ],
+    )
+    .unwrap();
+    fs::write(ctx.join("os-release"), "ID=fedora\nVERSION_ID=40\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY os-release /etc/os-release\nCOPY rpmdb.sqlite /var/lib/rpm/rpmdb.sqlite\n",
+    )
+    .unwrap();
+    let out = env.path("rpm-oci");
+    run(env
+        .hoist()
+        .args(["build", "-q", "--sbom=true", "-o"])
+        .arg(format!("type=oci,dest={}", out.display()))
+        .arg(&ctx));
+    let (_, found) = inspect_attestations(&env, &format!("oci:{}", out.display()));
+    let sbom = &statement(&found, "https://spdx.dev/Document")["predicate"];
+    let listed: Vec<(String, String, String)> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["versionInfo"].as_str().unwrap().to_string(),
+                p["externalRefs"][0]["referenceLocator"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "bash".to_string(),
+                "5.2.26-3.fc40".to_string(),
+                "pkg:rpm/fedora/bash@5.2.26-3.fc40?arch=x86_64&distro=fedora-40".to_string()
+            ),
+            (
+                "openssl-libs".to_string(),
+                "1:3.2.1-2.fc40".to_string(),
+                "pkg:rpm/fedora/openssl-libs@3.2.1-2.fc40?arch=x86_64&distro=fedora-40&epoch=1"
+                    .to_string()
+            ),
+        ],
+        "{sbom}"
+    );
+    let comment = sbom["comment"].as_str().unwrap_or_default();
+    assert!(comment.contains("1 malformed header"), "{sbom}");
+}
+
+#[test]
+fn bake_attaches_the_build_files_attestations() {
+    let env = Env::new();
+    let dir = env.path("bakeatt");
+    fs::create_dir_all(dir.join("a")).unwrap();
+    fs::write(dir.join("a/go.sum"), "github.com/pkg/errors v0.9.1 h1:x=\n").unwrap();
+    fs::write(
+        dir.join("a/Dockerfile"),
+        "FROM scratch\nCOPY go.sum /src/go.sum\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("hoist.build.toml"),
+        "[defaults]\nattest = [\"type=provenance,mode=max\", \"type=sbom\"]\n\n\
+         [images.one]\ncontext = \"a\"\noutputs = [\"type=oci,dest=out/one\"]\n\n\
+         [images.two]\ncontext = \"a\"\nattest = [\"type=sbom,disabled=true\"]\noutputs = [\"type=oci,dest=out/two\"]\n\n\
+         [images.three]\ncontext = \"a\"\noutputs = [\"type=oci,dest=out/three\"]\n",
+    )
+    .unwrap();
+    run(env
+        .hoist()
+        .current_dir(&dir)
+        .args(["bake", "--progress=quiet", "one", "two"]));
+    let (_, one) = inspect_attestations(&env, &format!("oci:{}", dir.join("out/one").display()));
+    let one_types: Vec<&str> = one
+        .iter()
+        .map(|f| f["predicateType"].as_str().unwrap())
+        .collect();
+    assert!(
+        one_types.contains(&"https://spdx.dev/Document"),
+        "{one_types:?}"
+    );
+    assert!(
+        one_types.contains(&"https://slsa.dev/provenance/v1"),
+        "{one_types:?}"
+    );
+    let (_, two) = inspect_attestations(&env, &format!("oci:{}", dir.join("out/two").display()));
+    let two_types: Vec<&str> = two
+        .iter()
+        .map(|f| f["predicateType"].as_str().unwrap())
+        .collect();
+    assert_eq!(two_types, ["https://slsa.dev/provenance/v1"]);
+    // Flags apply over the file: --sbom=false turns the defaults' SBOM off.
+    run(env
+        .hoist()
+        .current_dir(&dir)
+        .args(["bake", "--progress=quiet", "--sbom=false", "three"]));
+    let (_, three) =
+        inspect_attestations(&env, &format!("oci:{}", dir.join("out/three").display()));
+    let three_types: Vec<&str> = three
+        .iter()
+        .map(|f| f["predicateType"].as_str().unwrap())
+        .collect();
+    assert_eq!(three_types, ["https://slsa.dev/provenance/v1"]);
+    let bad = env
+        .hoist()
+        .current_dir(&dir)
+        .args(["bake", "--attest", "type=nope", "one"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+}

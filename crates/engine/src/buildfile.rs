@@ -25,7 +25,12 @@
 //! platform = "linux/arm64"
 //! outputs = ["type=oci,dest=out/worker"]   # hoist bake: --output values
 //! push = true                               # hoist bake: push to every tag
+//! attest = ["type=provenance,mode=max", "type=sbom"]   # as buildx bake spells it
 //! ```
+//!
+//! `attest` entries of `[defaults]` apply first, then the image's (so an image can turn
+//! one off with `type=sbom,disabled=true`); `hoist bake --provenance/--sbom/--attest`
+//! flags apply over both.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +71,9 @@ pub struct ImageEntry {
     /// `hoist bake`: push to every tag.
     #[serde(default)]
     pub push: bool,
+    /// Attestations, as buildx bake's `attest` (`type=provenance,mode=max`, `type=sbom`).
+    #[serde(default)]
+    pub attest: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +109,8 @@ pub struct ImageSpec {
     pub outputs: Vec<OutputSpec>,
     /// `hoist bake`: push to every tag.
     pub push: bool,
+    /// Attestations (`[defaults]`' then the image's).
+    pub attest: hoist_attest::options::AttestOptions,
 }
 
 impl ImageSpec {
@@ -119,6 +129,9 @@ impl ImageSpec {
         }
         o.tags = self.tags.clone();
         o.outputs = self.outputs.clone();
+        if self.attest.any() {
+            o.attest = self.attest.clone();
+        }
         if self.push {
             if self.tags.is_empty() {
                 return Err(format!("image {}: push = true needs tags", self.name));
@@ -247,7 +260,14 @@ pub fn load(path: &Path) -> Result<Vec<ImageSpec>, String> {
             spec.output.make_absolute_in(base);
             outputs_spec.push(spec);
         }
+        let mut attest = hoist_attest::options::AttestOptions::default();
+        for a in d.attest.iter().chain(&e.attest) {
+            attest
+                .attest_flag(a)
+                .map_err(|m| err(format!("attest: {m}")))?;
+        }
         out.push(ImageSpec {
+            attest,
             name: name.clone(),
             context,
             dockerfile,
@@ -330,5 +350,30 @@ mod tests {
             "[images.one]\ncontext = \"a\"\noutput = \"x\"\n[images.two]\ncontext = \"b\"\noutput = \"x\"\n",
         );
         assert!(load(&p).unwrap_err().contains("also used"));
+        let (_d, p) = setup(
+            "b.toml",
+            "[images.one]\ncontext = \"a\"\nattest = [\"type=provenance,mode=huge\"]\n",
+        );
+        let e = load(&p).unwrap_err();
+        assert!(
+            e.contains("image one: attest") && e.contains("mode=huge"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn attest_as_buildx_bake_spells_it() {
+        use hoist_attest::options::ProvenanceMode;
+        let (_d, p) = setup(
+            "hoist.toml",
+            "[defaults]\nattest = [\"type=provenance,mode=max\", \"type=sbom\"]\n\n[images.one]\ncontext = \"a\"\n\n[images.two]\ncontext = \"b\"\nattest = [\"type=sbom,disabled=true\"]\n",
+        );
+        let v = load(&p).unwrap();
+        assert_eq!(v[0].attest.provenance, Some(ProvenanceMode::Max));
+        assert!(v[0].attest.sbom);
+        assert_eq!(v[1].attest.provenance, Some(ProvenanceMode::Max));
+        assert!(!v[1].attest.sbom);
+        let o = v[0].options(&BuildOptions::new(".")).unwrap();
+        assert_eq!(o.attest, v[0].attest);
     }
 }

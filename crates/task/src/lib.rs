@@ -144,6 +144,13 @@ pub fn plan(p: &TaskParams, cache_dir: &Path, auth_file: Option<&Path>) -> Resul
                     s.name
                 )));
             }
+            if s.attest.any() {
+                return Err(Error::BuildFile(format!(
+                    "image {}: attest is for hoist bake; a task writes image.tar (a \
+                     docker-archive), which cannot hold attestations",
+                    s.name
+                )));
+            }
             let mut o = base_options(p, cache_dir, auth_file);
             o.context = s.context.clone();
             o.dockerfile = Some(s.dockerfile.clone());

@@ -22,6 +22,12 @@ impl AttestArgs {
     /// The attestations these flags ask for.
     pub fn to_options(&self) -> Result<AttestOptions> {
         let mut o = AttestOptions::default();
+        self.apply(&mut o)?;
+        Ok(o)
+    }
+
+    /// Apply these flags over `o` (`hoist bake`: over the build file's `attest`).
+    pub fn apply(&self, o: &mut AttestOptions) -> Result<()> {
         for a in &self.attest {
             o.attest_flag(a)?;
         }
@@ -31,6 +37,6 @@ impl AttestArgs {
         if let Some(s) = &self.sbom {
             o.sbom_flag(s)?;
         }
-        Ok(o)
+        Ok(())
     }
 }

@@ -33,6 +33,9 @@ pub struct BakeArgs {
     /// hoist's cache directory.
     #[arg(long = "cache-dir", env = "HOIST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Attestations for every image, over the file's `attest` (--provenance, --sbom, --attest).
+    #[command(flatten)]
+    pub attest: super::attest_args::AttestArgs,
     /// Registry settings.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
@@ -68,7 +71,8 @@ pub fn run(args: BakeArgs) -> Result<ExitCode> {
             continue;
         }
         s.push |= args.push;
-        let o = s.options(&base).map_err(anyhow::Error::msg)?;
+        let mut o = s.options(&base).map_err(anyhow::Error::msg)?;
+        args.attest.apply(&mut o.attest)?;
         jobs.push((s.name.clone(), o));
     }
     let mode: Mode = args.progress.parse().map_err(anyhow::Error::msg)?;

@@ -14,15 +14,18 @@
 //! | `go.sum`                                     | Go modules (`pkg:golang/…`)          |
 //! | `Gemfile.lock`                               | Ruby gems (`pkg:gem/…`)              |
 //!
-//! `/etc/os-release` gives the `distro=` qualifier. RPM databases (Berkeley DB,
-//! SQLite, NDB) cannot be read without a database library hoist does not have: when
-//! one is present the document says so in its `comment` (and [`Scan::notes`]), and no
-//! RPM package is listed, rather than an SBOM that looks complete.
+//! | `/var/lib/rpm/rpmdb.sqlite` (and `/usr/lib/sysimage/rpm/`) | RPM (`pkg:rpm/fedora/…`) |
+//!
+//! `/etc/os-release` gives the `distro=` qualifier. Older RPM databases (Berkeley DB
+//! `Packages`, NDB `Packages.db`) are not read: when one is present the document says
+//! so in its `comment` (and [`Scan::notes`]), and none of its packages is listed,
+//! rather than an SBOM that looks complete.
 
 pub mod apk;
 pub mod dpkg;
 pub mod lockfiles;
 pub mod purl;
+pub mod rpm;
 pub mod spdx;
 
 use std::collections::BTreeMap;
@@ -40,6 +43,8 @@ pub enum Origin {
     Dpkg,
     /// apk's installed database.
     Apk,
+    /// RPM's SQLite database.
+    Rpm,
     /// Cargo.lock.
     Cargo,
     /// package-lock.json.
@@ -58,6 +63,7 @@ impl Origin {
         match self {
             Origin::Dpkg => "DPKG DB",
             Origin::Apk => "APK DB",
+            Origin::Rpm => "RPM DB",
             Origin::Cargo => "Cargo.lock",
             Origin::Npm => "package-lock.json",
             Origin::Python => "Python requirements/lockfile",
@@ -102,12 +108,20 @@ const MAX_FILE: u64 = 32 << 20;
 /// At most this many lockfiles are read.
 const MAX_LOCKFILES: usize = 10_000;
 
+/// Largest RPM SQLite database read (a full distribution's is some tens of MiB).
+const MAX_RPMDB: u64 = 256 << 20;
+
+/// RPM databases hoist detects but does not read (Berkeley DB, NDB).
 const RPM_DBS: &[&str] = &[
     "var/lib/rpm/Packages",
     "var/lib/rpm/Packages.db",
-    "var/lib/rpm/rpmdb.sqlite",
     "usr/lib/sysimage/rpm/Packages",
     "usr/lib/sysimage/rpm/Packages.db",
+];
+
+/// RPM SQLite databases, read.
+const RPM_SQLITE: &[&str] = &[
+    "var/lib/rpm/rpmdb.sqlite",
     "usr/lib/sysimage/rpm/rpmdb.sqlite",
 ];
 
@@ -123,6 +137,7 @@ fn interest(path: &str) -> Option<Interest> {
         || path == "lib/apk/db/installed"
         || path == "etc/os-release"
         || path == "usr/lib/os-release"
+        || RPM_SQLITE.contains(&path)
         || path
             .strip_prefix("var/lib/dpkg/status.d/")
             .is_some_and(|n| !n.contains('/') && !n.ends_with(".md5sums"))
@@ -212,7 +227,12 @@ pub fn scan(src: &dyn Source, manifest: &Manifest) -> Result<Scan> {
                 Some(Interest::Presence) => added.push((path, Some(None))),
                 Some(Interest::Read) => {
                     let size = entry.header().size().unwrap_or(0);
-                    if size > MAX_FILE {
+                    let max = if RPM_SQLITE.contains(&path.as_str()) {
+                        MAX_RPMDB
+                    } else {
+                        MAX_FILE
+                    };
+                    if size > max {
                         notes.push(format!("/{path} ({size} bytes) is too large to read"));
                         added.push((path, None));
                         continue;
@@ -220,7 +240,7 @@ pub fn scan(src: &dyn Source, manifest: &Manifest) -> Result<Scan> {
                     let mut buf = Vec::with_capacity(size as usize);
                     entry
                         .by_ref()
-                        .take(MAX_FILE)
+                        .take(max)
                         .read_to_end(&mut buf)
                         .map_err(|e| name.error("reading a file of the layer", e))?;
                     added.push((path, Some(Some(buf))));
@@ -280,10 +300,14 @@ fn from_files(files: &BTreeMap<String, Option<Vec<u8>>>, mut notes: Vec<String>)
                     distro.as_ref(),
                 ));
             }
+        } else if RPM_SQLITE.contains(&path.as_str()) {
+            if let Some(c) = content {
+                packages.extend(rpm::parse_sqlite(c, &location, distro.as_ref(), &mut notes));
+            }
         } else if RPM_DBS.contains(&path.as_str()) {
             notes.push(format!(
-                "RPM database {location} found but not read: hoist reads no Berkeley DB, SQLite or NDB \
-                 database, so RPM packages are not listed"
+                "RPM database {location} found but not read: hoist reads only RPM's SQLite \
+                 database (rpmdb.sqlite), not Berkeley DB or NDB, so its packages are not listed"
             ));
         } else if path.ends_with("os-release") {
         } else if let Some(c) = content {

@@ -114,3 +114,66 @@ fn packages_of_the_final_filesystem_only() {
     );
     assert!(doc["comment"].as_str().unwrap().contains("RPM"));
 }
+
+#[test]
+fn rpm_sqlite_database_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rpmdb.sqlite");
+    let headers = vec![
+        rpm::make_header(
+            &[
+                (rpm::TAG_NAME, "bash"),
+                (rpm::TAG_VERSION, "5.2.26"),
+                (rpm::TAG_RELEASE, "3.fc40"),
+                (rpm::TAG_ARCH, "x86_64"),
+            ],
+            None,
+        ),
+        rpm::make_header(
+            &[
+                (rpm::TAG_NAME, "openssl-libs"),
+                (rpm::TAG_VERSION, "3.2.1"),
+                (rpm::TAG_RELEASE, "2.fc40"),
+                (rpm::TAG_ARCH, "x86_64"),
+            ],
+            Some(1),
+        ),
+        vec![0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+    ];
+    rpm::make_sqlite(&db, &headers).unwrap();
+    let raw = std::fs::read(&db).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, c) in [
+        ("etc/os-release", &b"ID=fedora\nVERSION_ID=40\n"[..]),
+        ("usr/lib/sysimage/rpm/rpmdb.sqlite", &raw[..]),
+        ("var/lib/rpm/Packages", &b"\0\0\0\0"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(c.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, p, c).unwrap();
+    }
+    let (_d, src, m) = image(&[b.into_inner().unwrap()]);
+    let s = scan(&src, &m).unwrap();
+    let purls: Vec<&str> = s.packages.iter().map(|p| p.purl.as_str()).collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:rpm/fedora/bash@5.2.26-3.fc40?arch=x86_64&distro=fedora-40",
+            "pkg:rpm/fedora/openssl-libs@3.2.1-2.fc40?arch=x86_64&distro=fedora-40&epoch=1",
+        ]
+    );
+    assert_eq!(s.packages[1].version.as_deref(), Some("1:3.2.1-2.fc40"));
+    assert!(
+        s.notes.iter().any(|n| n.contains("1 malformed header")),
+        "{:?}",
+        s.notes
+    );
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains("/var/lib/rpm/Packages found but not read")),
+        "{:?}",
+        s.notes
+    );
+}
