@@ -105,6 +105,14 @@ fn unknown(flag: &str, spec: &str, k: &str, kind: &str) -> Error {
     ))
 }
 
+/// The `type=` attribute of a cache spec; `expected` lists the types the flag takes.
+fn type_attr(flag: &str, spec: &str, kv: &[(String, String)], expected: &str) -> Result<String> {
+    kv.iter()
+        .find(|(k, _)| k == "type")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| Error::Invalid(format!("{flag} {spec:?}: missing type= ({expected})")))
+}
+
 fn unknown_type(flag: &str, spec: &str, t: &str) -> Error {
     Error::Invalid(format!(
         "{flag} {spec:?}: unknown cache type {t:?} (expected registry, local or inline)"
@@ -116,15 +124,7 @@ impl CacheExport {
     pub fn parse(spec: &str) -> Result<CacheExport> {
         const FLAG: &str = "--cache-to";
         let kv = attrs(FLAG, spec)?;
-        let kind = kv
-            .iter()
-            .find(|(k, _)| k == "type")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{FLAG} {spec:?}: missing type= (registry, local or inline)"
-                ))
-            })?;
+        let kind = type_attr(FLAG, spec, &kv, "registry, local or inline")?;
         let mut e = CacheExport {
             target: ExportTarget::Inline,
             mode: Mode::Min,
@@ -234,15 +234,7 @@ impl CacheImport {
             });
         }
         let kv = attrs(FLAG, spec)?;
-        let kind = kv
-            .iter()
-            .find(|(k, _)| k == "type")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{FLAG} {spec:?}: missing type= (registry or local)"
-                ))
-            })?;
+        let kind = type_attr(FLAG, spec, &kv, "registry or local")?;
         let (mut reference, mut src, mut strict) = (None, None, false);
         for (k, v) in &kv {
             match k.as_str() {
